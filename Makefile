@@ -1,0 +1,42 @@
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+CONFIG ?= config.toml
+
+.PHONY: venv test lint unit demo run bench migrate check-config clean
+
+$(BIN)/.installed: pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $@
+
+venv: $(BIN)/.installed
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+test: lint
+	PTB_TIMEDELTA=1 $(BIN)/pytest -q
+
+unit: venv
+	PTB_TIMEDELTA=1 $(BIN)/pytest -q tests/unit tests/storage
+
+demo: venv
+	PTB_TIMEDELTA=1 $(BIN)/python -m bot demo
+
+run: venv
+	PTB_TIMEDELTA=1 $(BIN)/python -m bot run --config $(CONFIG)
+
+migrate: venv
+	$(BIN)/python -m bot migrate --config $(CONFIG)
+
+check-config: venv
+	$(BIN)/python -m bot check-config --config $(CONFIG)
+
+bench: venv
+	PTB_TIMEDELTA=1 $(BIN)/python -m bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,242 @@
+"""Settings: a TOML file plus `RALLYPOINT_<SECTION>__<KEY>` environment overrides.
+
+Every key of DESIGN.md's config table lives here, validated once at start-up. Secrets are
+`SecretStr` so that they never reach a log line or `check-config` unmasked.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Any
+from zoneinfo import ZoneInfo
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+)
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from services.quiet_hours import parse_hhmm
+from services.schedule import validate_timezone
+
+CONFIG_ENV = "RALLYPOINT_CONFIG"
+DEFAULT_CONFIG_PATH = Path("config.toml")
+
+Snowflake = Annotated[int, Field(ge=0, lt=2**64)]
+
+
+def _hhmm(value: str) -> str:
+    parse_hhmm(value)
+    return value
+
+
+HHMM = Annotated[str, AfterValidator(_hhmm)]
+
+
+class _Section(BaseModel):
+    # A typo in a key is an error, not a silently ignored setting.
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DiscordSettings(_Section):
+    token: SecretStr = SecretStr("")
+    guild_id: Snowflake = 0
+    promoter_ids: list[Snowflake] = []
+    admin_ids: list[Snowflake] = []
+    promoter_role_ids: list[Snowflake] = []
+    followup_channel_id: Snowflake = 0
+    voice_channel_ids: list[Snowflake] = []
+    api_base_url: str = ""
+    gateway_url: str = ""
+    oauth_client_id: str = ""
+    oauth_client_secret: SecretStr = SecretStr("")
+    oauth_redirect_uri: str = ""
+
+
+class PromotionSettings(_Section):
+    timezone: str = "Europe/Ljubljana"
+    reminder_time: HHMM = "20:45"
+    start_time: HHMM = "21:00"
+    voice_check_delay_seconds: int = Field(30, ge=0, le=3600)
+    global_cooldown: bool = False
+    dry_run_default: bool = False
+    max_attempts: int = Field(5, ge=1, le=100)
+    job_lease_seconds: int = Field(60, ge=5, le=3600)
+    # Overdue policy: a message job that is due more than this many minutes ago when it is first
+    # claimed (for example after the bot was down all evening) is skipped and logged, not sent late.
+    max_lateness_minutes: int = Field(30, ge=1, le=24 * 60)
+    # Concurrent sends per channel within one job.
+    send_concurrency: int = Field(16, ge=1, le=256)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, value: str) -> str:
+        return validate_timezone(value)
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    @property
+    def reminder(self) -> time:
+        return parse_hhmm(self.reminder_time)
+
+    @property
+    def start(self) -> time:
+        return parse_hhmm(self.start_time)
+
+
+class StorageSettings(_Section):
+    path: Path = Path("data/rallypoint.sqlite3")
+
+
+class ApiSettings(_Section):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    service_tokens: list[SecretStr] = []
+
+
+class TelegramSettings(_Section):
+    token: SecretStr = SecretStr("")
+    api_base_url: str = ""
+    bot_username: str = ""
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.token.get_secret_value())
+
+
+class SignalSettings(_Section):
+    api_url: str = ""
+    number: str = ""
+
+    @field_validator("number")
+    @classmethod
+    def _e164(cls, value: str) -> str:
+        if value and not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) - 1 <= 15):
+            raise ValueError("must be an E.164 number such as +38640123456")
+        return value
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.api_url and self.number)
+
+
+class SecuritySettings(_Section):
+    contact_encryption_key: SecretStr = SecretStr("")
+    session_secret: SecretStr = SecretStr("")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="RALLYPOINT_",
+        env_nested_delimiter="__",
+        extra="forbid",
+        frozen=True,
+    )
+
+    discord: DiscordSettings = DiscordSettings()
+    promotion: PromotionSettings = PromotionSettings()
+    storage: StorageSettings = StorageSettings()
+    api: ApiSettings = ApiSettings()
+    telegram: TelegramSettings = TelegramSettings()
+    signal: SignalSettings = SignalSettings()
+    security: SecuritySettings = SecuritySettings()
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = settings_cls.model_config.get("toml_file")
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if toml_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml_file))
+        return tuple(sources)
+
+
+class ConfigError(Exception):
+    """A configuration problem, phrased for a one-line message (exit code 2)."""
+
+
+def resolve_config_path(cli_path: str | None) -> Path | None:
+    """Return the config file to read: --config, else $RALLYPOINT_CONFIG, else ./config.toml if present."""
+    if cli_path:
+        return Path(cli_path)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    return DEFAULT_CONFIG_PATH if DEFAULT_CONFIG_PATH.exists() else None
+
+
+def load_settings(path: Path | None, **overrides: Any) -> Settings:
+    """Load settings from `path` (TOML) and the environment, or raise ConfigError."""
+    if path is not None and not path.is_file():
+        raise ConfigError(f"config file not found: {path}")
+
+    class _FileSettings(Settings):
+        model_config = SettingsConfigDict(toml_file=path)
+
+    try:
+        return _FileSettings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc)) from None
+    except (ValueError, OSError) as exc:  # malformed TOML or unreadable file
+        raise ConfigError(f"cannot read {path}: {exc}") from None
+
+
+def _describe(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    message = first["msg"].removeprefix("Value error, ")
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"invalid config key {key}: {message}{more}"
+
+
+def masked_dump(settings: Settings) -> dict[str, Any]:
+    """Return the effective settings with every secret replaced by a marker."""
+
+    def mask(value: Any) -> Any:
+        if isinstance(value, SecretStr):
+            return "********" if value.get_secret_value() else ""
+        if isinstance(value, dict):
+            return {k: mask(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [mask(v) for v in value]
+        if isinstance(value, Path):
+            return str(value)
+        return value
+
+    sections = {name: dict(getattr(settings, name)) for name in type(settings).model_fields}
+    return {name: mask(values) for name, values in sections.items()}
+
+
+def token_matches(presented: str, configured: SecretStr) -> bool:
+    """Compare a bearer token in constant time; `sha256:<hex>` entries hold only the digest."""
+    import hmac
+
+    secret = configured.get_secret_value()
+    if not secret or not presented:
+        return False
+    if secret.startswith("sha256:"):
+        digest = hashlib.sha256(presented.encode()).hexdigest()
+        return hmac.compare_digest(digest, secret.removeprefix("sha256:").lower())
+    return hmac.compare_digest(presented.encode(), secret.encode())
+

@@ -1,0 +1,323 @@
+"""Claim due jobs → run them → record the outcome (DESIGN.md, "Delivery protocol").
+
+`tick()` is the body of the scheduler loop: claim what is due, start it, then sleep until the
+next due time or lease expiry — or until `wake()` says a job was created. Nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import random
+import uuid
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from services.clock import Clock
+from services.delivery.base import ChannelPoster, Outcome, OutgoingMessage, Sender, VoiceProbe
+from services.fanout import Fanout, FanoutJob, FanoutResult
+from services.keys import ledger_key, message_nonce, summary_key
+from services.messages import followup_text, reminder_text, start_text, summary_text
+from services.models import CampaignStatus, Channel, DeliveryStatus, JobStatus, JobType
+from storage.campaigns import Campaign, CampaignStore, Job
+from storage.jobs import JobStore
+from storage.ledger import Attempt, LedgerStore
+
+log = logging.getLogger(__name__)
+
+JOB_BACKOFF_BASE_SECONDS = 5.0
+JOB_BACKOFF_CAP_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class DispatchConfig:
+    zone: ZoneInfo
+    lease: timedelta
+    max_lateness: timedelta
+    followup_channel_id: int
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        campaigns: CampaignStore,
+        jobs: JobStore,
+        ledger: LedgerStore,
+        fanout: Fanout,
+        senders: dict[Channel, Sender],
+        poster: ChannelPoster | None,
+        voice: VoiceProbe | None,
+        config: DispatchConfig,
+        clock: Clock,
+        owner: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.campaigns = campaigns
+        self.jobs = jobs
+        self.ledger = ledger
+        self.fanout = fanout
+        self.senders = senders
+        self.poster = poster
+        self.voice = voice
+        self.config = config
+        self.clock = clock
+        self.owner = owner or f"rp-{uuid.uuid4().hex[:12]}"
+        self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
+        self._wake = asyncio.Event()
+        self._running: dict[int, asyncio.Task[None]] = {}
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def wake(self) -> None:
+        """A job was created or finished: re-read the schedule now."""
+        self._wake.set()
+
+    async def tick(self) -> None:
+        """Start every due job, then wait for the next due time (or a wake-up)."""
+        self._wake.clear()
+        await self.start_due()
+        next_at = await self.jobs.next_wakeup()
+        await self.clock.sleep_until(next_at, self._wake)
+
+    async def start_due(self) -> list[asyncio.Task[None]]:
+        claimed = await self.jobs.claim_due(self.clock.now(), self.owner, self.config.lease)
+        started = []
+        for job in claimed:
+            task = asyncio.create_task(self._run_guarded(job), name=f"rallypoint-job-{job.id}")
+            self._running[job.id] = task
+            task.add_done_callback(functools.partial(self._job_done, job.id))
+            started.append(task)
+        return started
+
+    def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
+        self._running.pop(job_id, None)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("job %d task died", job_id, exc_info=task.exception())
+        self.wake()
+
+    async def run_until(self, deadline: datetime) -> None:
+        """Run every job due up to `deadline`, moving the clock forward (tests and the demo)."""
+        while True:
+            tasks = await self.start_due()
+            if tasks:
+                await asyncio.gather(*tasks)
+                continue
+            next_at = await self.jobs.next_wakeup()
+            if next_at is None or next_at > deadline:
+                return
+            self._wake.clear()
+            await self.clock.sleep_until(next_at, self._wake)
+
+    async def shutdown(self) -> None:
+        """Stop running jobs; their leases expire and the next start resumes them."""
+        tasks = list(self._running.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    # -- one job ----------------------------------------------------------------------------
+
+    async def _run_guarded(self, job: Job) -> None:
+        """Run a job; a failure is retried with backoff until max_attempts, then `failed`."""
+        try:
+            status = await self._run(job)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %d (%s) failed on attempt %d", job.id, job.job_type, job.attempts)
+            await self._fail_or_retry(job, f"{type(exc).__name__}: {exc}"[:500])
+            return
+        if status is not None:
+            await self.jobs.finish(job.id, self.owner, status, self.clock.now())
+
+    async def _fail_or_retry(self, job: Job, error: str) -> None:
+        now = self.clock.now()
+        if job.attempts >= job.max_attempts:
+            await self.jobs.finish(job.id, self.owner, JobStatus.FAILED, now, error)
+            if job.job_type is JobType.START:
+                await self.campaigns.set_status(job.campaign_id, CampaignStatus.FAILED)
+            log.error("job %d gave up after %d attempts: %s", job.id, job.attempts, error)
+            return
+        delay = min(JOB_BACKOFF_CAP_SECONDS, JOB_BACKOFF_BASE_SECONDS * 2 ** (job.attempts - 1))
+        delay *= 0.75 + self.rng.random() / 2
+        await self.jobs.retry_later(job.id, self.owner, now + timedelta(seconds=delay), error)
+
+    async def _run(self, job: Job) -> JobStatus | None:
+        campaign = await self.campaigns.get(job.campaign_id)
+        if campaign is None or campaign.status is CampaignStatus.CANCELLED:
+            return JobStatus.CANCELLED
+        if job.attempts > job.max_attempts:
+            # A job whose runs keep dying (the process is killed each time) ends here.
+            await self._fail_or_retry(job, "too many interrupted attempts")
+            return None
+        lateness = self.clock.now() - job.due_at
+        if job.attempts == 1 and lateness > self.config.max_lateness:
+            return await self._skip_overdue(job, campaign, lateness)
+        if campaign.status is CampaignStatus.SCHEDULED:
+            await self.campaigns.set_status(campaign.id, CampaignStatus.RUNNING)
+        if job.job_type is JobType.VOICE_CHECK:
+            return await self._voice_check(job, campaign)
+        result = await self._message_job(job, campaign, None)
+        if result is None:
+            return JobStatus.CANCELLED
+        if job.job_type is JobType.START:
+            counts = await self.ledger.final_counts(job.id)
+            await self.campaigns.set_status(campaign.id, _status_after_start(counts))
+        return JobStatus.SENT
+
+    async def _skip_overdue(self, job: Job, campaign: Campaign, lateness: timedelta) -> JobStatus:
+        """Overdue policy: a message more than max_lateness late is skipped and logged, not sent."""
+        minutes = int(lateness.total_seconds() // 60)
+        reason = f"overdue: due {minutes} min ago (limit {self.config.max_lateness})"
+        recipients = await self.campaigns.recipients(campaign.id)
+        await self.ledger.record(
+            key=None,
+            campaign_id=campaign.id,
+            job_id=job.id,
+            job_type=job.job_type,
+            outcomes=(),
+            extra_attempts=[
+                Attempt(r.player.id, r.selected_channel, DeliveryStatus.SKIPPED, reason, None, True)
+                for r in recipients
+            ],
+            now=self.clock.now(),
+        )
+        log.warning("job %d (%s) of campaign %d skipped: %s", job.id, job.job_type, campaign.id, reason)
+        if job.job_type is JobType.START:
+            await self.campaigns.set_status(campaign.id, CampaignStatus.FAILED)
+        return JobStatus.SKIPPED
+
+    async def _message_job(
+        self, job: Job, campaign: Campaign, only: frozenset[int] | None
+    ) -> FanoutResult | None:
+        day = campaign.campaign_date
+        key = ledger_key(job.job_type, day, dry_run_campaign_id=campaign.id if campaign.dry_run else None)
+        start_at = (await self._start_time(campaign)) or job.due_at
+        zone = self.config.zone
+
+        def text_for(channel: Channel) -> str:
+            if job.job_type is JobType.REMINDER:
+                return reminder_text(start_at, self.clock.now(), zone, channel, campaign.dry_run)
+            if job.job_type is JobType.START:
+                return start_text(start_at, zone, channel, campaign.dry_run)
+            return followup_text(start_at, zone, channel, campaign.dry_run)
+
+        recipients = await self.campaigns.recipients(campaign.id)
+        if only is not None:
+            recipients = [r for r in recipients if r.player.id not in only]
+        fanout_job = FanoutJob(campaign.id, job.id, job.job_type, key, campaign.dry_run, zone)
+        return await self.fanout.run(
+            fanout_job, recipients, text_for, keep_alive=self._keep_alive(job)
+        )
+
+    async def _start_time(self, campaign: Campaign) -> datetime | None:
+        for j in await self.campaigns.jobs(campaign.id):
+            if j.job_type is JobType.START:
+                return j.due_at
+        return None
+
+    def _keep_alive(self, job: Job) -> _LeaseKeeper:
+        return _LeaseKeeper(self, job)
+
+    async def _voice_check(self, job: Job, campaign: Campaign) -> JobStatus | None:
+        in_voice = await self.voice.discord_ids_in_voice() if self.voice is not None else frozenset()
+        recipients = await self.campaigns.recipients(campaign.id)
+        present = frozenset(r.player.id for r in recipients if r.player.discord_user_id in in_voice)
+        result = await self._message_job(job, campaign, only=present)
+        if result is None:
+            return JobStatus.CANCELLED
+        missing = [r for r in recipients if r.player.id not in present]
+        followups_sent = (await self.ledger.final_counts(job.id))[DeliveryStatus.SENT]
+        start_at = (await self._start_time(campaign)) or job.due_at
+        text = summary_text(
+            start=start_at,
+            zone=self.config.zone,
+            in_voice=[r.player.display_name for r in recipients if r.player.id in present],
+            missing=[r.player.display_name for r in missing],
+            followups_sent=followups_sent,
+            dry_run=campaign.dry_run,
+        )
+        await self._post_summary(job, campaign, text)
+        await self.campaigns.set_status(campaign.id, CampaignStatus.FOLLOWUP_SENT)
+        return JobStatus.SENT
+
+    async def _post_summary(self, job: Job, campaign: Campaign, text: str) -> None:
+        """Post once per target: the follow-up channel, or the initiator's DM for a dry run."""
+        if campaign.dry_run:
+            target = f"dm:{campaign.initiator.discord_user_id}"
+        elif self.config.followup_channel_id:
+            target = f"channel:{self.config.followup_channel_id}"
+        else:
+            log.warning("campaign %d: no discord.followup_channel_id; summary not posted", campaign.id)
+            return
+        key = summary_key(campaign.campaign_date, campaign.id, target)
+        state = await self.ledger.claim_post(key, campaign.id, self.clock.now())
+        if state is not None and state != "claimed":
+            return  # posted (or given up) before a restart
+        # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
+        nonce = message_nonce(campaign.id, key, 0)
+        attempts: list[Attempt] = []
+        for _ in range(3):
+            if campaign.dry_run:
+                sender = self.senders.get(Channel.DISCORD)
+                if sender is None:
+                    break
+                res = await sender.send(
+                    OutgoingMessage(Channel.DISCORD, str(campaign.initiator.discord_user_id), text, nonce)
+                )
+            elif self.poster is not None:
+                res = await self.poster.post(self.config.followup_channel_id, text, nonce)
+            else:
+                break
+            if res.outcome is Outcome.SENT:
+                attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary",
+                                        res.provider_message_id))
+                await self.ledger.record_post(
+                    key, state="sent", provider_message_id=res.provider_message_id,
+                    campaign_id=campaign.id, job_id=job.id, attempts=attempts, now=self.clock.now(),
+                )
+                return
+            attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {res.reason}"))
+            if res.outcome is Outcome.PERMANENT:
+                break
+            await self.clock.sleep(res.retry_after if res.retry_after is not None else 2.0)
+        await self.ledger.record_post(
+            key, state="failed", provider_message_id=None, campaign_id=campaign.id, job_id=job.id,
+            attempts=attempts, now=self.clock.now(),
+        )
+        log.error("campaign %d: summary could not be posted", campaign.id)
+
+
+class _LeaseKeeper:
+    """Extends the job's lease while a fan-out runs; tells the fan-out to stop if it should."""
+
+    def __init__(self, dispatcher: Dispatcher, job: Job) -> None:
+        self.d = dispatcher
+        self.job = job
+        self.extended_at = dispatcher.clock.now()
+        self._lock = asyncio.Lock()
+
+    async def __call__(self) -> bool:
+        async with self._lock:
+            now = self.d.clock.now()
+            if now - self.extended_at >= self.d.config.lease / 3:
+                self.extended_at = now
+                until = now + self.d.config.lease
+                if not await self.d.jobs.extend_lease(self.job.id, self.d.owner, until):
+                    log.warning("job %d: lease lost; stopping this run", self.job.id)
+                    return False
+            # Checked per chunk and per retry, so a cancel stops a long fan-out promptly.
+            campaign = await self.d.campaigns.get(self.job.campaign_id)
+            return campaign is not None and campaign.status is not CampaignStatus.CANCELLED
+
+
+def _status_after_start(counts: dict[DeliveryStatus, int]) -> CampaignStatus:
+    """sent when no start send failed; partial when some sent and some failed; failed when none sent."""
+    if counts[DeliveryStatus.FAILED] == 0:
+        return CampaignStatus.SENT
+    if counts[DeliveryStatus.SENT] > 0:
+        return CampaignStatus.PARTIAL
+    return CampaignStatus.FAILED

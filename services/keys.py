@@ -1,0 +1,40 @@
+"""Idempotency keys of the delivery ledger (rule 7) and Discord nonces."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import date
+
+from services.models import JobType
+
+_KEY_PART: dict[JobType, str] = {
+    JobType.REMINDER: "T-15",
+    JobType.START: "T0",
+    JobType.VOICE_CHECK: "FOLLOWUP",
+}
+
+NONCE_MAX_LENGTH = 25
+
+
+def ledger_key(job_type: JobType, day: date, *, dry_run_campaign_id: int | None = None) -> str:
+    """`PROMOTE:T-15:<date>` and friends; a dry run gets keys of its own that never collide.
+
+    A real key is shared by every campaign of the day, so a player gets at most one reminder
+    whichever promoter scheduled it. A dry-run key names its campaign so that rehearsals neither
+    consume nor are blocked by the real evening's keys.
+    """
+    base = f"PROMOTE:{_KEY_PART[job_type]}:{day.isoformat()}"
+    if dry_run_campaign_id is None:
+        return base
+    return f"DRYRUN:{dry_run_campaign_id}:{base}"
+
+
+def summary_key(day: date, campaign_id: int, target: str) -> str:
+    """The summary post is keyed by where it goes (a channel, or the initiator's DM)."""
+    return f"PROMOTE:SUMMARY:{day.isoformat()}:{campaign_id}:{target}"
+
+
+def message_nonce(campaign_id: int, key: str, player_id: int) -> str:
+    """A deterministic nonce of at most 25 characters for (campaign, key, player)."""
+    digest = hashlib.blake2b(f"{campaign_id}|{key}|{player_id}".encode(), digest_size=12).hexdigest()
+    return f"rp{digest}"[:NONCE_MAX_LENGTH]

@@ -1,0 +1,92 @@
+"""The texts players and the follow-up channel read. Times are the real local start time."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from services.models import Channel
+
+DISCORD_LIMIT = 2000
+
+
+def local_time_label(when: datetime, zone: ZoneInfo) -> str:
+    """`21:00 CET` — HH:MM in the promotion timezone with its abbreviation."""
+    local = when.astimezone(zone)
+    return f"{local:%H:%M} {local.tzname()}"
+
+
+def _discord_stamp(when: datetime, channel: Channel) -> str:
+    # Discord renders <t:UNIX:t> in each reader's own timezone; other channels get plain text.
+    return f" (<t:{int(when.timestamp())}:t> your time)" if channel is Channel.DISCORD else ""
+
+
+def reminder_text(start: datetime, now: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+    minutes = max(1, round((start - now).total_seconds() / 60))
+    prefix = "[dry run] " if dry_run else ""
+    return (
+        f"{prefix}⏰ Game night kicks off in {minutes} minute{'s' if minutes != 1 else ''}, "
+        f"at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
+        "See you in voice!"
+    )
+
+
+def start_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+    prefix = "[dry run] " if dry_run else ""
+    return (
+        f"{prefix}🎮 We are starting now ({local_time_label(start, zone)}"
+        f"{_discord_stamp(start, channel)}). Jump into the voice channel!"
+    )
+
+
+def followup_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+    prefix = "[dry run] " if dry_run else ""
+    return (
+        f"{prefix}👋 We started at {local_time_label(start, zone)} and you are not in voice yet. "
+        "Join us when you can!"
+    )
+
+
+def summary_text(
+    *,
+    start: datetime,
+    zone: ZoneInfo,
+    in_voice: Sequence[str],
+    missing: Sequence[str],
+    followups_sent: int,
+    dry_run: bool,
+    limit: int = DISCORD_LIMIT,
+) -> str:
+    """One message: who is in voice, whom we wait on, follow-ups sent out of missing; fits `limit`."""
+    prefix = "[dry run] " if dry_run else ""
+    head = f"{prefix}📋 Voice check for the {local_time_label(start, zone)} start"
+    tail = f"Follow-ups sent: {followups_sent} of {len(missing)} missing."
+    # Share the room left between the two name lists; each list ends with "and N more" if cut.
+    room = limit - len(head) - len(tail) - 80
+    in_voice_line = _name_list(in_voice, room // 2)
+    missing_line = _name_list(missing, room - len(in_voice_line))
+    text = (
+        f"{head}\n"
+        f"In voice ({len(in_voice)}): {in_voice_line}\n"
+        f"Waiting on ({len(missing)}): {missing_line}\n"
+        f"{tail}"
+    )
+    return text[:limit]
+
+
+def _name_list(names: Sequence[str], room: int) -> str:
+    if not names:
+        return "nobody"
+    shown: list[str] = []
+    used = 0
+    for i, name in enumerate(names):
+        rest = len(names) - i - 1
+        suffix = f", and {rest} more" if rest else ""
+        piece = (", " if shown else "") + name
+        if used + len(piece) + len(suffix) > room:
+            left = len(names) - len(shown)
+            return (", ".join(shown) + f", and {left} more") if shown else f"{left} players"
+        shown.append(name)
+        used += len(piece)
+    return ", ".join(shown)

@@ -1,0 +1,119 @@
+"""Players setting their status and their promotion preferences."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import date, timedelta
+from typing import Final
+
+from services.clock import Clock
+from services.errors import InvalidInput
+from services.models import Channel, Player, PlayerStatus, Preferences, PreferredChannel, QuietHours
+from services.permissions import Actor
+from services.promote import PromoteService
+from services.schedule import validate_timezone
+from storage.links import Link, LinkStore
+from storage.players import AvailabilityEntry, PlayerStore
+
+# How far from today a status may be set: yesterday (late-night sessions) to four weeks ahead.
+PAST_DAYS: Final = 1
+FUTURE_DAYS: Final = 28
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    day: date
+    entries: tuple[AvailabilityEntry, ...]
+
+    def counts(self) -> dict[PlayerStatus, int]:
+        counts = {s: 0 for s in PlayerStatus}
+        for e in self.entries:
+            if e.status is not None:
+                counts[e.status] += 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencesView:
+    player: Player
+    preferences: Preferences
+    links: tuple[Link, ...]
+
+    @property
+    def linked_channels(self) -> frozenset[Channel]:
+        return frozenset({Channel.DISCORD, *(link.channel for link in self.links)})
+
+
+class PlayerService:
+    def __init__(
+        self, *, players: PlayerStore, links: LinkStore, promote: PromoteService, clock: Clock
+    ) -> None:
+        self.players = players
+        self.links = links
+        self.promote = promote
+        self.clock = clock
+
+    def resolve_day(self, day: date | None) -> date:
+        today = self.promote.today()
+        if day is None:
+            return today
+        if not today - timedelta(days=PAST_DAYS) <= day <= today + timedelta(days=FUTURE_DAYS):
+            raise InvalidInput(
+                f"date must be between {today - timedelta(days=PAST_DAYS)} and "
+                f"{today + timedelta(days=FUTURE_DAYS)}"
+            )
+        return day
+
+    async def set_status(
+        self, actor: Actor, status: PlayerStatus | None, day: date | None = None
+    ) -> AvailabilityEntry:
+        """Set or clear (None) the acting player's status for `day` (default today)."""
+        player = await self.promote.player_for(actor)
+        when = self.resolve_day(day)
+        await self.players.set_availability(player.id, when, status, self.clock.now())
+        return AvailabilityEntry(player, when, status)
+
+    async def board(self, day: date | None = None) -> Board:
+        when = self.resolve_day(day)
+        return Board(when, tuple(await self.players.availability_board(when)))
+
+    async def preferences(self, actor: Actor) -> PreferencesView:
+        player = await self.promote.player_for(actor)
+        prefs = await self.players.preferences(player.id)
+        return PreferencesView(player, prefs, tuple(await self.links.links(player.id)))
+
+    async def update_preferences(
+        self,
+        actor: Actor,
+        *,
+        allow_promotions: bool | _Unset = UNSET,
+        preferred_channel: PreferredChannel | _Unset = UNSET,
+        quiet_hours: QuietHours | _Unset | None = UNSET,
+        timezone: str | _Unset | None = UNSET,
+    ) -> PreferencesView:
+        """Change only the fields given; the others stay as they are."""
+        player = await self.promote.player_for(actor)
+        prefs = await self.players.preferences(player.id)
+        if not isinstance(allow_promotions, _Unset):
+            prefs = replace(prefs, allow_promotions=allow_promotions)
+        if not isinstance(preferred_channel, _Unset):
+            prefs = replace(prefs, preferred_channel=preferred_channel)
+        if not isinstance(quiet_hours, _Unset):
+            prefs = replace(prefs, quiet_hours=quiet_hours)
+        if not isinstance(timezone, _Unset):
+            if timezone is not None:
+                try:
+                    validate_timezone(timezone)
+                except ValueError as exc:
+                    raise InvalidInput(str(exc)) from None
+            prefs = replace(prefs, timezone=timezone)
+        await self.players.save_preferences(player.id, prefs, self.clock.now())
+        return PreferencesView(player, prefs, tuple(await self.links.links(player.id)))

@@ -1,0 +1,208 @@
+"""Preview, create, status and cancel of a promotion campaign (rules 1-6, 10)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, time, timedelta
+from zoneinfo import ZoneInfo
+
+from services.clock import Clock
+from services.errors import CampaignExists, NoRecipients, NotFound, NotLinked, NotPromoter
+from services.models import (
+    CampaignSchedule,
+    Channel,
+    ChannelsSummary,
+    DeliveryStatus,
+    Player,
+    Preview,
+)
+from services.permissions import Actor, PromoterPolicy, can_promote
+from services.recipients import dry_run_recipients, select_recipients, wanted_statuses
+from services.schedule import campaign_date, compute_schedule
+from storage.campaigns import Campaign, CampaignStore, DuplicateCampaign, Job
+from storage.players import PlayerStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class PromotionConfig:
+    zone: ZoneInfo
+    reminder_at: time
+    start_at: time
+    voice_check_delay: timedelta
+    global_cooldown: bool
+    max_attempts: int
+    enabled_channels: frozenset[Channel]
+
+    @property
+    def timezone(self) -> str:
+        return self.zone.key
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCreated:
+    campaign: Campaign
+    schedule: CampaignSchedule
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatusView:
+    """What anyone linked may see of a campaign: aggregates only (rule 10)."""
+
+    campaign: Campaign
+    delivery: dict[DeliveryStatus, int]
+    jobs: tuple[Job, ...]
+
+
+class PromoteService:
+    def __init__(
+        self,
+        *,
+        players: PlayerStore,
+        campaigns: CampaignStore,
+        config: PromotionConfig,
+        policy: PromoterPolicy,
+        clock: Clock,
+        on_jobs_created: Callable[[], None] = lambda: None,
+    ) -> None:
+        self.players = players
+        self.campaigns = campaigns
+        self.config = config
+        self.policy = policy
+        self.clock = clock
+        self._on_jobs_created = on_jobs_created
+
+    def today(self) -> date:
+        return campaign_date(self.clock.now(), self.config.zone)
+
+    async def player_for(self, actor: Actor) -> Player:
+        """The actor's player profile, created on first use; non-members never get one."""
+        if not actor.is_member:
+            raise NotLinked()
+        name = actor.display_name.strip() or str(actor.discord_user_id)
+        return await self.players.upsert(actor.discord_user_id, name[:100], self.clock.now())
+
+    async def can_promote(self, actor: Actor) -> bool:
+        if not actor.is_member:
+            return False
+        tier = await self.players.tier(actor.discord_user_id)
+        return can_promote(actor, tier, self.policy)
+
+    async def promoter(self, actor: Actor) -> Player:
+        player = await self.player_for(actor)
+        if not await self.can_promote(actor):
+            raise NotPromoter()
+        return player
+
+    async def preview(
+        self, actor: Actor, *, include_available: bool = False, include_maybe: bool = False,
+        dry_run: bool = False,
+    ) -> Preview:
+        initiator = await self.promoter(actor)
+        return await self._preview(initiator, include_available, include_maybe, dry_run)
+
+    async def _preview(
+        self, initiator: Player, include_available: bool, include_maybe: bool, dry_run: bool
+    ) -> Preview:
+        now = self.clock.now()
+        day = campaign_date(now, self.config.zone)
+        if dry_run:
+            recipients = dry_run_recipients(initiator, await self.players.availability(initiator.id, day))
+        else:
+            candidates = await self.players.candidates(
+                day, wanted_statuses(include_available, include_maybe)
+            )
+            recipients = select_recipients(
+                candidates,
+                include_available=include_available,
+                include_maybe=include_maybe,
+                enabled_channels=self.config.enabled_channels,
+            )
+        schedule = compute_schedule(
+            now, self.config.zone, self.config.reminder_at, self.config.start_at,
+            self.config.voice_check_delay,
+        )
+        return Preview(
+            campaign_date=day,
+            timezone=self.config.timezone,
+            schedule=schedule,
+            reminder_time=self.config.reminder_at,
+            start_time=self.config.start_at,
+            recipients=tuple(recipients),
+            channels_summary=ChannelsSummary.of(recipients),
+            unavailable_channels=frozenset(Channel) - self.config.enabled_channels - {Channel.DISCORD},
+            dry_run=dry_run,
+        )
+
+    async def create(
+        self, actor: Actor, *, include_available: bool = False, include_maybe: bool = False,
+        dry_run: bool = False,
+    ) -> CampaignCreated:
+        """Snapshot recipients and schedule the three jobs in one transaction."""
+        initiator = await self.promoter(actor)
+        preview = await self._preview(initiator, include_available, include_maybe, dry_run)
+        if not preview.recipients:
+            raise NoRecipients()
+        try:
+            campaign, jobs = await self.campaigns.create(
+                day=preview.campaign_date,
+                initiator=initiator,
+                dry_run=dry_run,
+                global_guard=self.config.global_cooldown,
+                include_available=include_available,
+                include_maybe=include_maybe,
+                timezone=self.config.timezone,
+                recipients=list(preview.recipients),
+                schedule=preview.schedule,
+                max_attempts=self.config.max_attempts,
+                now=self.clock.now(),
+            )
+        except DuplicateCampaign as exc:
+            if exc.global_guard:
+                raise CampaignExists(
+                    "Tonight's session has already been promoted (one campaign per day)."
+                ) from None
+            raise CampaignExists("You have already promoted a session today.") from None
+        log.info(
+            "campaign %d created by player %d for %s: %d recipients%s",
+            campaign.id, initiator.id, campaign.campaign_date, campaign.recipient_count,
+            " (dry run)" if dry_run else "",
+        )
+        self._on_jobs_created()
+        return CampaignCreated(campaign, preview.schedule, tuple(jobs))
+
+    async def status(self, actor: Actor, day: date | None = None) -> CampaignStatusView | None:
+        """The campaign of `day` (default today): the newest real one, else the newest dry run."""
+        await self.player_for(actor)
+        campaign = await self.campaigns.for_date(day or self.today())
+        if campaign is None:
+            return None
+        return await self._view(campaign)
+
+    async def _view(self, campaign: Campaign) -> CampaignStatusView:
+        delivery = await self.campaigns.delivery_counts(campaign.id)
+        jobs = await self.campaigns.jobs(campaign.id)
+        return CampaignStatusView(campaign, delivery, tuple(jobs))
+
+    async def cancel(self, actor: Actor, campaign_id: int | None = None) -> CampaignStatusView:
+        """Cancel a campaign (default: today's); its pending jobs never run."""
+        initiator = await self.promoter(actor)
+        if campaign_id is None:
+            campaign = await self.campaigns.active_for_initiator(initiator.id, self.today())
+            if campaign is None:
+                campaign = await self.campaigns.for_date(self.today())
+        else:
+            campaign = await self.campaigns.get(campaign_id)
+        if campaign is None:
+            raise NotFound("There is no campaign to cancel.")
+        if not await self.campaigns.cancel(campaign.id, self.clock.now()):
+            raise NotFound(f"Campaign {campaign.id} is already over ({campaign.status.value}).")
+        log.info("campaign %d cancelled by player %d", campaign.id, initiator.id)
+        updated = await self.campaigns.get(campaign.id)
+        if updated is None:
+            raise RuntimeError("row vanished right after being written")
+        return await self._view(updated)

@@ -1,0 +1,44 @@
+"""Recipient selection (rules 2 and 5): who is promoted to, on which channel."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from services.models import Candidate, Channel, Player, PlayerStatus, Recipient
+from services.routing import fallback_chain
+
+
+def wanted_statuses(include_available: bool, include_maybe: bool) -> frozenset[PlayerStatus]:
+    statuses = {PlayerStatus.LOOKING}
+    if include_available:
+        statuses.add(PlayerStatus.AVAILABLE)
+    if include_maybe:
+        statuses.add(PlayerStatus.MAYBE)
+    return frozenset(statuses)
+
+
+def select_recipients(
+    candidates: Iterable[Candidate],
+    *,
+    include_available: bool,
+    include_maybe: bool,
+    enabled_channels: Iterable[Channel] = tuple(Channel),
+) -> list[Recipient]:
+    """Snapshot the players to promote to: wanted status, promotions allowed, a usable channel."""
+    statuses = wanted_statuses(include_available, include_maybe)
+    enabled = tuple(enabled_channels)
+    chosen: list[Recipient] = []
+    for c in candidates:
+        if c.status not in statuses or not c.preferences.allow_promotions:
+            continue
+        chain = fallback_chain(c.preferences.preferred_channel, c.verified_channels, enabled)
+        chosen.append(Recipient(c.player, c.status, chain[0], chain))
+    chosen.sort(key=lambda r: (r.player.display_name.casefold(), r.player.id))
+    return chosen
+
+
+def dry_run_recipients(initiator: Player, status: PlayerStatus | None) -> list[Recipient]:
+    """A dry run reaches the initiator alone, on Discord, whatever their status or preferences."""
+    return [
+        Recipient(initiator, status or PlayerStatus.LOOKING, Channel.DISCORD, (Channel.DISCORD,)),
+    ]

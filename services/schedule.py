@@ -1,0 +1,62 @@
+"""Campaign date and job times (rules 3 and 4), DST-correct through zoneinfo."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time, timedelta
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from services.models import CampaignSchedule
+
+PAST_REMINDER_SHIFT = timedelta(seconds=10)
+PAST_START_SHIFT = timedelta(seconds=20)
+
+
+def validate_timezone(name: str) -> str:
+    """Return `name` if it is an IANA timezone, else raise ValueError (never KeyError)."""
+    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")):
+        raise ValueError(f"unknown timezone {name!r}")
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        # ZoneInfoNotFoundError is a KeyError; callers expect a ValueError for bad input.
+        raise ValueError(f"unknown timezone {name!r}") from None
+    return name
+
+
+def campaign_date(now: datetime, zone: ZoneInfo) -> date:
+    """Today's date in the promotion timezone (not the database's, not UTC's)."""
+    return now.astimezone(zone).date()
+
+
+def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
+    """The instant of wall-clock `at` on `day` in `zone`.
+
+    On a spring-forward evening a nonexistent wall time is moved forward by the gap (zoneinfo's
+    fold=0 reading, normalised through UTC), and on a fall-back evening the first occurrence wins.
+    """
+    naive = datetime.combine(day, at)
+    aware = naive.replace(tzinfo=zone, fold=0)
+    # Round-trip through UTC so that a time inside a DST gap becomes a real instant.
+    return aware.astimezone(ZoneInfo("UTC")).astimezone(zone)
+
+
+def compute_schedule(
+    now: datetime,
+    zone: ZoneInfo,
+    reminder_at: time,
+    start_at: time,
+    voice_check_delay: timedelta,
+) -> CampaignSchedule:
+    """Compute reminder, start and voice-check instants for today's campaign (rule 4)."""
+    day = campaign_date(now, zone)
+    reminder = local_datetime(day, reminder_at, zone)
+    start = local_datetime(day, start_at, zone)
+    if reminder <= now:
+        reminder = now + PAST_REMINDER_SHIFT
+    if start <= now:
+        start = now + PAST_START_SHIFT
+    if start <= reminder:
+        # Jobs run in order; a start configured before the reminder follows it closely instead.
+        start = reminder + (PAST_START_SHIFT - PAST_REMINDER_SHIFT)
+    voice_check = start + voice_check_delay
+    return CampaignSchedule(reminder=reminder, start=start, voice_check=voice_check)

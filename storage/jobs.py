@@ -1,0 +1,109 @@
+"""Job claims with leases: the heart of "a dead process's work is resumed, never doubled"."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from services.models import JobStatus
+from storage.campaigns import Job, job_from_row
+from storage.db import Database, from_db_time, to_db_time
+
+# A job is runnable when it is due and every earlier job of its campaign is over: the voice
+# check never starts before the start job has finished.
+_RUNNABLE = """
+    (   (j.status = 'pending' AND j.run_at <= :now)
+     OR (j.status = 'running' AND j.lease_until <= :now))
+    AND NOT EXISTS (SELECT 1 FROM jobs e
+                     WHERE e.campaign_id = j.campaign_id AND e.seq < j.seq
+                       AND e.status IN ('pending', 'running'))
+    AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
+"""
+
+
+class JobStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    async def claim_due(
+        self, now: datetime, owner: str, lease: timedelta, limit: int = 16
+    ) -> list[Job]:
+        """Atomically lease due jobs (and jobs whose lease expired) to `owner`."""
+        async with self.db.transaction() as tx:
+            rows = await tx.fetchall(
+                f"""
+                UPDATE jobs SET status = 'running', lease_owner = :owner, lease_until = :until,
+                                attempts = attempts + 1, started_at = coalesce(started_at, :now)
+                WHERE id IN (SELECT j.id FROM jobs j WHERE {_RUNNABLE}
+                             ORDER BY j.run_at, j.seq LIMIT :limit)
+                RETURNING *
+                """,  # noqa: S608 - a constant fragment, values are bound
+                {
+                    "owner": owner,
+                    "until": to_db_time(now + lease),
+                    "now": to_db_time(now),
+                    "limit": limit,
+                },
+            )
+        return sorted((job_from_row(r) for r in rows), key=lambda j: (j.run_at, j.seq))
+
+    async def next_wakeup(self) -> datetime | None:
+        """The earliest instant at which a claim could find work (a due time or a lease expiry)."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                """
+                SELECT min(t) AS t FROM (
+                    SELECT min(j.run_at) AS t FROM jobs j
+                     WHERE j.status = 'pending'
+                       AND NOT EXISTS (SELECT 1 FROM jobs e
+                                        WHERE e.campaign_id = j.campaign_id AND e.seq < j.seq
+                                          AND e.status IN ('pending', 'running'))
+                    UNION ALL
+                    SELECT min(lease_until) FROM jobs WHERE status = 'running'
+                )
+                """
+            )
+        return from_db_time(row["t"]) if row and row["t"] else None
+
+    async def extend_lease(self, job_id: int, owner: str, until: datetime) -> bool:
+        """Keep a long fan-out's lease; False means another process took the job over."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE jobs SET lease_until = ?
+                WHERE id = ? AND lease_owner = ? AND status = 'running'
+                """,
+                (to_db_time(until), job_id, owner),
+            )
+        return changed == 1
+
+    async def finish(
+        self, job_id: int, owner: str, status: JobStatus, now: datetime, error: str | None = None
+    ) -> bool:
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE jobs SET status = ?, finished_at = ?, last_error = ?, lease_owner = NULL,
+                                lease_until = NULL
+                WHERE id = ? AND lease_owner = ? AND status = 'running'
+                """,
+                (status.value, to_db_time(now), error, job_id, owner),
+            )
+        return changed == 1
+
+    async def retry_later(self, job_id: int, owner: str, run_at: datetime, error: str) -> bool:
+        """Put a failed attempt back to pending for a later try."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE jobs SET status = 'pending', run_at = ?, last_error = ?, lease_owner = NULL,
+                                lease_until = NULL
+                WHERE id = ? AND lease_owner = ? AND status = 'running'
+                """,
+                (to_db_time(run_at), error, job_id, owner),
+            )
+        return changed == 1
+
+    async def get(self, job_id: int) -> Job | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT * FROM jobs WHERE id = ?", (job_id,))
+        return job_from_row(row) if row else None

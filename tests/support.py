@@ -1,0 +1,181 @@
+"""Test helpers: an engine over a real SQLite file, a fake clock and recording senders."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from services.clock import FakeClock
+from services.contacts import ContactCipher
+from services.delivery.base import OutgoingMessage, SendResult
+from services.dispatcher import DispatchConfig
+from services.engine import Engine, build_engine
+from services.models import Channel, PlayerStatus, Preferences
+from services.permissions import Actor, PromoterPolicy
+from services.promote import PromotionConfig
+from storage.db import Database
+
+ZONE = ZoneInfo("Europe/Ljubljana")
+PROMOTER_ID = 1000
+TEST_KEY = ContactCipher.generate_key()
+
+
+def local(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
+    return datetime.combine(day, time(hh, mm, ss), tzinfo=ZONE)
+
+
+@dataclass
+class RecordingSender:
+    """A sender that records every attempt; `script` maps an address to queued results."""
+
+    channel: Channel
+    supports_dedup: bool = False
+    sent: list[OutgoingMessage] = field(default_factory=list)
+    attempts: list[OutgoingMessage] = field(default_factory=list)
+    script: dict[str, list[SendResult]] = field(default_factory=dict)
+    always: dict[str, SendResult] = field(default_factory=dict)
+    on_send: Callable[[OutgoingMessage], None] | None = None
+    delivered_nonces: dict[str, str] = field(default_factory=dict)
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.attempts.append(message)
+        if self.on_send is not None:
+            self.on_send(message)
+        await asyncio.sleep(0)
+        queued = self.script.get(message.address)
+        if queued:
+            return queued.pop(0)
+        if message.address in self.always:
+            return self.always[message.address]
+        if self.supports_dedup and message.nonce in self.delivered_nonces:
+            return SendResult.sent(self.delivered_nonces[message.nonce])
+        self.sent.append(message)
+        mid = f"{self.channel.value}-{len(self.sent)}"
+        self.delivered_nonces[message.nonce] = mid
+        return SendResult.sent(mid)
+
+    def to(self, address: str) -> list[OutgoingMessage]:
+        return [m for m in self.sent if m.address == address]
+
+
+@dataclass
+class RecordingPoster:
+    posts: list[tuple[int, str, str]] = field(default_factory=list)
+
+    async def post(self, channel_id: int, text: str, nonce: str) -> SendResult:
+        self.posts.append((channel_id, text, nonce))
+        return SendResult.sent(f"post-{len(self.posts)}")
+
+
+@dataclass
+class StaticVoice:
+    ids: set[int] = field(default_factory=set)
+
+    async def discord_ids_in_voice(self) -> frozenset[int]:
+        return frozenset(self.ids)
+
+
+FOLLOWUP_CHANNEL = 777
+
+
+def promotion_config(**overrides: object) -> PromotionConfig:
+    values: dict[str, object] = {
+        "zone": ZONE,
+        "reminder_at": time(20, 45),
+        "start_at": time(21, 0),
+        "voice_check_delay": timedelta(seconds=30),
+        "global_cooldown": False,
+        "max_attempts": 5,
+        "enabled_channels": frozenset(Channel),
+    }
+    values.update(overrides)
+    return PromotionConfig(**values)  # type: ignore[arg-type]
+
+
+@dataclass
+class Harness:
+    engine: Engine
+    clock: FakeClock
+    discord: RecordingSender
+    telegram: RecordingSender
+    signal: RecordingSender
+    poster: RecordingPoster
+    voice: StaticVoice
+    cipher: ContactCipher
+    path: Path
+
+    async def add_player(
+        self,
+        discord_id: int,
+        name: str,
+        status: PlayerStatus | None = PlayerStatus.LOOKING,
+        prefs: Preferences | None = None,
+        telegram: str | None = None,
+        signal: str | None = None,
+        day: date | None = None,
+    ) -> int:
+        now = self.clock.now()
+        player = await self.engine.players.upsert(discord_id, name, now)
+        if status is not None:
+            await self.engine.players.set_availability(
+                player.id, day or now.astimezone(ZONE).date(), status, now
+            )
+        if prefs is not None:
+            await self.engine.players.save_preferences(player.id, prefs, now)
+        for channel, address in ((Channel.TELEGRAM, telegram), (Channel.SIGNAL, signal)):
+            if address:
+                await self.engine.links.save(
+                    player.id, channel, self.cipher.encrypt(address),
+                    self.cipher.address_hash(address), now,
+                )
+        return player.id
+
+    def actor(self, discord_id: int = PROMOTER_ID, name: str = "Promoter", member: bool = True) -> Actor:
+        return Actor(discord_id, member, frozenset(), name)
+
+    async def run_evening(self) -> None:
+        """Run every job up to the end of the campaign date."""
+        await self.engine.dispatcher.run_until(self.clock.now() + timedelta(hours=6))
+
+
+async def make_harness(
+    path: Path,
+    start: datetime,
+    *,
+    config: PromotionConfig | None = None,
+    lease_seconds: int = 60,
+    max_lateness: timedelta = timedelta(minutes=30),
+    owner: str | None = None,
+    concurrency: int = 8,
+) -> Harness:
+    clock = FakeClock(start.astimezone(UTC))
+    db = await Database.open(path)
+    cipher = ContactCipher(TEST_KEY)
+    discord = RecordingSender(Channel.DISCORD, supports_dedup=True)
+    telegram = RecordingSender(Channel.TELEGRAM)
+    signal = RecordingSender(Channel.SIGNAL)
+    poster = RecordingPoster()
+    voice = StaticVoice()
+    engine = build_engine(
+        db=db,
+        promotion=config or promotion_config(),
+        policy=PromoterPolicy(frozenset({PROMOTER_ID}), frozenset(), frozenset()),
+        dispatch=DispatchConfig(
+            zone=ZONE,
+            lease=timedelta(seconds=lease_seconds),
+            max_lateness=max_lateness,
+            followup_channel_id=FOLLOWUP_CHANNEL,
+        ),
+        clock=clock,
+        senders={Channel.DISCORD: discord, Channel.TELEGRAM: telegram, Channel.SIGNAL: signal},
+        poster=poster,
+        voice=voice,
+        cipher=cipher,
+        send_concurrency=concurrency,
+        owner=owner,
+    )
+    return Harness(engine, clock, discord, telegram, signal, poster, voice, cipher, path)
