@@ -9,7 +9,7 @@ from services.clock import Clock
 from services.contacts import ContactCipher
 from services.delivery.base import ChannelPoster, Sender, VoiceProbe
 from services.dispatcher import DispatchConfig, Dispatcher
-from services.fanout import Fanout
+from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
 from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
@@ -51,6 +51,7 @@ def build_engine(
     send_concurrency: int = 16,
     owner: str | None = None,
     rng: random.Random | None = None,
+    flush_interval: float = FLUSH_INTERVAL_SECONDS,
 ) -> Engine:
     """Build every store and service over one database; senders may be added later."""
     senders = senders if senders is not None else {}
@@ -61,7 +62,7 @@ def build_engine(
     ledger = LedgerStore(db)
     fanout = Fanout(
         players=players, ledger=ledger, senders=senders, cipher=cipher, clock=clock,
-        concurrency=send_concurrency, rng=rng,
+        concurrency=send_concurrency, rng=rng, flush_interval=flush_interval,
     )
     dispatcher = Dispatcher(
         campaigns=campaigns, jobs=jobs, ledger=ledger, fanout=fanout, senders=senders,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 500
 FLUSH_EVERY = 128
+FLUSH_INTERVAL_SECONDS = 0.05
 _RECLAIMABLE = frozenset({"skipped", "failed"})
 MAX_TRIES_PER_CHANNEL = 4
 BACKOFF_BASE_SECONDS = 1.0
@@ -73,6 +75,7 @@ class Fanout:
         concurrency: int,
         rng: random.Random | None = None,
         window: int | None = None,
+        flush_interval: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
         self.players = players
         self.ledger = ledger
@@ -84,6 +87,7 @@ class Fanout:
         # Recipients in flight at once, all channels together; by default one channel's limit, so
         # that a claimed recipient never queues behind a semaphore.
         self.window = window or concurrency
+        self.flush_interval = flush_interval
 
     async def run(
         self,
@@ -171,6 +175,7 @@ class Fanout:
         in_flight: set[asyncio.Task[LedgerOutcome]] = set()
         done: list[LedgerOutcome] = []
         lost: list[Attempt] = []
+        flushed_at = time.monotonic()
 
         def start(r: SnapshotRecipient, chain: tuple[Channel, ...]) -> None:
             coro = self._deliver(job, r, contexts.get(r.player.id), chain, text_for, keep_alive)
@@ -201,9 +206,12 @@ class Fanout:
                 for task in finished:
                     in_flight.discard(task)
                     done.append(task.result())
-                if len(done) >= FLUSH_EVERY:
+                # Record outcomes in batches, but never sit on them for long: an unrecorded
+                # outcome turns into `unknown` (Telegram, Signal) if the process dies now.
+                if len(done) >= FLUSH_EVERY or time.monotonic() - flushed_at >= self.flush_interval:
                     await self._record(job, done, lost, result)
                     done, lost = [], []
+                    flushed_at = time.monotonic()
         finally:
             for task in in_flight:
                 task.cancel()

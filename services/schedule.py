@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.models import CampaignSchedule
@@ -29,15 +29,15 @@ def campaign_date(now: datetime, zone: ZoneInfo) -> date:
 
 
 def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
-    """The instant of wall-clock `at` on `day` in `zone`.
+    """The instant (in UTC) of wall-clock `at` on `day` in `zone`.
 
-    On a spring-forward evening a nonexistent wall time is moved forward by the gap (zoneinfo's
-    fold=0 reading, normalised through UTC), and on a fall-back evening the first occurrence wins.
+    A wall time that does not exist (spring forward) is moved forward by the gap; one that
+    happens twice (fall back) is its first occurrence.
     """
-    naive = datetime.combine(day, at)
-    aware = naive.replace(tzinfo=zone, fold=0)
-    # Round-trip through UTC so that a time inside a DST gap becomes a real instant.
-    return aware.astimezone(ZoneInfo("UTC")).astimezone(zone)
+    aware = datetime.combine(day, at).replace(tzinfo=zone, fold=0)
+    # Instants are kept in UTC: a wall time in a DST gap becomes a real instant, and aware
+    # datetimes in a fold would otherwise never compare equal across zones (PEP 495).
+    return aware.astimezone(UTC)
 
 
 def compute_schedule(

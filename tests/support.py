@@ -40,9 +40,17 @@ class RecordingSender:
     always: dict[str, SendResult] = field(default_factory=dict)
     on_send: Callable[[OutgoingMessage], None] | None = None
     delivered_nonces: dict[str, str] = field(default_factory=dict)
+    # Crash simulation: once this many messages were delivered, every later send reaches the
+    # platform and then never returns (the process dies before it learns the outcome).
+    hang_after: int | None = None
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         self.attempts.append(message)
+        if self.hang_after is not None and len(self.sent) >= self.hang_after:
+            if message.nonce not in self.delivered_nonces or not self.supports_dedup:
+                self.sent.append(message)
+                self.delivered_nonces[message.nonce] = f"{self.channel.value}-{len(self.sent)}"
+            await asyncio.Event().wait()
         if self.on_send is not None:
             self.on_send(message)
         await asyncio.sleep(0)
@@ -177,5 +185,6 @@ async def make_harness(
         cipher=cipher,
         send_concurrency=concurrency,
         owner=owner,
+        flush_interval=0.0,  # record every completion at once, so crash tests see exact windows
     )
     return Harness(engine, clock, discord, telegram, signal, poster, voice, cipher, path)
