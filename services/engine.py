@@ -35,6 +35,7 @@ class Engine:
     dispatcher: Dispatcher
     senders: dict[Channel, Sender]
     clock: Clock
+    cipher: ContactCipher | None
 
 
 def build_engine(
@@ -76,5 +77,5 @@ def build_engine(
     return Engine(
         db=db, players=players, links=links, campaigns=campaigns, jobs=jobs, ledger=ledger,
         promote=promote, player_service=player_service, dispatcher=dispatcher, senders=senders,
-        clock=clock,
+        clock=clock, cipher=cipher,
     )

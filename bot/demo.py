@@ -1,0 +1,212 @@
+"""`python -m bot demo`: an offline rehearsal of a whole campaign against the built-in emulators.
+
+Everything a user does goes through real interactions (slash commands, buttons, Telegram
+/start, a Signal code), and the real bot talks to the emulators over loopback. The evening is
+compressed: reminder and start fall due seconds after scheduling, the voice check 10 s later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import tempfile
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from bot.app import Application
+from bot.sandbox.stack import (
+    FOLLOWUP_CHANNEL_ID,
+    GUILD_ID,
+    PROMOTER_ID,
+    VOICE_CHANNEL_ID,
+    Member,
+    SandboxStack,
+)
+from services.models import CampaignStatus
+
+ZONE_NAME = "Europe/Ljubljana"
+BASE_ID = 810_000_000_000_000_000
+
+# (username, status, settings, link, in voice at the check, note)
+PLAYERS: list[tuple[str, str, dict[str, Any], str | None, bool, str]] = [
+    ("Ana", "LOOKING", {"preferred_channel": "telegram"}, "telegram", True, "prefers Telegram, in voice"),
+    ("Bor", "LOOKING", {"preferred_channel": "signal"}, "signal", False, "prefers Signal"),
+    ("Cene", "LOOKING", {}, None, True, "Discord DMs, in voice"),
+    ("Dora", "AVAILABLE", {}, None, False, "AVAILABLE (included on request)"),
+    ("Eva", "MAYBE", {}, None, False, "MAYBE (not included)"),
+    ("Fran", "LOOKING", {"allow_promotions": False}, None, False, "turned promotions off"),
+    ("Gaja", "LOOKING", {"quiet": True}, None, False, "in her quiet hours"),
+    ("Hugo", "LOOKING", {}, None, False, "has Discord DMs closed"),
+    ("Iva", "LOOKING", {"preferred_channel": "telegram"}, "telegram", False, "blocked the Telegram bot"),
+    ("Jan", "LOOKING", {}, None, True, "in voice"),
+    ("Kaja", "NOT_PLAYING", {}, None, False, "not playing tonight"),
+    ("Luka", "LOOKING", {"preferred_channel": "discord"}, None, False, "prefers Discord"),
+]
+
+
+def _say(text: str = "") -> None:
+    print(text, flush=True)
+
+
+async def run_demo() -> int:
+    with tempfile.TemporaryDirectory(prefix="rallypoint-demo-") as tmp:
+        return await _run(Path(tmp))
+
+
+async def _run(workdir: Path) -> int:
+    started = time.monotonic()
+    # Times in the past shift to now + 10 s / now + 20 s (DESIGN.md rule 4): a compressed evening.
+    stack = SandboxStack(workdir, promotion={"reminder_time": "00:00", "start_time": "00:00"})
+    members = [Member(PROMOTER_ID, "rally", nick="Rally (promoter)", promoter=True)]
+    members += [Member(BASE_ID + i, name.lower(), nick=name) for i, (name, *_rest) in enumerate(PLAYERS)]
+    await stack.start(members)
+    app = Application(stack.settings())
+    try:
+        _say("== Rallypoint demo: an evening against the built-in Discord, Telegram and Signal emulators")
+        await app.start()
+        await stack.discord.wait_for_commands(GUILD_ID, timeout=20)
+        _say(f"bot connected, slash commands synced ({time.monotonic() - started:.1f}s)")
+        await _players_set_up(stack)
+        await _promote(stack, app)
+        campaign = await _wait_for_evening(app)
+        await _transcript(stack, app, campaign)
+    finally:
+        await app.stop()
+        await stack.stop()
+    _say(f"\n== done in {time.monotonic() - started:.0f}s")
+    return 0
+
+
+async def _slash(stack: SandboxStack, user_id: int, command: str, **options: Any) -> dict[str, Any]:
+    record = await stack.discord.invoke_slash(GUILD_ID, user_id, command, options)
+    return await record.wait_message(timeout=10)
+
+
+async def _players_set_up(stack: SandboxStack) -> None:
+    _say("\n-- players set their status, preferences and links through real interactions")
+    now_local = datetime.now().astimezone()
+    from zoneinfo import ZoneInfo
+
+    local = datetime.now(ZoneInfo(ZONE_NAME))
+    del now_local
+    quiet = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=2)):%H:%M}"
+    for i, (name, status, prefs, link, _voice, note) in enumerate(PLAYERS):
+        uid = BASE_ID + i
+        await _slash(stack, uid, "available", status=status)
+        options = {k: v for k, v in prefs.items() if k != "quiet"}
+        if prefs.get("quiet"):
+            options["quiet_hours"] = quiet
+        if options:
+            await _slash(stack, uid, "notify settings", **options)
+        if link == "telegram":
+            await _link_telegram(stack, uid, chat_id=700_000 + i)
+        elif link == "signal":
+            await _link_signal(stack, uid, number=f"+3864011{i:04d}")
+        _say(f"   {name:<5} {status:<11} {note}")
+    await _slash(stack, PROMOTER_ID, "available", status="LOOKING")
+    # Faults: Hugo's DMs are closed (Discord 50007), Iva blocked the Telegram bot.
+    stack.discord.dm_closed_user_ids = {BASE_ID + 7}
+    stack.telegram.blocked_chat_ids = {700_000 + 8}
+    for i, (*_head, in_voice, _note) in enumerate(PLAYERS):
+        if in_voice:
+            await stack.discord.set_voice_state(GUILD_ID, BASE_ID + i, VOICE_CHANNEL_ID)
+
+
+async def _link_telegram(stack: SandboxStack, user_id: int, chat_id: int) -> None:
+    message = await _slash(stack, user_id, "notify link telegram")
+    match = re.search(r"start=([A-Za-z0-9_-]+)", message.get("content") or "")
+    if not match:
+        raise RuntimeError(f"no Telegram deep link in {message.get('content')!r}")
+    stack.telegram.queue_message(chat_id, f"/start {match.group(1)}")
+    for _ in range(100):
+        if any("Linked" in m.get("text", "") for m in stack.telegram.messages_to(chat_id)):
+            return
+        await asyncio.sleep(0.05)
+    raise RuntimeError("the Telegram link was not confirmed")
+
+
+async def _link_signal(stack: SandboxStack, user_id: int, number: str) -> None:
+    await _slash(stack, user_id, "notify link signal", number=number)
+    texts = stack.signal.messages_to(number)
+    code = re.search(r"\b(\d{6})\b", texts[-1] if texts else "")
+    if not code:
+        raise RuntimeError("no Signal code arrived")
+    answer = await _slash(stack, user_id, "notify verify", code=code.group(1))
+    if "linked" not in (answer.get("content") or "").lower():
+        raise RuntimeError(f"Signal verification failed: {answer.get('content')!r}")
+
+
+async def _promote(stack: SandboxStack, app: Application) -> None:
+    _say("\n-- the promoter runs /promote preview include_available:true")
+    preview = await _slash(stack, PROMOTER_ID, "promote preview", include_available=True)
+    for embed in preview.get("embeds", []):
+        for f in embed.get("fields", []):
+            _say(f"   {f['name']}: {f['value']}".replace("\n", "\n      "))
+    _say("\n-- /promote schedule include_available:true, then Confirm")
+    record = await stack.discord.invoke_slash(
+        GUILD_ID, PROMOTER_ID, "promote schedule", {"include_available": True}
+    )
+    message = await record.wait_message(timeout=10)
+    click = await stack.discord.click_button(GUILD_ID, PROMOTER_ID, message, "rp:schedule:confirm")
+    await click.wait_response(timeout=10)
+    confirmed = click.last_embeds() or []
+    for embed in confirmed:
+        _say(f"   {embed.get('title')}")
+        for f in embed.get("fields", []):
+            _say(f"   {f['name']}: {f['value']}")
+
+
+async def _wait_for_evening(app: Application) -> Any:
+    assert app.engine is not None  # noqa: S101 - started above
+    _say("\n-- waiting for the reminder, the start ping and the voice check (about 30 s)")
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        campaign = await app.engine.campaigns.for_date(app.engine.promote.today())
+        if campaign is not None and campaign.status in (
+            CampaignStatus.FOLLOWUP_SENT,
+            CampaignStatus.CANCELLED,
+        ):
+            return campaign
+        await asyncio.sleep(0.5)
+    raise RuntimeError("the campaign did not finish in time")
+
+
+async def _transcript(stack: SandboxStack, app: Application, campaign: Any) -> None:
+    assert app.engine is not None  # noqa: S101
+    _say(f"\n== transcript of campaign {campaign.id}: status {campaign.status.value}")
+    names = {BASE_ID + i: name for i, (name, *_r) in enumerate(PLAYERS)}
+    log = await app.engine.ledger.log_rows(campaign.id)
+    players = {
+        p.id: p for p in [await app.engine.players.get(r["player_id"]) for r in log if r["player_id"]] if p
+    }
+    by_player: dict[str, list[str]] = {}
+    for row in log:
+        if row["player_id"] is None:
+            continue
+        player = players[row["player_id"]]
+        label = names.get(player.discord_user_id, player.display_name)
+        job = {"send_reminder_2045": "reminder", "send_start_2100": "start", "voice_check_2100": "follow-up"}[
+            row["job_type"]
+        ]
+        reason = f" ({row['reason']})" if row["status"] != "sent" or row["reason"] else ""
+        by_player.setdefault(label, []).append(f"{job}: {row['status']} on {row['channel']}{reason}")
+    for label, lines in sorted(by_player.items()):
+        _say(f"   {label}")
+        for line in lines:
+            _say(f"      {line}")
+    summary = stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID)
+    _say("\n-- summary posted to #game-night")
+    for m in summary:
+        _say("   " + (m.get("content") or "").replace("\n", "\n   "))
+    view = await app.engine.campaigns.delivery_counts(campaign.id)
+    _say(
+        "\n-- delivery counts (reminder + start + follow-up): "
+        + ", ".join(f"{k.value} {v}" for k, v in view.items())
+    )
+    dm_total = sum(len(stack.discord.dm_messages(uid)) for uid in names)
+    _say(
+        f"   messages seen by players: Discord DMs {dm_total}, Telegram {stack.telegram.sent_total}, "
+        f"Signal {stack.signal.sent_total} (link confirmations and codes included)"
+    )

@@ -1,0 +1,128 @@
+"""Pure renderers: engine results in, discord.Embed out (no I/O, easy to test)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import discord
+
+from services.messages import local_time_label
+from services.models import Channel, DeliveryStatus, PlayerStatus, Preview
+from services.players import Board, PreferencesView
+from services.promote import CampaignCreated, CampaignStatusView
+from services.quiet_hours import format_hhmm
+
+COLOUR = discord.Colour.from_rgb(88, 101, 242)
+MAX_LISTED = 25
+STATUS_EMOJI = {
+    PlayerStatus.LOOKING: "🟢",
+    PlayerStatus.AVAILABLE: "🔵",
+    PlayerStatus.MAYBE: "🟡",
+    PlayerStatus.NOT_PLAYING: "⚪",
+}
+
+
+def _when(at: datetime, zone: ZoneInfo) -> str:
+    return f"{local_time_label(at, zone)} (<t:{int(at.timestamp())}:R>)"
+
+
+def _channels_line(counts: dict[str, int]) -> str:
+    return " · ".join(f"{name}: {n}" for name, n in counts.items())
+
+
+def preview_embed(preview: Preview, zone: ZoneInfo) -> discord.Embed:
+    title = "Promotion preview" + (" (dry run)" if preview.dry_run else "")
+    embed = discord.Embed(title=title, colour=COLOUR)
+    embed.add_field(name="Date", value=preview.campaign_date.isoformat())
+    embed.add_field(name="Reminder", value=_when(preview.schedule.reminder, zone))
+    embed.add_field(name="Start", value=_when(preview.schedule.start, zone))
+    embed.add_field(name="Recipients", value=str(preview.recipient_count))
+    embed.add_field(name="Channels", value=_channels_line(preview.channels_summary.as_dict()), inline=False)
+    lines = [
+        f"{STATUS_EMOJI[r.status]} {discord.utils.escape_markdown(r.player.display_name)} → {r.selected_channel.value}"
+        for r in preview.recipients[:MAX_LISTED]
+    ]
+    if preview.recipient_count > MAX_LISTED:
+        lines.append(f"… and {preview.recipient_count - MAX_LISTED} more")
+    embed.add_field(name="Who", value="\n".join(lines) or "Nobody is looking yet.", inline=False)
+    if preview.unavailable_channels:
+        off = ", ".join(sorted(c.value for c in preview.unavailable_channels))
+        embed.set_footer(text=f"Not configured here: {off} (those players are reached on Discord).")
+    return embed
+
+
+def created_embed(created: CampaignCreated, zone: ZoneInfo) -> discord.Embed:
+    c = created.campaign
+    title = f"Campaign {c.id} scheduled" + (" (dry run: only you)" if c.dry_run else "")
+    embed = discord.Embed(title=title, colour=discord.Colour.green())
+    embed.add_field(name="Reminder", value=_when(created.schedule.reminder, zone))
+    embed.add_field(name="Start", value=_when(created.schedule.start, zone))
+    embed.add_field(name="Voice check", value=_when(created.schedule.voice_check, zone))
+    embed.add_field(name="Recipients", value=str(c.recipient_count))
+    embed.add_field(name="Channels", value=_channels_line(c.channels_summary.as_dict()), inline=False)
+    return embed
+
+
+def status_embed(view: CampaignStatusView, zone: ZoneInfo) -> discord.Embed:
+    c = view.campaign
+    embed = discord.Embed(
+        title=f"Campaign {c.id} · {c.campaign_date.isoformat()}" + (" (dry run)" if c.dry_run else ""),
+        colour=COLOUR,
+        description=f"Status: **{c.status.value}** · started by {discord.utils.escape_markdown(c.initiator.display_name)}",
+    )
+    embed.add_field(name="Recipients", value=str(c.recipient_count))
+    embed.add_field(
+        name="Delivery",
+        value=" · ".join(f"{s.value}: {view.delivery[s]}" for s in DeliveryStatus),
+        inline=False,
+    )
+    embed.add_field(
+        name="Jobs",
+        value="\n".join(
+            f"`{j.job_type.value}` {local_time_label(j.run_at, zone)} — {j.status.value}"
+            f" ({j.attempts}/{j.max_attempts})"
+            for j in view.jobs
+        ),
+        inline=False,
+    )
+    return embed
+
+
+def board_embed(board: Board) -> discord.Embed:
+    counts = board.counts()
+    embed = discord.Embed(title=f"Who's playing tonight? · {board.day.isoformat()}", colour=COLOUR)
+    for status in PlayerStatus:
+        names = [e.player.display_name for e in board.entries if e.status is status]
+        shown = ", ".join(discord.utils.escape_markdown(n) for n in names[:30])
+        if len(names) > 30:
+            shown += f", and {len(names) - 30} more"
+        embed.add_field(
+            name=f"{STATUS_EMOJI[status]} {status.value.replace('_', ' ').title()} ({counts[status]})",
+            value=shown or "—",
+            inline=False,
+        )
+    embed.set_footer(text="Press a button to set your status for tonight.")
+    return embed
+
+
+def preferences_embed(view: PreferencesView) -> discord.Embed:
+    p = view.preferences
+    embed = discord.Embed(title="Your promotion settings", colour=COLOUR)
+    embed.add_field(name="Promotions", value="on" if p.allow_promotions else "off")
+    embed.add_field(name="Preferred channel", value=p.preferred_channel.value)
+    quiet = p.quiet_hours
+    embed.add_field(
+        name="Quiet hours",
+        value=f"{format_hhmm(quiet.start)}–{format_hhmm(quiet.end)}" if quiet else "none",
+    )
+    embed.add_field(name="Timezone", value=p.timezone or "the server's")
+    linked = {link.channel: link for link in view.links}
+    embed.add_field(
+        name="Linked",
+        value="\n".join(
+            f"{c.value}: " + ("yes" if c is Channel.DISCORD or c in linked else "no") for c in Channel
+        ),
+        inline=False,
+    )
+    return embed

@@ -1,0 +1,48 @@
+"""The tasks.loop that drives the dispatcher: it sleeps until the next due job, never polls."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING
+
+from discord.ext import commands, tasks
+
+if TYPE_CHECKING:
+    from bot.client import RallypointBot
+
+log = logging.getLogger(__name__)
+
+ERROR_PAUSE_SECONDS = 1.0
+
+
+class SchedulerCog(commands.Cog):
+    def __init__(self, bot: RallypointBot) -> None:
+        self.bot = bot
+
+    async def cog_load(self) -> None:
+        self.drive.start()
+
+    async def cog_unload(self) -> None:
+        self.drive.cancel()
+
+    # seconds=0: each iteration itself waits (until the next due job or a wake-up).
+    @tasks.loop(seconds=0)
+    async def drive(self) -> None:
+        try:
+            await self.bot.engine.dispatcher.tick()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # One bad iteration (a locked database, a storage error) must not stop the loop.
+            log.exception("scheduler iteration failed; retrying")
+            await asyncio.sleep(ERROR_PAUSE_SECONDS)
+
+    @drive.before_loop
+    async def _wait_until_ready(self) -> None:
+        await self.bot.wait_until_ready()
+        log.info("scheduler running")
+
+
+async def setup(bot: RallypointBot) -> None:
+    await bot.add_cog(SchedulerCog(bot))
