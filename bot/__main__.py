@@ -15,14 +15,17 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m bot", description="Rallypoint Discord bot")
     parser.add_argument("command", choices=["run", "migrate", "check-config", "demo", "rotate-keys"])
     parser.add_argument("--config", help="TOML config file (default: $RALLYPOINT_CONFIG or ./config.toml)")
-    parser.add_argument("--log-level", default="INFO", help="DEBUG, INFO, WARNING (default INFO)")
+    parser.add_argument(
+        "--log-level", help="DEBUG, INFO, WARNING (default: INFO; WARNING for the demo's readable transcript)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    level = args.log_level or ("WARNING" if args.command == "demo" else "INFO")
     logging.basicConfig(
-        level=args.log_level.upper(),
+        level=level.upper(),
         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s",
     )
     if args.command == "demo":

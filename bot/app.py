@@ -92,21 +92,28 @@ async def migrate(settings: Settings) -> list[str]:
 
 async def rotate_contact_keys(settings: Settings) -> int:
     """Re-encrypt every stored address with the primary key (after adding a new key in front)."""
-    cipher = contact_cipher(settings)
-    if cipher is None:
+    if contact_cipher(settings) is None:
         raise ConfigError("security.contact_encryption_key is not set: nothing to rotate")
     db = await Database.open(settings.storage.path)
     try:
-        from storage.links import LinkStore
+        from services.linking import LinkingService
+        from storage.link_requests import LinkRequestStore
 
-        links = LinkStore(db)
-        rows = await links.all_links()
-        rewritten = []
-        for player_id, channel, token in rows:
-            address = cipher.decrypt(token)
-            rewritten.append((player_id, channel, cipher.rotate(token), cipher.address_hash(address)))
-        await links.rewrite(rewritten)
-        return len(rewritten)
+        engine = build(settings, db, SystemClock())
+        linking = LinkingService(
+            engine.players,
+            engine.links,
+            LinkRequestStore(db),
+            engine.promote,
+            engine.cipher,
+            engine.clock,
+            None,
+            None,
+        )
+        try:
+            return await linking.rotate_keys()
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
     finally:
         await db.close()
 

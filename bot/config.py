@@ -239,4 +239,3 @@ def token_matches(presented: str, configured: SecretStr) -> bool:
         digest = hashlib.sha256(presented.encode()).hexdigest()
         return hmac.compare_digest(digest, secret.removeprefix("sha256:").lower())
     return hmac.compare_digest(presented.encode(), secret.encode())
-

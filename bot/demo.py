@@ -67,6 +67,8 @@ async def _run(workdir: Path) -> int:
         _say("== Rallypoint demo: an evening against the built-in Discord, Telegram and Signal emulators")
         await app.start()
         await stack.discord.wait_for_commands(GUILD_ID, timeout=20)
+        await stack.discord.wait_for_bot(timeout=20)
+        await asyncio.wait_for(app.bot.wait_until_ready(), timeout=20)
         _say(f"bot connected, slash commands synced ({time.monotonic() - started:.1f}s)")
         await _players_set_up(stack)
         await _promote(stack, app)

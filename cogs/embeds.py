@@ -23,6 +23,11 @@ STATUS_EMOJI = {
 }
 
 
+def _escape(name: str) -> str:
+    # Player names are user input: never let them format (or mention) anything.
+    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
+
+
 def _when(at: datetime, zone: ZoneInfo) -> str:
     return f"{local_time_label(at, zone)} (<t:{int(at.timestamp())}:R>)"
 
@@ -40,7 +45,7 @@ def preview_embed(preview: Preview, zone: ZoneInfo) -> discord.Embed:
     embed.add_field(name="Recipients", value=str(preview.recipient_count))
     embed.add_field(name="Channels", value=_channels_line(preview.channels_summary.as_dict()), inline=False)
     lines = [
-        f"{STATUS_EMOJI[r.status]} {discord.utils.escape_markdown(r.player.display_name)} → {r.selected_channel.value}"
+        f"{STATUS_EMOJI[r.status]} {_escape(r.player.display_name)} → {r.selected_channel.value}"
         for r in preview.recipients[:MAX_LISTED]
     ]
     if preview.recipient_count > MAX_LISTED:
@@ -69,7 +74,7 @@ def status_embed(view: CampaignStatusView, zone: ZoneInfo) -> discord.Embed:
     embed = discord.Embed(
         title=f"Campaign {c.id} · {c.campaign_date.isoformat()}" + (" (dry run)" if c.dry_run else ""),
         colour=COLOUR,
-        description=f"Status: **{c.status.value}** · started by {discord.utils.escape_markdown(c.initiator.display_name)}",
+        description=f"Status: **{c.status.value}** · started by {_escape(c.initiator.display_name)}",
     )
     embed.add_field(name="Recipients", value=str(c.recipient_count))
     embed.add_field(
@@ -94,7 +99,7 @@ def board_embed(board: Board) -> discord.Embed:
     embed = discord.Embed(title=f"Who's playing tonight? · {board.day.isoformat()}", colour=COLOUR)
     for status in PlayerStatus:
         names = [e.player.display_name for e in board.entries if e.status is status]
-        shown = ", ".join(discord.utils.escape_markdown(n) for n in names[:30])
+        shown = ", ".join(_escape(n) for n in names[:30])
         if len(names) > 30:
             shown += f", and {len(names) - 30} more"
         embed.add_field(

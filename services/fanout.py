@@ -329,9 +329,7 @@ class Fanout:
                 await self.clock.sleep(delay)
                 await keep_alive()
         final = attempts[-1] if attempts else Attempt(pid, chain[0], DeliveryStatus.FAILED, "no channel")
-        reason = "every channel failed: " + "; ".join(
-            f"{a.channel.value}: {a.reason}" for a in attempts[-3:]
-        )
+        reason = "every channel failed: " + "; ".join(a.reason for a in attempts[-3:])
         attempts.append(Attempt(pid, final.channel, DeliveryStatus.FAILED, reason[:500], None, True))
         return LedgerOutcome(pid, DeliveryStatus.FAILED, final.channel, None, tuple(attempts))
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 
 from services.models import Channel, PreferredChannel
@@ -18,6 +19,14 @@ def fallback_chain(
     preferred: PreferredChannel,
     verified: Iterable[Channel],
     enabled: Iterable[Channel] = tuple(Channel),
+) -> tuple[Channel, ...]:
+    """Return the channels to try in order (see `_chain`); cached, as a campaign asks it per player."""
+    return _chain(preferred, frozenset(verified), frozenset(enabled))
+
+
+@functools.cache
+def _chain(
+    preferred: PreferredChannel, verified: frozenset[Channel], enabled: frozenset[Channel]
 ) -> tuple[Channel, ...]:
     """Return the channels to try in order: the preference's chain, keeping usable channels only.
 

@@ -79,13 +79,17 @@ class LinkStore:
             rows = await tx.fetchall("SELECT player_id, channel, address_encrypted FROM channel_links")
         return [(r["player_id"], Channel(r["channel"]), r["address_encrypted"]) for r in rows]
 
-    async def rewrite(self, rows: list[tuple[int, Channel, str, str]]) -> None:
-        """Replace ciphertexts and hashes (player, channel, ciphertext, hash) in one transaction."""
+    async def rewrite(self, rows: list[tuple[int, Channel, str, str, str]]) -> None:
+        """Replace ciphertexts and hashes in one transaction.
+
+        Rows are (player, channel, old ciphertext, new ciphertext, new hash); a link changed since
+        it was read (the player re-linked meanwhile) is left alone rather than overwritten.
+        """
         async with self.db.transaction() as tx:
             await tx.executemany(
                 """
                 UPDATE channel_links SET address_encrypted = ?, address_hash = ?
-                WHERE player_id = ? AND channel = ?
+                WHERE player_id = ? AND channel = ? AND address_encrypted = ?
                 """,
-                [(enc, h, pid, ch.value) for pid, ch, enc, h in rows],
+                [(new, h, pid, ch.value, old) for pid, ch, old, new, h in rows],
             )

@@ -24,9 +24,12 @@ def player_from_row(row: sqlite3.Row) -> Player:
     return Player(id=row["id"], discord_user_id=row["discord_user_id"], display_name=row["display_name"])
 
 
+_DEFAULT_PREFERENCES = Preferences()
+
+
 def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
     if row is None or row["allow_promotions"] is None:
-        return Preferences()
+        return _DEFAULT_PREFERENCES
     quiet = None
     if row["quiet_start"] is not None:
         quiet = QuietHours(parse_hhmm(row["quiet_start"]), parse_hhmm(row["quiet_end"]))
@@ -38,8 +41,11 @@ def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
     )
 
 
+_NO_CHANNELS: frozenset[Channel] = frozenset()
+
+
 def _channels(value: str | None) -> frozenset[Channel]:
-    return frozenset(Channel(c) for c in value.split(",")) if value else frozenset()
+    return frozenset(Channel(c) for c in value.split(",")) if value else _NO_CHANNELS
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,12 +213,14 @@ class PlayerStore:
                 """,  # noqa: S608 - only placeholders are interpolated
                 (day.isoformat(), *wanted),
             )
+        # Built positionally: this runs once per eligible player on every preview.
+        by_value = {s.value: s for s in PlayerStatus}
         return [
             Candidate(
-                player=player_from_row(r),
-                status=PlayerStatus(r["status"]),
+                player=Player(r[0], r[1], r[2]),
+                status=by_value[r[3]],
                 preferences=preferences_from_row(r),
-                verified_channels=_channels(r["channels"]),
+                verified_channels=_channels(r[9]),
             )
             for r in rows
         ]

@@ -11,14 +11,13 @@ from services.delivery.base import SendResult
 from services.errors import CampaignExists, NoRecipients, NotLinked, NotPromoter
 from services.models import (
     CampaignStatus,
-    Channel,
     DeliveryStatus,
     JobStatus,
     JobType,
     PermissionTier,
     PlayerStatus,
-    PreferredChannel,
     Preferences,
+    PreferredChannel,
     QuietHours,
 )
 from tests.support import FOLLOWUP_CHANNEL, PROMOTER_ID, Harness, local, make_harness, promotion_config

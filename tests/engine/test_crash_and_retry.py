@@ -14,8 +14,8 @@ from services.models import (
     DeliveryStatus,
     JobStatus,
     JobType,
-    PreferredChannel,
     Preferences,
+    PreferredChannel,
 )
 from tests.support import PROMOTER_ID, Harness, local, make_harness
 

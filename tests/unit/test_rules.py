@@ -16,8 +16,8 @@ from services.models import (
     PermissionTier,
     Player,
     PlayerStatus,
-    PreferredChannel,
     Preferences,
+    PreferredChannel,
     QuietHours,
 )
 from services.permissions import Actor, PromoterPolicy, can_promote

@@ -1,0 +1,236 @@
+"""Discord delivery: DMs and channel posts via discord.py's HTTP client; voice presence from its cache.
+
+Every post carries the caller's deterministic nonce with `enforce_nonce` (discord.py's
+`handle_message_parameters(nonce=...)` sets both), so Discord answers a resend within its dedup window
+with the original message instead of a second one: the sender reports `supports_dedup = True`.
+
+discord.py already retries 429s (sleeping `retry_after`) and 500/502/504 (five tries) inside one call.
+`max_rate_limit_wait` bounds how long one attempt may spend in there; past it the attempt is RETRYABLE
+and the dispatcher's own backoff takes over. Build the client with
+`max_ratelimit_timeout=max_rate_limit_wait` (discord.py's minimum is 30 s) so that a longer rate limit
+raises `RateLimited` at once and its `retry_after` reaches the dispatcher.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import unicodedata
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import aiohttp
+import discord
+from discord.http import handle_message_parameters
+
+from services.delivery.base import OutgoingMessage, SendResult
+from services.models import Channel
+
+if TYPE_CHECKING:
+    from discord.types.message import Message as MessagePayload  # typing-only module in discord.py
+
+log = logging.getLogger(__name__)
+
+MAX_MESSAGE_LENGTH = 2000  # Discord counts code points
+_ELLIPSIS = "…"
+_CANNOT_DM = 50007
+_CUT_LOOKBACK = 200  # how far back a cut may move to land on whitespace
+
+
+def fit_message(text: str, limit: int = MAX_MESSAGE_LENGTH) -> str:
+    """Return text cut to `limit` code points with a trailing "…", at whitespace when one is near.
+
+    The cut never splits a character from the combining marks, variation selectors or zero-width
+    joiners that follow it, so an emoji or accented letter is kept whole or dropped whole.
+    """
+    if len(text) <= limit:
+        return text
+    end = limit - len(_ELLIPSIS)
+    space = max(text.rfind(" ", end - _CUT_LOOKBACK, end + 1), text.rfind("\n", end - _CUT_LOOKBACK, end + 1))
+    if space > 0:
+        end = space
+    else:
+        # No whitespace nearby: back off until the next character starts a new grapheme.
+        while end > 0 and _continues_grapheme(text, end):
+            end -= 1
+    return text[:end].rstrip() + _ELLIPSIS
+
+
+def _continues_grapheme(text: str, index: int) -> bool:
+    """Whether text[index] belongs to the character before it (mark, joiner, selector, modifier)."""
+    char = text[index]
+    previous = text[index - 1]
+    return (
+        unicodedata.category(char) in ("Mn", "Me", "Mc")
+        or char == "\u200d"
+        or previous == "\u200d"
+        or "\ufe00" <= char <= "\ufe0f"
+        or "\U0001f3fb" <= char <= "\U0001f3ff"  # skin-tone modifiers
+        or "\U000e0020" <= char <= "\U000e007f"  # tag characters (flag sequences)
+        or (
+            "\U0001f1e6" <= char <= "\U0001f1ff"
+            and "\U0001f1e6" <= previous <= "\U0001f1ff"
+            and _regional_run(text, index) % 2 == 1
+        )
+    )
+
+
+def _regional_run(text: str, index: int) -> int:
+    """Count regional-indicator letters immediately before index (flags are pairs of them)."""
+    count = 0
+    while index - count - 1 >= 0 and "\U0001f1e6" <= text[index - count - 1] <= "\U0001f1ff":
+        count += 1
+    return count
+
+
+def _error_code(exc: discord.HTTPException) -> int:
+    return int(getattr(exc, "code", 0) or 0)
+
+
+def classify_failure(exc: BaseException, *, max_wait: float) -> SendResult:
+    """Map what discord.py raised for one post to RETRYABLE or PERMANENT (never SENT)."""
+    if isinstance(exc, discord.RateLimited):
+        return SendResult.retryable(
+            f"discord: rate limited for {exc.retry_after:.1f} s (longer than we wait)", exc.retry_after
+        )
+    if isinstance(exc, discord.Forbidden):
+        if _error_code(exc) == _CANNOT_DM:
+            return SendResult.permanent("discord: cannot send messages to this user (50007)")
+        return SendResult.permanent(f"discord: forbidden (403, code {_error_code(exc)})")
+    if isinstance(exc, discord.NotFound):
+        return SendResult.permanent(f"discord: unknown user or channel (404, code {_error_code(exc)})")
+    if isinstance(exc, discord.DiscordServerError):
+        return SendResult.retryable(f"discord: server error ({exc.status})")
+    if isinstance(exc, discord.HTTPException):
+        if exc.status == 429:  # without Discord's headers: Cloudflare is throttling us
+            return SendResult.retryable("discord: throttled (429 without rate-limit headers)")
+        if exc.status >= 500:
+            return SendResult.retryable(f"discord: server error ({exc.status})")
+        return SendResult.permanent(f"discord: rejected ({exc.status}, code {_error_code(exc)})")
+    if isinstance(exc, TimeoutError):
+        return SendResult.retryable(f"discord: no answer within {max_wait:g} s")
+    if isinstance(exc, aiohttp.ClientError | OSError):
+        return SendResult.retryable(f"discord: connection failed ({type(exc).__name__})")
+    raise TypeError(f"not a Discord delivery failure: {exc!r}")
+
+
+_FAILURES: tuple[type[BaseException], ...] = (
+    discord.RateLimited,
+    discord.HTTPException,
+    TimeoutError,
+    aiohttp.ClientError,
+    OSError,
+)
+
+
+async def _post(client: discord.Client, channel_id: int, text: str, nonce: str) -> MessagePayload:
+    params = handle_message_parameters(content=fit_message(text), nonce=nonce)
+    return await client.http.send_message(channel_id, params=params)
+
+
+class DiscordDMSender:
+    """Send direct messages to Discord users, deduplicated by nonce."""
+
+    def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
+        if max_rate_limit_wait <= 0:
+            raise ValueError("max_rate_limit_wait must be positive")
+        self._client = client
+        self._max_wait = max_rate_limit_wait
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id (Discord keeps it stable)
+        if client.http.max_ratelimit_timeout is None:
+            log.warning(
+                "discord client has no max_ratelimit_timeout: long rate limits will surface as timeouts "
+                "after %g s, without Discord's retry_after",
+                max_rate_limit_wait,
+            )
+
+    @property
+    def channel(self) -> Channel:
+        return Channel.DISCORD
+
+    @property
+    def supports_dedup(self) -> bool:
+        return True
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        """Open (or reuse) the DM channel and post the text with the message's nonce."""
+        try:
+            user_id = int(message.address)
+        except ValueError:
+            return SendResult.permanent("discord: the address is not a Discord user id")
+        try:
+            async with asyncio.timeout(self._max_wait):
+                channel_id = await self._dm_channel(user_id)
+                data = await _post(self._client, channel_id, message.text, message.nonce)
+        except _FAILURES as exc:
+            result = classify_failure(exc, max_wait=self._max_wait)
+            if isinstance(exc, discord.NotFound):
+                self._dm_channels.pop(user_id, None)
+            log.info("discord DM for player %s: %s: %s", message.player_id, result.outcome, result.reason)
+            return result
+        log.debug("discord DM for player %s sent as message %s", message.player_id, data["id"])
+        return SendResult.sent(str(data["id"]))
+
+    async def _dm_channel(self, user_id: int) -> int:
+        channel_id = self._dm_channels.get(user_id)
+        if channel_id is None:
+            data = await self._client.http.start_private_message(user_id)
+            channel_id = self._dm_channels[user_id] = int(data["id"])
+        return channel_id
+
+
+class DiscordChannelPoster:
+    """Post to a guild text channel (the voice-check summary), deduplicated by nonce."""
+
+    def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
+        if max_rate_limit_wait <= 0:
+            raise ValueError("max_rate_limit_wait must be positive")
+        self._client = client
+        self._max_wait = max_rate_limit_wait
+
+    async def post(self, channel_id: int, text: str, nonce: str) -> SendResult:
+        """Post text to the channel with the nonce; classify any failure."""
+        try:
+            async with asyncio.timeout(self._max_wait):
+                data = await _post(self._client, channel_id, text, nonce)
+        except _FAILURES as exc:
+            result = classify_failure(exc, max_wait=self._max_wait)
+            log.info("discord post to channel %s: %s: %s", channel_id, result.outcome, result.reason)
+            return result
+        return SendResult.sent(str(data["id"]))
+
+
+class VoiceStateUnavailable(RuntimeError):
+    """The gateway cache cannot tell who is in voice (guild not received or unavailable)."""
+
+
+class GatewayVoiceProbe:
+    """Read who is in the community's voice channels from discord.py's gateway cache (no REST calls).
+
+    Needs the `voice_states` intent (and `guilds`). Members come from the cache, which holds members
+    in voice even without the privileged members intent, so bots can be told apart.
+    """
+
+    def __init__(self, client: discord.Client, guild_id: int, voice_channel_ids: Sequence[int] = ()) -> None:
+        self._client = client
+        self._guild_id = guild_id
+        self._channel_ids = frozenset(voice_channel_ids)
+
+    async def discord_ids_in_voice(self) -> frozenset[int]:
+        """Return the ids of the non-bot users connected to the watched voice/stage channels now."""
+        guild = self._client.get_guild(self._guild_id)
+        if guild is None or guild.unavailable:
+            # An empty answer would send everybody a "you're missing" follow-up; fail the job instead.
+            raise VoiceStateUnavailable(f"guild {self._guild_id} is not in the gateway cache")
+        present: set[int] = set()
+        vocal: list[discord.VoiceChannel | discord.StageChannel] = [*guild.voice_channels]
+        vocal.extend(guild.stage_channels)
+        for channel in vocal:
+            if self._channel_ids and channel.id not in self._channel_ids:
+                continue
+            for user_id in channel.voice_states:
+                user = guild.get_member(user_id) or self._client.get_user(user_id)
+                if user is not None and user.bot:
+                    continue
+                present.add(user_id)
+        return frozenset(present)

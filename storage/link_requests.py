@@ -1,0 +1,294 @@
+"""Pending account links: single-use Telegram tokens and Signal verification codes.
+
+Nothing here holds a secret in the clear: tokens and codes arrive hashed, numbers encrypted. The
+checks that must not race (the request throttle, single use, the wrong-code counter) are each one
+transaction or one conditional UPDATE, so concurrent requests cannot slip past them.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from storage.db import Database, Transaction, from_db_time, to_db_time
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """At most `limit` requests per `window` (per player, and per number for Signal codes)."""
+
+    limit: int = 5
+    window: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.window <= timedelta(0):
+            raise ValueError("a throttle needs limit >= 1 and a positive window")
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """A request refused by the throttle; another is accepted from `retry_at` on."""
+
+    retry_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramLinkToken:
+    id: int
+    player_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalVerification:
+    id: int
+    player_id: int
+    number_encrypted: str
+    number_hash: str
+    code_salt: str
+    code_hash: str
+    created_at: datetime
+    expires_at: datetime
+    failed_attempts: int
+    locked: bool
+    used_at: datetime | None
+    cancelled_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+def _opt_time(value: str | None) -> datetime | None:
+    return None if value is None else from_db_time(value)
+
+
+def _token(row: sqlite3.Row) -> TelegramLinkToken:
+    return TelegramLinkToken(
+        id=int(row["id"]),
+        player_id=int(row["player_id"]),
+        token_hash=str(row["token_hash"]),
+        created_at=from_db_time(row["created_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+        used_at=_opt_time(row["used_at"]),
+    )
+
+
+def _verification(row: sqlite3.Row) -> SignalVerification:
+    return SignalVerification(
+        id=int(row["id"]),
+        player_id=int(row["player_id"]),
+        number_encrypted=str(row["number_encrypted"]),
+        number_hash=str(row["number_hash"]),
+        code_salt=str(row["code_salt"]),
+        code_hash=str(row["code_hash"]),
+        created_at=from_db_time(row["created_at"]),
+        expires_at=from_db_time(row["expires_at"]),
+        failed_attempts=int(row["failed_attempts"]),
+        locked=bool(row["locked"]),
+        used_at=_opt_time(row["used_at"]),
+        cancelled_at=_opt_time(row["cancelled_at"]),
+    )
+
+
+async def _throttled(
+    tx: Transaction, sql: str, params: tuple[object, ...], now: datetime, throttle: Throttle
+) -> Throttled | None:
+    """Refuse when `sql` (creation times inside the window, oldest first) counts `limit` or more."""
+    rows = await tx.fetchall(sql, params)
+    if len(rows) < throttle.limit:
+        return None
+    # The request that must age out of the window before the count drops below the limit.
+    oldest_blocking = from_db_time(rows[len(rows) - throttle.limit]["created_at"])
+    return Throttled(max(now, oldest_blocking + throttle.window))
+
+
+class LinkRequestStore:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    # -- Telegram ------------------------------------------------------------------------------
+
+    async def create_telegram_token(
+        self,
+        player_id: int,
+        token_hash: str,
+        *,
+        now: datetime,
+        expires_at: datetime,
+        throttle: Throttle,
+    ) -> TelegramLinkToken | Throttled:
+        """Store a new token unless the player already asked for `throttle.limit` in the window."""
+        since = to_db_time(now - throttle.window)
+        async with self.db.transaction() as tx:
+            refused = await _throttled(
+                tx,
+                "SELECT created_at FROM telegram_link_tokens WHERE player_id = ? AND created_at > ?"
+                " ORDER BY created_at",
+                (player_id, since),
+                now,
+                throttle,
+            )
+            if refused is not None:
+                return refused
+            row_id = await tx.insert(
+                "INSERT INTO telegram_link_tokens (player_id, token_hash, created_at, expires_at)"
+                " VALUES (?, ?, ?, ?)",
+                (player_id, token_hash, to_db_time(now), to_db_time(expires_at)),
+            )
+            row = await tx.fetchone("SELECT * FROM telegram_link_tokens WHERE id = ?", (row_id,))
+        if row is None:
+            raise RuntimeError("the new link token vanished")
+        return _token(row)
+
+    async def use_telegram_token(self, token_hash: str, now: datetime) -> int | None:
+        """Mark a valid token used and return its player; None if unknown, used or expired."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                """
+                UPDATE telegram_link_tokens SET used_at = :now
+                WHERE token_hash = :hash AND used_at IS NULL AND expires_at > :now
+                RETURNING player_id
+                """,
+                {"now": to_db_time(now), "hash": token_hash},
+            )
+        return int(row["player_id"]) if row is not None else None
+
+    async def telegram_token(self, token_hash: str) -> TelegramLinkToken | None:
+        async with self.db.read() as tx:
+            row = await tx.fetchone("SELECT * FROM telegram_link_tokens WHERE token_hash = ?", (token_hash,))
+        return _token(row) if row is not None else None
+
+    # -- Signal --------------------------------------------------------------------------------
+
+    async def create_signal_verification(
+        self,
+        player_id: int,
+        *,
+        number_encrypted: str,
+        number_hashes: Sequence[str],
+        code_salt: str,
+        code_hash: str,
+        now: datetime,
+        expires_at: datetime,
+        throttle: Throttle,
+    ) -> SignalVerification | Throttled:
+        """Store a code attempt unless the player or the number is over the throttle.
+
+        `number_hashes` are the number's hashes under every configured key (the first, the primary
+        one, is stored), so that codes sent before a key rotation still count for the number.
+        """
+        if not number_hashes:
+            raise ValueError("number_hashes must not be empty")
+        since = to_db_time(now - throttle.window)
+        marks = ",".join("?" * len(number_hashes))
+        async with self.db.transaction() as tx:
+            refused = await _throttled(
+                tx,
+                "SELECT created_at FROM signal_verifications WHERE player_id = ? AND created_at > ?"
+                " ORDER BY created_at",
+                (player_id, since),
+                now,
+                throttle,
+            )
+            by_number = await _throttled(
+                tx,
+                "SELECT created_at FROM signal_verifications"  # noqa: S608 - placeholders only
+                f" WHERE number_hash IN ({marks}) AND created_at > ? ORDER BY created_at",
+                (*number_hashes, since),
+                now,
+                throttle,
+            )
+            if refused is not None or by_number is not None:
+                return max((r for r in (refused, by_number) if r is not None), key=lambda r: r.retry_at)
+            row_id = await tx.insert(
+                """
+                INSERT INTO signal_verifications
+                    (player_id, number_encrypted, number_hash, code_salt, code_hash, created_at, expires_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?)
+                """,
+                (
+                    player_id,
+                    number_encrypted,
+                    number_hashes[0],
+                    code_salt,
+                    code_hash,
+                    to_db_time(now),
+                    to_db_time(expires_at),
+                ),
+            )
+            row = await tx.fetchone("SELECT * FROM signal_verifications WHERE id = ?", (row_id,))
+        if row is None:
+            raise RuntimeError("the new verification vanished")
+        return _verification(row)
+
+    async def latest_signal_verification(self, player_id: int) -> SignalVerification | None:
+        """The player's newest attempt, whatever its state: a newer request supersedes older codes."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT * FROM signal_verifications WHERE player_id = ? ORDER BY id DESC LIMIT 1",
+                (player_id,),
+            )
+        return _verification(row) if row is not None else None
+
+    async def record_wrong_code(self, verification_id: int, max_attempts: int) -> SignalVerification | None:
+        """Count a wrong code, locking the attempt at `max_attempts`; None if it was no longer open."""
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                """
+                UPDATE signal_verifications
+                SET failed_attempts = failed_attempts + 1,
+                    locked = CASE WHEN failed_attempts + 1 >= :max THEN 1 ELSE 0 END
+                WHERE id = :id AND locked = 0 AND used_at IS NULL AND cancelled_at IS NULL
+                RETURNING *
+                """,
+                {"id": verification_id, "max": max_attempts},
+            )
+        return _verification(row) if row is not None else None
+
+    async def use_signal_verification(self, verification_id: int, now: datetime) -> bool:
+        """Mark an open, unexpired attempt used; False if it was locked, used, cancelled or expired."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE signal_verifications SET used_at = :now
+                WHERE id = :id AND locked = 0 AND used_at IS NULL AND cancelled_at IS NULL
+                  AND expires_at > :now
+                """,
+                {"id": verification_id, "now": to_db_time(now)},
+            )
+        return changed > 0
+
+    async def cancel_signal_verification(self, verification_id: int, now: datetime) -> None:
+        """Withdraw an attempt whose code could not be sent; it still counts for the throttle."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                "UPDATE signal_verifications SET cancelled_at = ? WHERE id = ? AND cancelled_at IS NULL",
+                (to_db_time(now), verification_id),
+            )
+
+    async def signal_numbers(self) -> list[tuple[int, str]]:
+        """Every attempt's (id, encrypted number), for key rotation."""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall("SELECT id, number_encrypted FROM signal_verifications ORDER BY id")
+        return [(int(r["id"]), str(r["number_encrypted"])) for r in rows]
+
+    async def rewrite_signal_numbers(self, rows: Sequence[tuple[int, str, str]]) -> None:
+        """Replace (id, encrypted number, number hash) of attempts in one transaction."""
+        async with self.db.transaction() as tx:
+            await tx.executemany(
+                "UPDATE signal_verifications SET number_encrypted = ?, number_hash = ? WHERE id = ?",
+                [(enc, h, vid) for vid, enc, h in rows],
+            )
+
+    async def purge(self, before: datetime) -> int:
+        """Delete tokens and attempts created before `before`; return how many went."""
+        cutoff = to_db_time(before)
+        async with self.db.transaction() as tx:
+            tokens = await tx.execute("DELETE FROM telegram_link_tokens WHERE created_at < ?", (cutoff,))
+            codes = await tx.execute("DELETE FROM signal_verifications WHERE created_at < ?", (cutoff,))
+        return tokens + codes

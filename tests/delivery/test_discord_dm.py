@@ -1,0 +1,240 @@
+"""Discord delivery (DMs, channel posts, voice probe) with a real discord.py client against the emulator."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import discord
+import pytest
+
+from bot.sandbox.discord_emulator import DiscordEmulator
+from services.delivery.base import Outcome, OutgoingMessage
+from services.delivery.discord_dm import (
+    DiscordChannelPoster,
+    DiscordDMSender,
+    GatewayVoiceProbe,
+    VoiceStateUnavailable,
+    fit_message,
+)
+from services.models import Channel
+from tests.sandbox.discord_fixtures import (
+    AFK,
+    ALICE,
+    BOB,
+    CAROL,
+    DAVE,
+    GENERAL,
+    GUILD,
+    LOUNGE,
+    MUSIC_BOT,
+    OTHER_GUILD,
+    STAGE,
+    STEP,
+    client_options,
+    connected,
+    intents,
+    logged_in,
+    running_emulator,
+)
+
+MESSAGES_ROUTE = "POST /channels/{channel_id}/messages"
+
+
+@pytest.fixture
+async def emulator() -> AsyncIterator[DiscordEmulator]:
+    async with running_emulator() as emu:
+        yield emu
+
+
+@pytest.fixture
+async def client(emulator: DiscordEmulator) -> AsyncIterator[discord.Client]:
+    async with logged_in(discord.Client(intents=intents(), **client_options())) as logged:
+        yield logged
+
+
+def dm(user_id: int, text: str = "Kick-off in 15 minutes", nonce: str = "c1:T-15:7") -> OutgoingMessage:
+    return OutgoingMessage(Channel.DISCORD, str(user_id), text, nonce, player_id=7)
+
+
+async def send(sender: DiscordDMSender, message: OutgoingMessage) -> Outcome:
+    async with asyncio.timeout(STEP):
+        result = await sender.send(message)
+    return result.outcome
+
+
+# ---- DMs --------------------------------------------------------------------------------------
+
+
+async def test_dm_is_sent_with_the_provider_message_id(
+    emulator: DiscordEmulator, client: discord.Client
+) -> None:
+    sender = DiscordDMSender(client)
+    assert sender.channel is Channel.DISCORD and sender.supports_dedup
+    async with asyncio.timeout(STEP):
+        first = await sender.send(dm(ALICE, "Kick-off in 15 minutes", "n-1"))
+        second = await sender.send(dm(ALICE, "We are starting now", "n-2"))
+    assert first.outcome is Outcome.SENT and second.outcome is Outcome.SENT
+    received = emulator.dm_messages(ALICE)
+    assert [m["id"] for m in received] == [first.provider_message_id, second.provider_message_id]
+    assert [m["content"] for m in received] == ["Kick-off in 15 minutes", "We are starting now"]
+    assert emulator.requests["POST /users/@me/channels"] == 1  # the DM channel is opened once
+
+
+async def test_same_nonce_twice_is_one_message(emulator: DiscordEmulator, client: discord.Client) -> None:
+    sender = DiscordDMSender(client)
+    async with asyncio.timeout(STEP):
+        first = await sender.send(dm(BOB))
+        # A fresh sender (a restarted process) resends the ambiguous attempt with the same nonce.
+        again = await DiscordDMSender(client).send(dm(BOB))
+    assert first.outcome is Outcome.SENT and again.outcome is Outcome.SENT
+    assert again.provider_message_id == first.provider_message_id
+    assert len(emulator.dm_messages(BOB)) == 1
+    assert emulator.message_posts_total == 2
+
+
+async def test_closed_dms_are_permanent(emulator: DiscordEmulator, client: discord.Client) -> None:
+    emulator.dm_closed_user_ids.add(CAROL)
+    result = await DiscordDMSender(client).send(dm(CAROL))
+    assert result.outcome is Outcome.PERMANENT
+    assert result.reason == "discord: cannot send messages to this user (50007)"
+    assert emulator.dm_messages(CAROL) == []
+
+
+async def test_unknown_user_and_bad_address_are_permanent(
+    emulator: DiscordEmulator, client: discord.Client
+) -> None:
+    sender = DiscordDMSender(client)
+    unknown = await sender.send(dm(1_999_999_999_999_999_999))
+    assert unknown.outcome is Outcome.PERMANENT and "10013" in unknown.reason
+    garbage = await sender.send(OutgoingMessage(Channel.DISCORD, "+38640123456", "hi", "n"))
+    assert garbage.outcome is Outcome.PERMANENT
+    assert emulator.message_posts_total == 0
+
+
+async def test_non_member_users_can_still_be_messaged(
+    emulator: DiscordEmulator, client: discord.Client
+) -> None:
+    assert await send(DiscordDMSender(client), dm(DAVE)) is Outcome.SENT
+
+
+async def test_a_503_is_retryable_at_once(emulator: DiscordEmulator, client: discord.Client) -> None:
+    emulator.server_error_next(1, status=503)
+    result = await DiscordDMSender(client).send(dm(ALICE))
+    assert result.outcome is Outcome.RETRYABLE and "503" in result.reason
+    assert emulator.dm_messages(ALICE) == []
+
+
+async def test_5xx_past_the_wait_bound_is_retryable_and_a_resend_delivers_once(
+    emulator: DiscordEmulator, client: discord.Client
+) -> None:
+    sender = DiscordDMSender(client, max_rate_limit_wait=0.3)
+    emulator.server_error_next(5, status=500)  # discord.py would retry for 25 s; we stop at 0.3 s
+    result = await sender.send(dm(ALICE))
+    assert result.outcome is Outcome.RETRYABLE and "0.3" in result.reason
+    emulator.clear_faults()
+    assert await send(sender, dm(ALICE)) is Outcome.SENT
+    assert len(emulator.dm_messages(ALICE)) == 1
+
+
+async def test_rate_limit_beyond_the_bound_is_retryable_with_retry_after(
+    emulator: DiscordEmulator, client: discord.Client
+) -> None:
+    sender = DiscordDMSender(client)
+    await sender.send(dm(ALICE, nonce="warm-up"))  # the DM channel is open; the next POST is the message
+    emulator.rate_limit_next(1, 90.0)
+    result = await sender.send(dm(ALICE))
+    assert result.outcome is Outcome.RETRYABLE
+    assert result.retry_after == pytest.approx(90.0)
+    assert len(emulator.dm_messages(ALICE)) == 1
+
+
+async def test_short_rate_limit_is_waited_out(emulator: DiscordEmulator, client: discord.Client) -> None:
+    emulator.rate_limit_next(1, 0.1)
+    assert await send(DiscordDMSender(client), dm(BOB)) is Outcome.SENT
+    assert emulator.requests[MESSAGES_ROUTE] == 2
+    assert len(emulator.dm_messages(BOB)) == 1
+
+
+async def test_slow_discord_is_retryable(emulator: DiscordEmulator, client: discord.Client) -> None:
+    emulator.latency = 1.0
+    result = await DiscordDMSender(client, max_rate_limit_wait=0.2).send(dm(ALICE))
+    assert result.outcome is Outcome.RETRYABLE
+
+
+async def test_unreachable_discord_is_retryable(emulator: DiscordEmulator, client: discord.Client) -> None:
+    await emulator.stop()
+    result = await DiscordDMSender(client, max_rate_limit_wait=2.0).send(dm(ALICE))
+    assert result.outcome is Outcome.RETRYABLE and "connection" in result.reason
+
+
+async def test_overlong_text_is_cut_to_discords_limit(
+    emulator: DiscordEmulator, client: discord.Client
+) -> None:
+    text = "Waiting on: " + ", ".join(f"player{i}" for i in range(400))
+    assert len(text) > 2000
+    assert await send(DiscordDMSender(client), dm(ALICE, text)) is Outcome.SENT
+    content = emulator.dm_messages(ALICE)[0]["content"]
+    assert len(content) <= 2000 and content.endswith("…")
+    assert text.startswith(content[:-1])
+    assert content[-2] != " " and "player" in content[-12:]  # cut after a whole name
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("short", 10, "short"),
+        ("exactly10!", 10, "exactly10!"),
+        ("one two three four", 10, "one two…"),
+        ("abcdefghijkl", 10, "abcdefghi…"),
+        ("abcdefgh\u0301ij", 10, "abcdefgh\u0301…"),
+        ("abcdefgh\u0301ij", 9, "abcdefg…"),  # h and its accent are kept or dropped together
+        ("abcdef👍🏽xyz", 10, "abcdef👍🏽x…"),
+        ("abcdef👍🏽xyz", 8, "abcdef…"),  # emoji + skin tone stay together
+        ("abcdef🇸🇮🇩🇪x", 10, "abcdef🇸🇮…"),  # flags are pairs of regional indicators
+        ("abcde👩\u200d💻zz", 8, "abcde…"),  # ZWJ sequences are not split
+    ],
+)
+def test_fit_message(text: str, limit: int, expected: str) -> None:
+    assert fit_message(text, limit) == expected
+    assert len(fit_message(text, limit)) <= limit
+
+
+# ---- channel posts ----------------------------------------------------------------------------
+
+
+async def test_channel_post_is_sent_once_per_nonce(emulator: DiscordEmulator, client: discord.Client) -> None:
+    poster = DiscordChannelPoster(client)
+    async with asyncio.timeout(STEP):
+        first = await poster.post(GENERAL, "In voice: Bob. Waiting on: Alice.", "c1:SUMMARY")
+        again = await poster.post(GENERAL, "In voice: Bob. Waiting on: Alice.", "c1:SUMMARY")
+        missing = await poster.post(1_600_000_000_000_009_999, "lost", "c1:SUMMARY")
+    assert first.outcome is Outcome.SENT and again.provider_message_id == first.provider_message_id
+    assert [m["content"] for m in emulator.channel_messages(GENERAL)] == ["In voice: Bob. Waiting on: Alice."]
+    assert missing.outcome is Outcome.PERMANENT and "10003" in missing.reason
+
+
+# ---- voice probe ------------------------------------------------------------------------------
+
+
+async def test_voice_probe_reads_the_gateway_cache(emulator: DiscordEmulator) -> None:
+    await emulator.set_voice_state(GUILD, BOB, LOUNGE)
+    await emulator.set_voice_state(GUILD, MUSIC_BOT, LOUNGE)
+    await emulator.set_voice_state(GUILD, CAROL, STAGE)
+    async with connected(discord.Client(intents=intents(), **client_options())) as client:
+        everywhere = GatewayVoiceProbe(client, GUILD, [])
+        lounge_only = GatewayVoiceProbe(client, GUILD, [LOUNGE, AFK])
+        assert await everywhere.discord_ids_in_voice() == {BOB, CAROL}  # the music bot does not count
+        assert await lounge_only.discord_ids_in_voice() == {BOB}
+
+        requests_before = sum(emulator.requests.values())
+        await emulator.set_voice_state(GUILD, ALICE, AFK)
+        await emulator.set_voice_state(GUILD, BOB, None)
+        async with asyncio.timeout(STEP):
+            while await lounge_only.discord_ids_in_voice() != {ALICE}:
+                await asyncio.sleep(0.01)
+        assert await everywhere.discord_ids_in_voice() == {ALICE, CAROL}
+        assert sum(emulator.requests.values()) == requests_before  # no REST polling
+
+        with pytest.raises(VoiceStateUnavailable):
+            await GatewayVoiceProbe(client, OTHER_GUILD, []).discord_ids_in_voice()

@@ -1,0 +1,354 @@
+"""Linking and delivery end to end: the real TelegramSide (python-telegram-bot, long polling) against the
+Telegram emulator, the real SignalClient against the Signal emulator, all on 127.0.0.1, over a real
+SQLite file and a fake clock."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.sandbox.signal_emulator import SignalEmulator
+from bot.sandbox.telegram_emulator import TelegramEmulator
+from bot.telegram_side import LINK_FAILED, LINKED, NOT_LINKED, START_HELP, UNLINKED, TelegramSide
+from services.contacts import ContactCipher
+from services.delivery.signal import SignalClient, SignalSender
+from services.delivery.telegram import TelegramSender
+from services.errors import InvalidInput, TooManyRequests, Unavailable
+from services.linking import LinkingService
+from services.models import Channel, Preferences, PreferredChannel
+from services.permissions import Actor
+from storage.link_requests import LinkRequestStore, Throttle
+from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness
+
+TOKEN = "123456:sandbox"
+BOT_NUMBER = "+15550000001"
+DAY = date(2026, 11, 24)
+ANA, BOR = 501, 502
+CHAT = 731955208  # Ana's Telegram chat
+NUMBER = "+38640917263"  # Ana's Signal number
+BOUND = 5  # seconds any single test (or fixture step) may take
+
+
+def bounded(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(BOUND):
+            return await test(*args, **kwargs)
+
+    return run
+
+
+@dataclass
+class Rig:
+    h: Harness
+    telegram: TelegramEmulator
+    signal: SignalEmulator
+    client: SignalClient
+    side: TelegramSide
+    linking: LinkingService
+
+    def actor(self, discord_id: int = ANA, name: str = "Anastazija") -> Actor:
+        return self.h.actor(discord_id, name)
+
+    async def say(self, chat_id: int, text: str) -> str:
+        """Send `text` to the bot from `chat_id` and return the bot's reply."""
+        before = len(self.telegram.messages_to(chat_id))
+        self.telegram.queue_message(chat_id, text)
+        while len(self.telegram.messages_to(chat_id)) == before:
+            await asyncio.sleep(0.005)
+        return str(self.telegram.messages_to(chat_id)[-1]["text"])
+
+    async def link_telegram(self, chat_id: int = CHAT, actor: Actor | None = None) -> None:
+        token, _, _ = await self.linking.request_telegram_link(actor or self.actor())
+        assert await self.say(chat_id, f"/start {token}") == LINKED
+
+    def last_code(self, number: str = NUMBER) -> str:
+        found = re.search(r"Your Rallypoint code is (\d{6})\b", self.signal.messages_to(number)[-1])
+        assert found
+        return found.group(1)
+
+    async def link_signal(self, number: str = NUMBER, actor: Actor | None = None) -> None:
+        who = actor or self.actor()
+        await self.linking.request_signal_link(who, number)
+        await self.linking.confirm_signal_link(who, self.last_code(number))
+
+    def route_through_emulators(self) -> None:
+        """Deliver Telegram and Signal promotions through the real senders (one Bot for both sides)."""
+        # The dict is shared with the fan-out, so replacing entries rewires the running engine.
+        self.h.engine.senders[Channel.TELEGRAM] = TelegramSender(self.side.bot, pacing=False)
+        self.h.engine.senders[Channel.SIGNAL] = SignalSender(self.client)
+
+
+@pytest.fixture
+async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
+    stack = contextlib.AsyncExitStack()
+    try:
+        async with asyncio.timeout(BOUND):
+            h = await make_harness(tmp_path / "rp.sqlite3", local(DAY, 18, 0))
+            stack.push_async_callback(h.engine.db.close)
+            telegram = await stack.enter_async_context(TelegramEmulator(token=TOKEN))
+            signal = await stack.enter_async_context(SignalEmulator(number=BOT_NUMBER))
+            http = await stack.enter_async_context(aiohttp.ClientSession())
+            client = SignalClient(http, signal.api_url, BOT_NUMBER, timeout=BOUND)
+            linking = LinkingService(
+                players=h.engine.players,
+                links=h.engine.links,
+                requests=LinkRequestStore(h.engine.db),
+                promote=h.engine.promote,
+                cipher=h.cipher,
+                clock=h.clock,
+                telegram_bot_username=telegram.bot_username,
+                signal=client,
+                throttle=Throttle(limit=3, window=timedelta(hours=1)),
+            )
+            side = TelegramSide(TOKEN, telegram.base_url, linking, "rallypoint_bot")
+            await stack.enter_async_context(side)
+        yield Rig(h, telegram, signal, client, side, linking)
+    finally:
+        async with asyncio.timeout(BOUND):
+            await stack.aclose()
+
+
+# -- Telegram ----------------------------------------------------------------------------------
+
+
+@bounded
+async def test_start_with_a_fresh_token_links_the_chat(rig: Rig) -> None:
+    token, deep_link, _ = await rig.linking.request_telegram_link(rig.actor())
+    assert deep_link == f"https://t.me/{rig.telegram.bot_username}?start={token}"
+    assert await rig.say(CHAT, f"/start {token}") == LINKED
+    player = await rig.h.engine.players.by_discord_id(ANA)
+    assert player is not None
+    [link] = await rig.h.engine.links.links(player.id)
+    assert link.channel is Channel.TELEGRAM and rig.h.cipher.decrypt(link.address_encrypted) == str(CHAT)
+
+
+@bounded
+async def test_reused_token_is_refused(rig: Rig) -> None:
+    token, _, _ = await rig.linking.request_telegram_link(rig.actor())
+    assert await rig.say(CHAT, f"/start {token}") == LINKED
+    assert await rig.say(CHAT + 1, f"/start {token}") == LINK_FAILED
+    assert (
+        await rig.h.engine.links.player_for_address(
+            Channel.TELEGRAM, rig.h.cipher.address_hashes(str(CHAT + 1))
+        )
+        is None
+    )
+
+
+@bounded
+async def test_expired_token_is_refused(rig: Rig) -> None:
+    token, _, expires_at = await rig.linking.request_telegram_link(rig.actor())
+    rig.h.clock.set(expires_at)
+    assert await rig.say(CHAT, f"/start {token}") == LINK_FAILED
+    assert await rig.say(CHAT, "/start not-a-token-we-issued") == LINK_FAILED
+    assert await rig.h.engine.links.all_links() == []
+
+
+@bounded
+async def test_start_without_a_token_explains_and_stop_unlinks(rig: Rig) -> None:
+    assert await rig.say(CHAT, "/start") == START_HELP
+    await rig.link_telegram()
+    assert await rig.say(CHAT, "/stop") == UNLINKED
+    assert await rig.h.engine.links.all_links() == []
+    assert await rig.say(CHAT, "/stop") == NOT_LINKED
+
+
+@bounded
+async def test_unlink_from_discord_side(rig: Rig) -> None:
+    await rig.link_telegram()
+    assert await rig.linking.unlink(rig.actor(), Channel.TELEGRAM) is True
+    assert await rig.h.engine.links.all_links() == []
+    assert await rig.say(CHAT, "/stop") == NOT_LINKED
+
+
+@bounded
+async def test_link_requests_are_throttled(rig: Rig) -> None:
+    for _ in range(3):
+        await rig.linking.request_telegram_link(rig.actor())
+    with pytest.raises(TooManyRequests) as refused:
+        await rig.linking.request_telegram_link(rig.actor())
+    assert refused.value.retry_after == 3600
+
+
+@bounded
+async def test_without_a_key_nothing_is_linked(rig: Rig) -> None:
+    rig.linking.cipher = None
+    with pytest.raises(Unavailable, match="encryption key is not set"):
+        await rig.linking.request_telegram_link(rig.actor())
+    with pytest.raises(Unavailable, match="encryption key is not set"):
+        await rig.linking.request_signal_link(rig.actor(), NUMBER)
+    assert await rig.say(CHAT, "/start sometoken") == LINK_FAILED
+    assert rig.signal.requests_total == 0
+    assert await rig.h.engine.links.all_links() == []
+
+
+# -- Signal ------------------------------------------------------------------------------------
+
+
+@bounded
+async def test_signal_code_links_the_number(rig: Rig) -> None:
+    await rig.linking.request_signal_link(rig.actor(), NUMBER)
+    [text] = rig.signal.messages_to(NUMBER)
+    assert text.startswith("Your Rallypoint code is ")
+    await rig.linking.confirm_signal_link(rig.actor(), rig.last_code())
+    [(_, channel, encrypted)] = await rig.h.engine.links.all_links()
+    assert channel is Channel.SIGNAL and rig.h.cipher.decrypt(encrypted) == NUMBER
+
+
+@bounded
+async def test_wrong_codes_lock_until_a_new_code(rig: Rig) -> None:
+    await rig.linking.request_signal_link(rig.actor(), NUMBER)
+    right = rig.last_code()
+    wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
+    for _ in range(5):
+        with pytest.raises(InvalidInput):
+            await rig.linking.confirm_signal_link(rig.actor(), wrong)
+    with pytest.raises(InvalidInput, match="too many wrong codes; request a new code"):
+        await rig.linking.confirm_signal_link(rig.actor(), right)
+    assert await rig.h.engine.links.all_links() == []
+    await rig.link_signal()
+    assert len(await rig.h.engine.links.all_links()) == 1
+
+
+@bounded
+async def test_a_bad_number_sends_nothing(rig: Rig) -> None:
+    for number in ("040917263", "+0038640917263", "+386 40 917 26x"):
+        with pytest.raises(InvalidInput):
+            await rig.linking.request_signal_link(rig.actor(), number)
+    assert rig.signal.requests_total == 0
+
+
+@bounded
+async def test_unregistered_number_leaves_no_usable_code(rig: Rig) -> None:
+    rig.signal.unregistered_numbers.add(NUMBER)
+    with pytest.raises(Unavailable, match="could not send a code to that number"):
+        await rig.linking.request_signal_link(rig.actor(), NUMBER)
+    assert rig.signal.requests_total == 1 and rig.signal.messages_to(NUMBER) == []
+    with pytest.raises(InvalidInput, match="No code is waiting"):
+        await rig.linking.confirm_signal_link(rig.actor(), "123456")
+
+
+# -- contact data at rest ----------------------------------------------------------------------
+
+
+def database_bytes(path: Path) -> bytes:
+    wal = path.with_name(path.name + "-wal")
+    return path.read_bytes() + (wal.read_bytes() if wal.exists() else b"")
+
+
+@bounded
+async def test_addresses_are_not_stored_in_plaintext(rig: Rig) -> None:
+    token, _, _ = await rig.linking.request_telegram_link(rig.actor())
+    assert await rig.say(CHAT, f"/start {token}") == LINKED
+    await rig.link_signal()
+    raw = database_bytes(rig.h.path)
+    assert b"Anastazija" in raw  # the right file, with the rows in it
+    for secret in (str(CHAT), NUMBER, NUMBER[1:], token):
+        assert secret.encode() not in raw
+    assert len(await rig.h.engine.links.all_links()) == 2
+
+
+@bounded
+async def test_key_rotation_keeps_links_working_after_the_old_key_is_dropped(rig: Rig) -> None:
+    await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
+    await rig.h.add_player(ANA, "Anastazija", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL))
+    await rig.link_telegram()
+    await rig.link_signal()
+    key_b = ContactCipher.generate_key()
+
+    rig.linking.cipher = ContactCipher(f"{key_b},{TEST_KEY}")  # new key in front
+    assert await rig.linking.rotate_keys() == 2
+    only_b = ContactCipher(key_b)  # then the old key is dropped (a restart with the new config)
+    rig.linking.cipher = only_b
+    rig.h.engine.dispatcher.fanout.cipher = only_b
+
+    assert sorted(only_b.decrypt(enc) for _, _, enc in await rig.h.engine.links.all_links()) == sorted(
+        [str(CHAT), NUMBER]
+    )
+    # Delivery decrypts the number with the new key only.
+    rig.route_through_emulators()
+    await rig.h.engine.promote.create(rig.h.actor())
+    await rig.h.engine.dispatcher.run_until(local(DAY, 20, 50))
+    assert len(rig.signal.messages_to(NUMBER)) == 2  # the code, then the reminder
+    # And an incoming chat is still matched by its hash.
+    assert await rig.say(CHAT, "/stop") == UNLINKED
+
+
+# -- delivery through the emulators ------------------------------------------------------------
+
+
+@bounded
+async def test_blocked_telegram_falls_back_to_signal_then_discord(rig: Rig) -> None:
+    rig.route_through_emulators()
+    prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+    await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
+    ana = await rig.h.add_player(ANA, "Anastazija", prefs=prefs, telegram=str(CHAT), signal=NUMBER)
+    bor = await rig.h.add_player(BOR, "Bor", prefs=prefs, telegram=str(CHAT + 1), signal="+38641555666")
+    rig.telegram.blocked_chat_ids.update({CHAT, CHAT + 1})
+    rig.signal.unregistered_numbers.add("+38641555666")
+
+    await rig.h.engine.promote.create(rig.h.actor())
+    await rig.h.run_evening()
+
+    assert rig.telegram.messages_to(CHAT) == [] and rig.telegram.messages_to(CHAT + 1) == []
+    assert rig.telegram.method_calls["sendmessage"] == 6  # each of 3 messages tried there first
+    assert len(rig.signal.messages_to(NUMBER)) == 3  # reminder, start, follow-up
+    assert rig.signal.messages_to("+38641555666") == []
+    assert len(rig.h.discord.to(str(BOR))) == 3 and rig.h.discord.to(str(ANA)) == []
+    async with rig.h.engine.db.read() as tx:
+        rows = await tx.fetchall("SELECT player_id, channel, state FROM ledger ORDER BY player_id, key")
+    assert {(r["player_id"], r["channel"], r["state"]) for r in rows} == {
+        (ana, "signal", "sent"),
+        (bor, "discord", "sent"),
+    }
+
+
+@bounded
+async def test_telegram_429_retry_after_is_honoured_exactly_once(rig: Rig) -> None:
+    rig.route_through_emulators()
+    await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
+    await rig.h.add_player(
+        ANA, "Anastazija", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram=str(CHAT)
+    )
+    await rig.h.engine.promote.create(rig.h.actor())
+    rig.telegram.rate_limit_next(1, 3)
+
+    await rig.h.engine.dispatcher.run_until(local(DAY, 20, 50))  # the reminder only
+
+    assert rig.h.clock.slept == [3.0]
+    assert rig.telegram.method_calls["sendmessage"] == 2  # the 429, then the delivery
+    [message] = rig.telegram.messages_to(CHAT)
+    assert "kicks off in 15 minutes" in message["text"]
+    assert rig.h.discord.sent == [] and rig.signal.requests_total == 0
+
+
+@bounded
+async def test_logs_keep_tokens_chat_ids_numbers_and_codes_out(
+    rig: Rig, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    rig.route_through_emulators()
+    token, _, _ = await rig.linking.request_telegram_link(rig.actor())
+    assert await rig.say(CHAT, f"/start {token}") == LINKED
+    await rig.link_signal()
+    code = rig.last_code()
+    rig.signal.unregistered_numbers.add("+38641555666")
+    with pytest.raises(Unavailable):
+        await rig.linking.request_signal_link(rig.actor(), "+38641555666")
+    assert await rig.say(CHAT, "/stop") == UNLINKED
+    logged = "\n".join(f"{r.name} {r.getMessage()}" for r in caplog.records)
+    assert "services.linking" in logged  # it did log, at DEBUG and above
+    for secret in (TOKEN, token, str(CHAT), NUMBER, "38641555666", f"is {code}"):
+        assert secret not in logged
