@@ -79,11 +79,13 @@ class Dispatcher:
         """Start every due job, then wait for the next due time (or a wake-up)."""
         self._wake.clear()
         await self.start_due()
-        next_at = await self.jobs.next_wakeup()
+        next_at = await self.jobs.next_wakeup(exclude=self._running.keys())
         await self.clock.sleep_until(next_at, self._wake)
 
     async def start_due(self) -> list[asyncio.Task[None]]:
-        claimed = await self.jobs.claim_due(self.clock.now(), self.owner, self.config.lease)
+        claimed = await self.jobs.claim_due(
+            self.clock.now(), self.owner, self.config.lease, exclude=self._running.keys()
+        )
         started = []
         for job in claimed:
             task = asyncio.create_task(self._run_guarded(job), name=f"rallypoint-job-{job.id}")
@@ -105,7 +107,7 @@ class Dispatcher:
             if tasks:
                 await asyncio.gather(*tasks)
                 continue
-            next_at = await self.jobs.next_wakeup()
+            next_at = await self.jobs.next_wakeup(exclude=self._running.keys())
             if next_at is None or next_at > deadline:
                 return
             self._wake.clear()

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 500
 FLUSH_EVERY = 128
 FLUSH_INTERVAL_SECONDS = 0.05
+KEEP_ALIVE_SECONDS = 5.0
 _RECLAIMABLE = frozenset({"skipped", "failed"})
 MAX_TRIES_PER_CHANNEL = 4
 BACKOFF_BASE_SECONDS = 1.0
@@ -326,12 +327,23 @@ class Fanout:
                 )
                 if last:
                     break
-                await self.clock.sleep(delay)
-                await keep_alive()
+                if not await self._wait(delay, keep_alive):
+                    break
         final = attempts[-1] if attempts else Attempt(pid, chain[0], DeliveryStatus.FAILED, "no channel")
         reason = "every channel failed: " + "; ".join(a.reason for a in attempts[-3:])
         attempts.append(Attempt(pid, final.channel, DeliveryStatus.FAILED, reason[:500], None, True))
         return LedgerOutcome(pid, DeliveryStatus.FAILED, final.channel, None, tuple(attempts))
+
+    async def _wait(self, delay: float, keep_alive: Callable[[], Awaitable[bool]]) -> bool:
+        """Sleep before a retry, keeping the job's lease alive through a long retry-after."""
+        remaining = delay
+        while remaining > 0:
+            step = min(remaining, KEEP_ALIVE_SECONDS)
+            await self.clock.sleep(step)
+            remaining -= step
+            if not await keep_alive():
+                return False
+        return True
 
     def _address(
         self, channel: Channel, recipient: SnapshotRecipient, ctx: DeliveryContext | None

@@ -258,7 +258,11 @@ class CampaignStore:
         return changed == 1
 
     async def cancel(self, campaign_id: int, now: datetime) -> bool:
-        """Cancel the campaign and every pending job of it; return False if already over."""
+        """Cancel the campaign and its unfinished jobs; return False if already over.
+
+        A job running in a live process sees the cancel at its next lease check and stops; a job
+        left running by a dead process is cancelled here rather than resumed.
+        """
         async with self.db.transaction() as tx:
             changed = await tx.execute(
                 """
@@ -272,7 +276,7 @@ class CampaignStore:
                     """
                     UPDATE jobs SET status = 'cancelled', finished_at = ?, lease_owner = NULL,
                                     lease_until = NULL
-                    WHERE campaign_id = ? AND status = 'pending'
+                    WHERE campaign_id = ? AND status IN ('pending', 'running')
                     """,
                     (to_db_time(now), campaign_id),
                 )

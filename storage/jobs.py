@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime, timedelta
 
 from services.models import JobStatus
 from storage.campaigns import Job, job_from_row
-from storage.db import Database, from_db_time, to_db_time
+from storage.db import Database, from_db_time, json_ids, to_db_time
 
 # A job is runnable when it is due and every earlier job of its campaign is over: the voice
 # check never starts before the start job has finished.
@@ -25,15 +26,25 @@ class JobStore:
         self.db = db
 
     async def claim_due(
-        self, now: datetime, owner: str, lease: timedelta, limit: int = 16
+        self,
+        now: datetime,
+        owner: str,
+        lease: timedelta,
+        limit: int = 16,
+        exclude: Collection[int] = (),
     ) -> list[Job]:
-        """Atomically lease due jobs (and jobs whose lease expired) to `owner`."""
+        """Atomically lease due jobs (and jobs whose lease expired) to `owner`.
+
+        `exclude` names jobs this process is still running: even if their lease lapsed (an event
+        loop stalled), the same process must not start them a second time.
+        """
         async with self.db.transaction() as tx:
             rows = await tx.fetchall(
                 f"""
                 UPDATE jobs SET status = 'running', lease_owner = :owner, lease_until = :until,
                                 attempts = attempts + 1, started_at = coalesce(started_at, :now)
                 WHERE id IN (SELECT j.id FROM jobs j WHERE {_RUNNABLE}
+                               AND j.id NOT IN (SELECT value FROM json_each(:exclude))
                              ORDER BY j.run_at, j.seq LIMIT :limit)
                 RETURNING *
                 """,  # noqa: S608 - a constant fragment, values are bound
@@ -42,12 +53,16 @@ class JobStore:
                     "until": to_db_time(now + lease),
                     "now": to_db_time(now),
                     "limit": limit,
+                    "exclude": json_ids(exclude),
                 },
             )
         return sorted((job_from_row(r) for r in rows), key=lambda j: (j.run_at, j.seq))
 
-    async def next_wakeup(self) -> datetime | None:
-        """The earliest instant at which a claim could find work (a due time or a lease expiry)."""
+    async def next_wakeup(self, exclude: Collection[int] = ()) -> datetime | None:
+        """The earliest instant at which a claim could find work (a due time or a lease expiry).
+
+        Jobs this process runs (`exclude`) are left out: their leases are ours to extend.
+        """
         async with self.db.read() as tx:
             row = await tx.fetchone(
                 """
@@ -57,10 +72,14 @@ class JobStore:
                        AND NOT EXISTS (SELECT 1 FROM jobs e
                                         WHERE e.campaign_id = j.campaign_id AND e.seq < j.seq
                                           AND e.status IN ('pending', 'running'))
+                       AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
                     UNION ALL
-                    SELECT min(lease_until) FROM jobs WHERE status = 'running'
+                    SELECT min(j.lease_until) FROM jobs j
+                     WHERE j.status = 'running'
+                       AND j.id NOT IN (SELECT value FROM json_each(:exclude))
                 )
-                """
+                """,
+                {"exclude": json_ids(exclude)},
             )
         return from_db_time(row["t"]) if row and row["t"] else None
 

@@ -95,11 +95,12 @@ async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
 async def test_retry_after_is_honoured_then_sent(h: Harness) -> None:
     await h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001")
     h.telegram.script["5001"] = [SendResult.retryable("429 Too Many Requests", retry_after=7.0)]
+    tried_at: list[object] = []
+    h.telegram.on_send = lambda m: tried_at.append(h.clock.now())
     await h.engine.promote.create(h.actor())
     await h.engine.dispatcher.run_until(local(DAY, 20, 46))
-    assert 7.0 in h.clock.slept
+    assert tried_at == [local(DAY, 20, 45), local(DAY, 20, 45, 7)]  # waited exactly retry_after
     assert len(h.telegram.to("5001")) == 1
-    assert len(h.telegram.attempts) == 2
 
 
 async def test_all_channels_failing_marks_start_failed(h: Harness) -> None:

@@ -8,6 +8,7 @@ from datetime import date, timedelta
 
 import pytest
 
+from services.delivery.base import SendResult
 from services.models import (
     CampaignStatus,
     Channel,
@@ -164,4 +165,37 @@ async def test_a_short_outage_still_sends(tmp_path, late_minutes: int) -> None:
     h.clock.set(local(DAY, 20, 45) + timedelta(minutes=late_minutes))
     await h.run_evening()
     assert len(h.discord.sent) >= 2
+    await h.engine.db.close()
+
+
+async def test_cancelling_a_campaign_whose_job_died_mid_run_does_not_resume_it(tmp_path) -> None:
+    first, campaign_id = await _crashed_run(tmp_path, Channel.DISCORD, hang_after=5)
+    h = await _restart(tmp_path, first, minutes_later=2)
+    await h.engine.promote.cancel(h.actor())
+    assert await h.engine.dispatcher.start_due() == []
+    assert await h.engine.jobs.next_wakeup() is None  # nothing left to wake for: no busy loop
+    jobs = await h.engine.campaigns.jobs(campaign_id)
+    assert {j.status for j in jobs} == {JobStatus.CANCELLED}
+    await h.engine.db.close()
+
+
+async def test_a_long_retry_after_keeps_the_lease_and_is_not_run_twice(tmp_path) -> None:
+    h = await make_harness(tmp_path / "lease.sqlite3", local(DAY, 20, 0), lease_seconds=60)
+    await h.add_player(PROMOTER_ID, "Promoter", status=None)
+    await h.add_player(1, "Ana")
+    h.discord.script["1"] = [SendResult.retryable("429", retry_after=150.0)]
+    created = await h.engine.promote.create(h.actor())
+    h.clock.set(local(DAY, 20, 45))
+    [task] = await h.engine.dispatcher.start_due()
+    reminder_id = next(j.id for j in created.jobs if j.job_type is JobType.REMINDER)
+    while h.clock.now() < local(DAY, 20, 45) + timedelta(seconds=100):
+        await asyncio.sleep(0)
+        # Mid-wait the lease stays current (no other process may take over) and this process
+        # does not start the job a second time.
+        assert (await h.engine.jobs.get(reminder_id)).lease_until > h.clock.now()
+        assert await h.engine.dispatcher.start_due() == []
+    await task
+    reminder = await h.engine.jobs.get(reminder_id)
+    assert reminder.status is JobStatus.SENT and reminder.attempts == 1
+    assert len(h.discord.to("1")) == 1
     await h.engine.db.close()
