@@ -9,6 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from cogs.common import reply_ephemeral
 from services.errors import RallypointError
 
 if TYPE_CHECKING:
@@ -79,11 +80,4 @@ class RallypointBot(commands.Bot):
                 "command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original
             )
             message = "Something went wrong on our side. Please try again in a moment."
-        await send_ephemeral(interaction, message)
-
-
-async def send_ephemeral(interaction: discord.Interaction, message: str, **kwargs: Any) -> None:
-    if interaction.response.is_done():
-        await interaction.followup.send(message, ephemeral=True, **kwargs)
-    else:
-        await interaction.response.send_message(message, ephemeral=True, **kwargs)
+        await reply_ephemeral(interaction, message)

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import actor_from, parse_date_option
+from cogs.common import PoliteView, actor_from, parse_date_option
 from cogs.embeds import board_embed
 from services.models import PlayerStatus
 
@@ -34,7 +34,7 @@ class BoardButton(discord.ui.Button["BoardView"]):
             await self.view.cog.press(interaction, self.status)
 
 
-class BoardView(discord.ui.View):
+class BoardView(PoliteView):
     """Persistent: registered at start-up with fixed custom ids, so old boards keep working."""
 
     def __init__(self, cog: AvailabilityCog) -> None:

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import date
+from typing import Any
 
 import discord
 
-from services.errors import InvalidInput
+from services.errors import InvalidInput, RallypointError
 from services.permissions import Actor
+
+log = logging.getLogger(__name__)
 
 
 def actor_from(interaction: discord.Interaction, guild_id: int) -> Actor:
@@ -26,3 +30,28 @@ def parse_date_option(value: str | None) -> date | None:
         return date.fromisoformat(value.strip())
     except ValueError:
         raise InvalidInput(f"{value[:40]!r} is not a date; use YYYY-MM-DD, for example 2026-11-24.") from None
+
+
+async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:
+    """Answer (or follow up) privately; names in messages never ping anyone."""
+    none = discord.AllowedMentions.none()
+    if interaction.response.is_done():
+        await interaction.followup.send(message, ephemeral=True, allowed_mentions=none)
+    else:
+        await interaction.response.send_message(message, ephemeral=True, allowed_mentions=none)
+
+
+class PoliteView(discord.ui.View):
+    """A view whose button errors get the same polite ephemeral answers as slash commands.
+
+    Component errors never reach CommandTree.on_error, so views translate them here.
+    """
+
+    async def on_error(
+        self, interaction: discord.Interaction, error: Exception, item: discord.ui.Item[Any]
+    ) -> None:
+        if isinstance(error, RallypointError):
+            await reply_ephemeral(interaction, error.message)
+            return
+        log.error("button %s failed", getattr(item, "custom_id", "?"), exc_info=error)
+        await reply_ephemeral(interaction, "Something went wrong on our side. Please try again in a moment.")

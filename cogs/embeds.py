@@ -14,13 +14,29 @@ from services.promote import CampaignCreated, CampaignStatusView
 from services.quiet_hours import format_hhmm
 
 COLOUR = discord.Colour.from_rgb(88, 101, 242)
-MAX_LISTED = 25
+FIELD_LIMIT = 1024  # Discord refuses an embed whose field value is longer
 STATUS_EMOJI = {
     PlayerStatus.LOOKING: "🟢",
     PlayerStatus.AVAILABLE: "🔵",
     PlayerStatus.MAYBE: "🟡",
     PlayerStatus.NOT_PLAYING: "⚪",
 }
+
+
+def _fit_lines(items: list[str], *, separator: str, limit: int = FIELD_LIMIT) -> str:
+    """Join as many items as fit in one embed field, ending with "… and N more" when cut."""
+    shown: list[str] = []
+    used = 0
+    for i, item in enumerate(items):
+        more = f"{separator}… and {len(items) - i} more"
+        cost = len(item) + (len(separator) if shown else 0)
+        # Keep room for the "and N more" tail unless this is the last item.
+        tail = len(more) if i < len(items) - 1 else 0
+        if used + cost + tail > limit:
+            return separator.join(shown) + (more if shown else more.removeprefix(separator))
+        shown.append(item)
+        used += cost
+    return separator.join(shown)
 
 
 def _escape(name: str) -> str:
@@ -44,13 +60,12 @@ def preview_embed(preview: Preview, zone: ZoneInfo) -> discord.Embed:
     embed.add_field(name="Start", value=_when(preview.schedule.start, zone))
     embed.add_field(name="Recipients", value=str(preview.recipient_count))
     embed.add_field(name="Channels", value=_channels_line(preview.channels_summary.as_dict()), inline=False)
-    lines = [
-        f"{STATUS_EMOJI[r.status]} {_escape(r.player.display_name)} → {r.selected_channel.value}"
-        for r in preview.recipients[:MAX_LISTED]
-    ]
-    if preview.recipient_count > MAX_LISTED:
-        lines.append(f"… and {preview.recipient_count - MAX_LISTED} more")
-    embed.add_field(name="Who", value="\n".join(lines) or "Nobody is looking yet.", inline=False)
+    lines = _fit_lines(
+        [f"{STATUS_EMOJI[r.status]} {_escape(r.player.display_name)} → {r.selected_channel.value}"
+         for r in preview.recipients],
+        separator="\n",
+    )
+    embed.add_field(name="Who", value=lines or "Nobody is looking yet.", inline=False)
     if preview.unavailable_channels:
         off = ", ".join(sorted(c.value for c in preview.unavailable_channels))
         embed.set_footer(text=f"Not configured here: {off} (those players are reached on Discord).")
@@ -98,10 +113,8 @@ def board_embed(board: Board) -> discord.Embed:
     counts = board.counts()
     embed = discord.Embed(title=f"Who's playing tonight? · {board.day.isoformat()}", colour=COLOUR)
     for status in PlayerStatus:
-        names = [e.player.display_name for e in board.entries if e.status is status]
-        shown = ", ".join(_escape(n) for n in names[:30])
-        if len(names) > 30:
-            shown += f", and {len(names) - 30} more"
+        names = [_escape(e.player.display_name) for e in board.entries if e.status is status]
+        shown = _fit_lines(names, separator=", ")
         embed.add_field(
             name=f"{STATUS_EMOJI[status]} {status.value.replace('_', ' ').title()} ({counts[status]})",
             value=shown or "—",

@@ -37,9 +37,18 @@ def parse_quiet_hours(value: str) -> QuietHours | None:
     if len(parts) != 2:
         raise InvalidInput("Quiet hours look like 23:00-07:00 (or 'off').")
     try:
-        return QuietHours(parse_hhmm(parts[0].strip()), parse_hhmm(parts[1].strip()))
+        window = QuietHours(parse_hhmm(parts[0].strip()), parse_hhmm(parts[1].strip()))
     except ValueError as exc:
         raise InvalidInput(f"Quiet hours: {exc}.") from None
+    if window.start == window.end:
+        raise InvalidInput("Quiet hours need a different start and end (or 'off' for none).")
+    return window
+
+
+def parse_timezone_option(value: str) -> str | None:
+    """An IANA name, or `server` / `default` to go back to the server's timezone."""
+    text = value.strip()
+    return None if text.lower() in {"server", "default", "off"} else text
 
 
 class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint reaches you"):
@@ -64,7 +73,7 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
         allow_promotions="Get promotion messages at all",
         preferred_channel="Where to reach you first",
         quiet_hours="Never message me between, e.g. 23:00-07:00 (or 'off')",
-        timezone="Your timezone for quiet hours, e.g. Europe/Ljubljana",
+        timezone="Your timezone for quiet hours, e.g. Europe/Ljubljana ('server' for the server's)",
     )
     async def settings(
         self,
@@ -79,7 +88,7 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
             allow_promotions=UNSET if allow_promotions is None else allow_promotions,
             preferred_channel=UNSET if preferred_channel is None else PreferredChannel(preferred_channel),
             quiet_hours=UNSET if quiet_hours is None else parse_quiet_hours(quiet_hours),
-            timezone=UNSET if timezone is None else timezone,
+            timezone=UNSET if timezone is None else parse_timezone_option(timezone),
         )
         await interaction.response.send_message("Saved.", embed=preferences_embed(view), ephemeral=True)
 

@@ -9,7 +9,7 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import actor_from, parse_date_option
+from cogs.common import PoliteView, actor_from, parse_date_option
 from cogs.embeds import created_embed, preview_embed, status_embed
 from services.errors import RallypointError
 from services.permissions import Actor
@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 CONFIRM_TIMEOUT_SECONDS = 120.0
 
 
-class ConfirmSchedule(discord.ui.View):
+class ConfirmSchedule(PoliteView):
     """Confirm / Cancel under a schedule preview; only the caller may press, and they expire."""
 
     def __init__(

@@ -1,0 +1,191 @@
+"""/available and /availability board, including the persistent board buttons."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+
+from cogs.availability import AvailabilityCog, BoardButton, BoardView
+from services.errors import InvalidInput, NotLinked
+from services.models import PlayerStatus
+from tests.cogs.fakes import DAY, Rig, interaction, make_rig, member, no_reply, only_reply, press, user
+
+ME = 3000
+BOARD_IDS = [
+    "rallypoint:board:LOOKING",
+    "rallypoint:board:AVAILABLE",
+    "rallypoint:board:MAYBE",
+    "rallypoint:board:NOT_PLAYING",
+]
+
+
+@pytest.fixture
+async def rig(tmp_path):
+    rig = await make_rig(tmp_path / "rp.sqlite3")
+    yield rig
+    await rig.close()
+
+
+async def stored(rig: Rig, day: date = DAY, discord_id: int = ME) -> PlayerStatus | None:
+    player = await rig.h.engine.players.by_discord_id(discord_id)
+    assert player is not None
+    return await rig.h.engine.players.availability(player.id, day)
+
+
+async def available(rig: Rig, status: str, date: str | None = None, who=None):
+    i = interaction(who or member(ME, "Mia"))
+    await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status=status, date=date)
+    return only_reply(i)
+
+
+# -- /available ----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", list(PlayerStatus))
+async def test_available_stores_each_status_for_today(rig: Rig, status: PlayerStatus) -> None:
+    reply = await available(rig, status.value)
+    assert reply.ephemeral
+    assert reply.content == f"Your status for 2026-11-24 is set to **{status.value}**."
+    assert await stored(rig) is status
+
+
+async def test_available_clear_removes_the_status(rig: Rig) -> None:
+    await available(rig, "LOOKING")
+    reply = await available(rig, "clear")
+    assert reply.ephemeral and reply.content == "Your status for 2026-11-24 is cleared."
+    assert await stored(rig) is None
+
+
+async def test_available_changes_a_status_rather_than_adding_one(rig: Rig) -> None:
+    await available(rig, "LOOKING")
+    await available(rig, "MAYBE")
+    board = await rig.h.engine.player_service.board()
+    assert [(e.player.display_name, e.status) for e in board.entries] == [("Mia", PlayerStatus.MAYBE)]
+
+
+@pytest.mark.parametrize("offset", [-1, 6, 28])
+async def test_available_for_a_date_in_range_stores_that_date_only(rig: Rig, offset: int) -> None:
+    day = DAY + timedelta(days=offset)
+    reply = await available(rig, "AVAILABLE", day.isoformat())
+    assert reply.content == f"Your status for {day.isoformat()} is set to **AVAILABLE**."
+    assert await stored(rig, day) is PlayerStatus.AVAILABLE
+    assert await stored(rig, DAY) is None
+
+
+@pytest.mark.parametrize("offset", [-2, 29, 4000])
+async def test_available_for_a_date_out_of_range_is_refused_and_stores_nothing(rig: Rig, offset: int) -> None:
+    await available(rig, "MAYBE")  # what is already stored must stay
+    day = DAY + timedelta(days=offset)
+    i = interaction(member(ME, "Mia"))
+    with pytest.raises(InvalidInput, match=r"date must be between 2026-11-23 and 2026-12-22"):
+        await AvailabilityCog.available.callback(
+            AvailabilityCog(rig.bot), i, status="LOOKING", date=day.isoformat()
+        )
+    no_reply(i)
+    assert await stored(rig, day) is None
+    assert await stored(rig, DAY) is PlayerStatus.MAYBE
+
+
+@pytest.mark.parametrize(
+    "bad", ["24.11.2026", "2026-11-31", "next friday", "2026-11-24T21:00", "٢٠٢٦-١١-٢٤", "x" * 6000]
+)
+async def test_available_with_a_malformed_date_is_refused_and_stores_nothing(rig: Rig, bad: str) -> None:
+    i = interaction(member(ME, "Mia"))
+    with pytest.raises(InvalidInput, match=r"is not a date; use YYYY-MM-DD"):
+        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=bad)
+    no_reply(i)
+    assert await rig.h.engine.players.by_discord_id(ME) is None  # parsed before anything is stored
+
+
+async def test_available_blank_date_means_today(rig: Rig) -> None:
+    reply = await available(rig, "LOOKING", "   ")
+    assert reply.content == "Your status for 2026-11-24 is set to **LOOKING**."
+
+
+async def test_available_for_a_non_member_is_not_linked_and_creates_nothing(rig: Rig) -> None:
+    i = interaction(user(ME), guild_id=None)
+    with pytest.raises(NotLinked):
+        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=None)
+    no_reply(i)
+    assert await rig.h.engine.players.by_discord_id(ME) is None
+
+
+# -- /availability board -------------------------------------------------------------------------
+
+
+async def test_board_is_public_with_four_stable_buttons_and_no_timeout(rig: Rig) -> None:
+    await rig.h.add_player(1, "Ana")
+    await rig.h.add_player(2, "Bor", status=PlayerStatus.MAYBE)
+    i = interaction(member(ME, "Mia"))
+    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot), i)
+
+    reply = only_reply(i)
+    assert reply.method == "send_message" and not reply.ephemeral  # everyone sees the board
+    assert reply.embed.title == "Who's playing tonight? · 2026-11-24"
+    assert reply.field("🟢 Looking (1)") == "Ana"
+    assert reply.field("🟡 Maybe (1)") == "Bor"
+    assert reply.field("🔵 Available (0)") == "—"
+    assert reply.field("⚪ Not Playing (0)") == "—"
+    view = reply.view
+    assert isinstance(view, BoardView)
+    assert view.timeout is None and view.is_persistent()
+    assert [b.custom_id for b in view.children] == BOARD_IDS
+    assert [b.label for b in view.children] == ["Looking", "Available", "Maybe", "Not Playing"]
+
+
+async def test_cog_load_registers_the_persistent_board_view(rig: Rig) -> None:
+    await AvailabilityCog(rig.bot).cog_load()
+    [(view, message_id)] = rig.bot.views
+    assert isinstance(view, BoardView) and message_id is None
+    assert [b.custom_id for b in view.children] == BOARD_IDS
+
+
+def button(view: BoardView, status: PlayerStatus) -> BoardButton:
+    [item] = [b for b in view.children if isinstance(b, BoardButton) and b.status is status]
+    return item
+
+
+async def test_pressing_a_board_button_stores_the_status_and_updates_the_counts(rig: Rig) -> None:
+    await rig.h.add_player(1, "Ana")
+    cog = AvailabilityCog(rig.bot)
+    post = interaction(member(ME, "Mia"))
+    await AvailabilityCog.board.callback(cog, post)
+    view = only_reply(post).view
+
+    click = interaction(member(ME, "Mia"))
+    await press(view, button(view, PlayerStatus.AVAILABLE), click)
+    assert await stored(rig) is PlayerStatus.AVAILABLE
+    reply = only_reply(click)
+    assert reply.method == "edit_message"
+    assert reply.field("🔵 Available (1)") == "Mia"
+    assert reply.field("🟢 Looking (1)") == "Ana"
+    assert isinstance(reply.view, BoardView) and reply.view.is_persistent()
+
+    again = interaction(member(ME, "Mia"))
+    await press(reply.view, button(reply.view, PlayerStatus.LOOKING), again)
+    assert await stored(rig) is PlayerStatus.LOOKING
+    updated = only_reply(again)
+    assert updated.field("🟢 Looking (2)") == "Ana, Mia"
+    assert updated.field("🔵 Available (0)") == "—"
+
+
+async def test_the_registered_view_handles_presses_on_boards_from_before_a_restart(rig: Rig) -> None:
+    cog = AvailabilityCog(rig.bot)
+    await cog.cog_load()
+    [(view, _)] = rig.bot.views
+    click = interaction(member(ME, "Mia"))
+    await press(view, button(view, PlayerStatus.NOT_PLAYING), click)
+    assert await stored(rig) is PlayerStatus.NOT_PLAYING
+    assert only_reply(click).field("⚪ Not Playing (1)") == "Mia"
+
+
+async def test_a_refused_board_press_gets_a_polite_ephemeral_answer(rig: Rig) -> None:
+    cog = AvailabilityCog(rig.bot)
+    view = BoardView(cog)
+    click = interaction(user(ME), guild_id=None)
+    await press(view, button(view, PlayerStatus.LOOKING), click)
+    assert await rig.h.engine.players.by_discord_id(ME) is None
+    reply = only_reply(click)
+    assert reply.ephemeral
+    assert reply.content == "You need to be a member of the community's Discord server."

@@ -1,0 +1,60 @@
+"""The fakes are strict: a cog that misuses discord.py's API fails under them, as it would live."""
+
+from __future__ import annotations
+
+import discord
+import pytest
+
+from cogs.promote import ConfirmSchedule
+from services.linking import LinkingService
+from services.permissions import Actor
+from tests.cogs.fakes import BotStub, interaction, member, only_reply, settings, strict, user
+
+
+async def test_an_attribute_discord_py_does_not_have_fails() -> None:
+    i = interaction()
+    with pytest.raises(AttributeError):
+        i.respond  # noqa: B018
+    with pytest.raises(AttributeError):
+        member().nickname  # noqa: B018
+    with pytest.raises(AttributeError):
+        i.response.send  # noqa: B018
+
+
+async def test_a_keyword_discord_py_does_not_take_fails() -> None:
+    i = interaction()
+    with pytest.raises(TypeError):
+        await i.response.send_message("hi", ephermal=True)
+    with pytest.raises(TypeError):
+        await i.response.edit_message("positional content is not accepted")
+    with pytest.raises(TypeError):
+        await i.edit_original_response(contents="x")
+    with pytest.raises(TypeError):
+        await strict(LinkingService).request_telegram_link(Actor(1, True), "extra")
+
+
+async def test_an_interaction_is_answered_once() -> None:
+    i = interaction()
+    await i.response.send_message("first", ephemeral=True)
+    assert i.response.is_done()
+    with pytest.raises(discord.InteractionResponded):
+        await i.response.edit_message(content="second")
+    assert only_reply(i).content == "first"
+
+
+async def test_an_oversized_answer_is_refused_as_discord_would() -> None:
+    i = interaction()
+    with pytest.raises(AssertionError, match="content is 2001 characters"):
+        await i.response.send_message("x" * 2001)
+
+
+async def test_members_are_members_and_users_are_not() -> None:
+    assert isinstance(member(), discord.Member)
+    assert not isinstance(user(1), discord.Member)
+
+
+async def test_the_bot_stub_refuses_a_view_that_cannot_persist() -> None:
+    bot = BotStub(engine=None, settings=settings())  # type: ignore[arg-type]
+    view = ConfirmSchedule(None, Actor(1, True), False, False, False)  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="not persistent"):
+        bot.add_view(view)
