@@ -14,6 +14,7 @@ from bot.sandbox.signal_emulator import SignalEmulator
 from services.delivery.base import Outcome, OutgoingMessage
 from services.delivery.signal import SignalClient, SignalSender, classify_send_answer, parse_send_timestamp
 from services.models import Channel
+from tests.emulators import running
 
 BOT = "+15550000001"
 ANA = "+38640123456"
@@ -22,14 +23,8 @@ BOUND = 5  # seconds any single test may take
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[SignalEmulator]:
-    emu = SignalEmulator(number=BOT)
-    async with asyncio.timeout(BOUND):
-        await emu.start()
-    try:
+    async with running(SignalEmulator(number=BOT)) as emu:
         yield emu
-    finally:
-        async with asyncio.timeout(BOUND):
-            await emu.stop()
 
 
 @pytest.fixture

@@ -30,6 +30,7 @@ from services.delivery.telegram import (
     retry_after_seconds,
 )
 from services.models import Channel
+from tests.emulators import running
 
 TOKEN = "123456:sandbox"
 BOUND = 5  # seconds any single test may take
@@ -72,14 +73,8 @@ def message(address: str | int, text: str = "kick-off in 15 minutes") -> Outgoin
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[TelegramEmulator]:
-    emu = TelegramEmulator(token=TOKEN)
-    async with asyncio.timeout(BOUND):
-        await emu.start()
-    try:
+    async with running(TelegramEmulator(token=TOKEN)) as emu:
         yield emu
-    finally:
-        async with asyncio.timeout(BOUND):
-            await emu.stop()
 
 
 @pytest.fixture

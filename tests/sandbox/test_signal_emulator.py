@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 
 from bot.sandbox.signal_emulator import SignalEmulator
+from tests.emulators import running
 
 BOT = "+15550000001"
 ANA = "+38640123456"
@@ -18,14 +19,8 @@ BOUND = 5  # seconds any single test may take
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[SignalEmulator]:
-    emu = SignalEmulator(number=BOT)
-    async with asyncio.timeout(BOUND):
-        await emu.start()
-    try:
+    async with running(SignalEmulator(number=BOT)) as emu:
         yield emu
-    finally:
-        async with asyncio.timeout(BOUND):
-            await emu.stop()
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from telegram.error import BadRequest, EndPointNotFound, Forbidden, InvalidToken
 from telegram.ext import Application, CommandHandler, ContextTypes
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from tests.emulators import running
 
 TOKEN = "123456:sandbox"
 BOUND = 5  # seconds any single test may take
@@ -24,14 +25,8 @@ BOUND = 5  # seconds any single test may take
 
 @pytest.fixture
 async def emulator() -> AsyncIterator[TelegramEmulator]:
-    emu = TelegramEmulator(token=TOKEN, bot_username="rallypoint_bot")
-    async with asyncio.timeout(BOUND):
-        await emu.start()
-    try:
+    async with running(TelegramEmulator(token=TOKEN, bot_username="rallypoint_bot")) as emu:
         yield emu
-    finally:
-        async with asyncio.timeout(BOUND):
-            await emu.stop()
 
 
 @pytest.fixture
