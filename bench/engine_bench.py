@@ -82,7 +82,8 @@ async def bench_dispatch(workdir: Path, recipients: int = 10_000) -> None:
     t0 = time.perf_counter()
     async with db.transaction() as tx:
         await tx.executemany(
-            "INSERT INTO ledger (player_id, key, campaign_id, job_id, state, channel, claimed_at) VALUES (?,?,?,?,?,?,?)",
+            "INSERT INTO ledger (player_id, key, campaign_id, job_id, state, channel, claimed_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?)",
             conn_rows,
         )
     async with db.transaction() as tx:
@@ -95,7 +96,8 @@ async def bench_dispatch(workdir: Path, recipients: int = 10_000) -> None:
     rate = recipients / ours
     print(f"dispatch: {recipients} recipients in {ours:.3f}s = {rate:,.0f} recipients/s (target >= 5,000)")
     print(
-        f"dispatch: storage+dispatch time per recipient / bare executemany per recipient = {ours / bare:.1f}x "
+        "dispatch: storage+dispatch time per recipient / bare executemany per recipient = "
+        f"{ours / bare:.1f}x "
         f"({ours / recipients * 1e6:.0f} us vs {bare / recipients * 1e6:.0f} us)"
     )
     await db.close()
@@ -119,7 +121,8 @@ async def bench_create_preview(workdir: Path, players: int = 100_000, eligible: 
         f"(target < 100 ms) = {statistics.median(previews) / 0.100:.2f} of the budget"
     )
     print(
-        f"create: {created.campaign.recipient_count} recipients of {players} players in {create * 1000:.0f} ms "
+        f"create: {created.campaign.recipient_count} recipients of {players} players in "
+        f"{create * 1000:.0f} ms "
         f"(target < 250 ms) = {create / 0.250:.2f} of the budget"
     )
     await db.close()

@@ -20,7 +20,8 @@ async def seed_players(
     at = to_db_time(now)
     async with db.transaction() as tx:
         await tx.executemany(
-            "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
+            " VALUES (?, ?, ?, ?, ?)",
             [(i, first_discord_id + i, f"Player {i:06d}", at, at) for i in range(1, count + 1)],
         )
         await tx.executemany(

@@ -29,6 +29,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from services.phone import is_e164
 from services.quiet_hours import parse_hhmm
 from services.schedule import validate_timezone
 
@@ -127,7 +128,7 @@ class SignalSettings(_Section):
     @field_validator("number")
     @classmethod
     def _e164(cls, value: str) -> str:
-        if value and not (value.startswith("+") and value[1:].isdigit() and 8 <= len(value) - 1 <= 15):
+        if value and not is_e164(value):
             raise ValueError("must be an E.164 number such as +38640123456")
         return value
 

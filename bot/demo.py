@@ -20,6 +20,7 @@ from bot.sandbox.stack import (
     FOLLOWUP_CHANNEL_ID,
     GUILD_ID,
     PROMOTER_ID,
+    SERVICE_TOKEN,
     VOICE_CHANNEL_ID,
     Member,
     SandboxStack,
@@ -74,6 +75,7 @@ async def _run(workdir: Path) -> int:
         await _promote(stack, app)
         campaign = await _wait_for_evening(app)
         await _transcript(stack, app, campaign)
+        await _website_view(app)
     finally:
         await app.stop()
         await stack.stop()
@@ -212,3 +214,22 @@ async def _transcript(stack: SandboxStack, app: Application, campaign: Any) -> N
         f"   messages seen by players: Discord DMs {dm_total}, Telegram {stack.telegram.sent_total}, "
         f"Signal {stack.signal.sent_total} (link confirmations and codes included)"
     )
+
+
+async def _website_view(app: Application) -> None:
+    """What the community website sees: the status endpoint of the embedded API (aggregates only)."""
+    import aiohttp
+
+    from bot.api import bound_port
+
+    if app.api_runner is None:
+        return
+    url = f"http://127.0.0.1:{bound_port(app.api_runner)}/api/availability/promotions/campaign"
+    headers = {"Authorization": f"Bearer {SERVICE_TOKEN}", "X-Discord-User-Id": str(PROMOTER_ID)}
+    async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
+        body = await response.json()
+    c = body["campaign"]
+    _say(f"\n-- the website's view: GET /api/availability/promotions/campaign → {response.status}")
+    _say(f"   status {c['status']}, {c['recipient_count']} recipients, delivery {c['delivery']}")
+    for job in c["jobs"]:
+        _say(f"   {job['job_type']}: {job['status']} (attempt {job['attempts']}/{job['max_attempts']})")

@@ -73,7 +73,7 @@ def build_engine(
         players=players, campaigns=campaigns, config=promotion, policy=policy, clock=clock,
         on_jobs_created=dispatcher.wake,
     )
-    player_service = PlayerService(players=players, links=links, promote=promote, clock=clock)
+    player_service = PlayerService(players=players, links=links, promote=promote, clock=clock, cipher=cipher)
     return Engine(
         db=db, players=players, links=links, campaigns=campaigns, jobs=jobs, ledger=ledger,
         promote=promote, player_service=player_service, dispatcher=dispatcher, senders=senders,

@@ -11,6 +11,7 @@ import asyncio
 import logging
 import random
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
@@ -85,8 +86,8 @@ class Fanout:
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._limits = {ch: asyncio.Semaphore(concurrency) for ch in Channel}
-        # Recipients in flight at once, all channels together; by default one channel's limit, so
-        # that a claimed recipient never queues behind a semaphore.
+        # Recipients in flight at once per channel (their first channel); by default that
+        # channel's limit, so that a claimed recipient never queues behind a semaphore.
         self.window = window or concurrency
         self.flush_interval = flush_interval
 
@@ -145,13 +146,17 @@ class Fanout:
                     resend.append((r, resolved))
             else:
                 reason = f"already handled for {job.key} by campaign {entry.campaign_id} ({entry.state})"
-                notes.append(
-                    Attempt(pid, entry.channel or chain[0], DeliveryStatus.SKIPPED, reason, None, True)
-                )
+                notes.append(Attempt(pid, entry.channel or chain[0], DeliveryStatus.SKIPPED, reason, None, True))
         if skips or unknowns or notes:
             recorded = await self.ledger.decide(
-                key=job.key, campaign_id=job.campaign_id, job_id=job.job_id, job_type=job.job_type,
-                decided=skips, resolved=unknowns, notes=notes, now=self.clock.now(),
+                key=job.key,
+                campaign_id=job.campaign_id,
+                job_id=job.job_id,
+                job_type=job.job_type,
+                decided=skips,
+                resolved=unknowns,
+                notes=notes,
+                now=self.clock.now(),
             )
             for status in recorded:
                 result.add(status)
@@ -167,31 +172,37 @@ class Fanout:
         result: FanoutResult,
         keep_alive: Callable[[], Awaitable[bool]],
     ) -> None:
-        """Send with at most `window` recipients in flight, claiming each batch just before it starts.
+        """Send with at most `window` recipients in flight per channel, claiming each batch just before it starts.
 
         Claiming only what is about to be handed to a sender keeps the crash-ambiguous set small
         and honest: a claimed row without an outcome really was in flight, so marking it `unknown`
-        (Telegram, Signal) never drops a recipient whose send had not begun.
+        (Telegram, Signal) never drops a recipient whose send had not begun. Each channel has its
+        own window, so Telegram's pacing never holds Discord or Signal recipients back.
         """
-        in_flight: set[asyncio.Task[LedgerOutcome]] = set()
+        in_flight: dict[asyncio.Task[LedgerOutcome], Channel] = {}
+        per_channel: Counter[Channel] = Counter()
         done: list[LedgerOutcome] = []
         lost: list[Attempt] = []
         flushed_at = time.monotonic()
 
         def start(r: SnapshotRecipient, chain: tuple[Channel, ...]) -> None:
             coro = self._deliver(job, r, contexts.get(r.player.id), chain, text_for, keep_alive)
-            in_flight.add(asyncio.create_task(coro))
+            in_flight[asyncio.create_task(coro)] = chain[0]
+            per_channel[chain[0]] += 1
 
         for r, chain in resend:  # already claimed by this job before the interruption
             start(r, chain)
-        queue = list(reversed(fresh))
+        queues: dict[Channel, list[tuple[SnapshotRecipient, tuple[Channel, ...]]]] = {}
+        for r, chain in reversed(fresh):
+            queues.setdefault(chain[0], []).append((r, chain))
         try:
-            while queue or in_flight:
-                free = self.window - len(in_flight)
-                if queue and (free >= max(1, self.window // 2) or not in_flight):
-                    batch = [queue.pop() for _ in range(min(free, len(queue)))]
+            while any(queues.values()) or in_flight:
+                batch = self._next_batch(queues, per_channel)
+                if batch:
                     claimed = await self.ledger.claim(
-                        key=job.key, campaign_id=job.campaign_id, job_id=job.job_id,
+                        key=job.key,
+                        campaign_id=job.campaign_id,
+                        job_id=job.job_id,
                         first_channels={r.player.id: chain[0] for r, chain in batch},
                         now=self.clock.now(),
                     )
@@ -199,16 +210,17 @@ class Fanout:
                         if r.player.id in claimed:
                             start(r, chain)
                         else:  # another campaign's job took the key in between; it owns the send
-                            lost.append(Attempt(r.player.id, chain[0], DeliveryStatus.SKIPPED,
-                                                f"already handled for {job.key} by another campaign",
-                                                None, True))
+                            reason = f"already handled for {job.key} by another campaign"
+                            lost.append(Attempt(r.player.id, chain[0], DeliveryStatus.SKIPPED, reason, None, True))
                     continue
-                finished, _ = await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                # Record outcomes in batches, but never sit on them for long, even while a slow
+                # send is still out: an unrecorded outcome turns into `unknown` (Telegram, Signal)
+                # if the process dies now.
+                timeout = max(0.0, self.flush_interval - (time.monotonic() - flushed_at)) if done or lost else None
+                finished, _ = await asyncio.wait(in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
-                    in_flight.discard(task)
+                    per_channel[in_flight.pop(task)] -= 1
                     done.append(task.result())
-                # Record outcomes in batches, but never sit on them for long: an unrecorded
-                # outcome turns into `unknown` (Telegram, Signal) if the process dies now.
                 if len(done) >= FLUSH_EVERY or time.monotonic() - flushed_at >= self.flush_interval:
                     await self._record(job, done, lost, result)
                     done, lost = [], []
@@ -219,12 +231,30 @@ class Fanout:
         if done or lost:
             await self._record(job, done, lost, result)
 
+    def _next_batch(
+        self,
+        queues: dict[Channel, list[tuple[SnapshotRecipient, tuple[Channel, ...]]]],
+        per_channel: Counter[Channel],
+    ) -> list[tuple[SnapshotRecipient, tuple[Channel, ...]]]:
+        """Recipients to claim now: every channel whose window is at least half free gets a refill."""
+        batch: list[tuple[SnapshotRecipient, tuple[Channel, ...]]] = []
+        for channel, queue in queues.items():
+            free = self.window - per_channel[channel]
+            if queue and (free >= max(1, self.window // 2) or per_channel[channel] == 0):
+                batch += [queue.pop() for _ in range(min(free, len(queue)))]
+        return batch
+
     async def _record(
         self, job: FanoutJob, outcomes: list[LedgerOutcome], lost: list[Attempt], result: FanoutResult
     ) -> None:
         await self.ledger.record(
-            key=job.key, campaign_id=job.campaign_id, job_id=job.job_id, job_type=job.job_type,
-            outcomes=outcomes, extra_attempts=lost, now=self.clock.now(),
+            key=job.key,
+            campaign_id=job.campaign_id,
+            job_id=job.job_id,
+            job_type=job.job_type,
+            outcomes=outcomes,
+            extra_attempts=lost,
+            now=self.clock.now(),
         )
         for o in outcomes:
             result.add(o.status)
@@ -262,17 +292,24 @@ class Fanout:
         if sender is not None and sender.supports_dedup:
             log.info(
                 "player %d: resending %s on %s with the same nonce after an interrupted run",
-                entry.player_id, job.key, channel.value,
+                entry.player_id,
+                job.key,
+                channel.value,
             )
-            rest = chain[chain.index(channel):] if channel in chain else (channel, *chain)
+            rest = chain[chain.index(channel) :] if channel in chain else (channel, *chain)
             return rest
         log.warning(
             "player %d: %s on %s was in flight when the previous run died; recorded unknown, "
             "not resent (%s has no upstream dedup: a missed ping beats a double ping)",
-            entry.player_id, job.key, channel.value, channel.value,
+            entry.player_id,
+            job.key,
+            channel.value,
+            channel.value,
         )
         return _single(
-            entry.player_id, channel, DeliveryStatus.UNKNOWN,
+            entry.player_id,
+            channel,
+            DeliveryStatus.UNKNOWN,
             "interrupted mid-send; not resent because the platform cannot deduplicate",
         )
 
@@ -308,22 +345,24 @@ class Fanout:
                         break
                 if result.outcome is Outcome.SENT:
                     attempts.append(
-                        Attempt(pid, channel, DeliveryStatus.SENT, result.reason,
-                                result.provider_message_id, final=True)
+                        Attempt(
+                            pid, channel, DeliveryStatus.SENT, result.reason, result.provider_message_id, final=True
+                        )
                     )
-                    return LedgerOutcome(
-                        pid, DeliveryStatus.SENT, channel, result.provider_message_id, tuple(attempts)
-                    )
+                    return LedgerOutcome(pid, DeliveryStatus.SENT, channel, result.provider_message_id, tuple(attempts))
                 if result.outcome is Outcome.PERMANENT:
                     attempts.append(Attempt(pid, channel, DeliveryStatus.FAILED, result.reason))
-                    log.info("player %d: %s failed permanently (%s); falling back",
-                             pid, channel.value, result.reason)
+                    log.info("player %d: %s failed permanently (%s); falling back", pid, channel.value, result.reason)
                     break
                 last = attempt == MAX_TRIES_PER_CHANNEL
                 delay = self._backoff(attempt, result.retry_after)
                 attempts.append(
-                    Attempt(pid, channel, DeliveryStatus.FAILED,
-                            f"{result.reason}; " + ("giving up" if last else f"retrying in {delay:.1f}s"))
+                    Attempt(
+                        pid,
+                        channel,
+                        DeliveryStatus.FAILED,
+                        f"{result.reason}; " + ("giving up" if last else f"retrying in {delay:.1f}s"),
+                    )
                 )
                 if last:
                     break
@@ -345,9 +384,7 @@ class Fanout:
                 return False
         return True
 
-    def _address(
-        self, channel: Channel, recipient: SnapshotRecipient, ctx: DeliveryContext | None
-    ) -> str | None:
+    def _address(self, channel: Channel, recipient: SnapshotRecipient, ctx: DeliveryContext | None) -> str | None:
         if channel is Channel.DISCORD:
             return str(recipient.player.discord_user_id)
         if ctx is None or self.cipher is None:
@@ -358,8 +395,9 @@ class Fanout:
         try:
             return self.cipher.decrypt(token)
         except ValueError:
-            log.error("player %d: %s address cannot be decrypted with the configured keys",
-                      recipient.player.id, channel.value)
+            log.error(
+                "player %d: %s address cannot be decrypted with the configured keys", recipient.player.id, channel.value
+            )
             return None
 
     def _backoff(self, attempt: int, retry_after: float | None) -> float:
@@ -371,7 +409,4 @@ class Fanout:
 
 
 def _single(player_id: int, channel: Channel, status: DeliveryStatus, reason: str) -> LedgerOutcome:
-    return LedgerOutcome(
-        player_id, status, channel, None, (Attempt(player_id, channel, status, reason, None, True),)
-    )
-
+    return LedgerOutcome(player_id, status, channel, None, (Attempt(player_id, channel, status, reason, None, True),))

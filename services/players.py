@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Final
 
 from services.clock import Clock
+from services.contacts import ContactCipher, mask_chat_id
 from services.errors import InvalidInput
 from services.models import Channel, Player, PlayerStatus, Preferences, PreferredChannel, QuietHours
 from services.permissions import Actor
+from services.phone import mask_number
 from services.promote import PromoteService
 from services.schedule import validate_timezone
 from storage.links import Link, LinkStore
@@ -46,6 +48,7 @@ class PreferencesView:
     player: Player
     preferences: Preferences
     links: tuple[Link, ...]
+    masked: dict[Channel, str] = field(default_factory=dict)  # e.g. {signal: "+386•••••56"}
 
     @property
     def linked_channels(self) -> frozenset[Channel]:
@@ -54,12 +57,19 @@ class PreferencesView:
 
 class PlayerService:
     def __init__(
-        self, *, players: PlayerStore, links: LinkStore, promote: PromoteService, clock: Clock
+        self,
+        *,
+        players: PlayerStore,
+        links: LinkStore,
+        promote: PromoteService,
+        clock: Clock,
+        cipher: ContactCipher | None = None,
     ) -> None:
         self.players = players
         self.links = links
         self.promote = promote
         self.clock = clock
+        self.cipher = cipher
 
     def resolve_day(self, day: date | None) -> date:
         today = self.promote.today()
@@ -88,7 +98,24 @@ class PlayerService:
     async def preferences(self, actor: Actor) -> PreferencesView:
         player = await self.promote.player_for(actor)
         prefs = await self.players.preferences(player.id)
-        return PreferencesView(player, prefs, tuple(await self.links.links(player.id)))
+        return await self._view(player, prefs)
+
+    async def _view(self, player: Player, prefs: Preferences) -> PreferencesView:
+        links = tuple(await self.links.links(player.id))
+        return PreferencesView(player, prefs, links, self._masked(links))
+
+    def _masked(self, links: tuple[Link, ...]) -> dict[Channel, str]:
+        """Handles for display: decrypted only to be masked at once (never returned whole)."""
+        if self.cipher is None:
+            return {}
+        masked: dict[Channel, str] = {}
+        for link in links:
+            try:
+                address = self.cipher.decrypt(link.address_encrypted)
+            except ValueError:
+                continue
+            masked[link.channel] = mask_number(address) if link.channel is Channel.SIGNAL else mask_chat_id(address)
+        return masked
 
     async def update_preferences(
         self,
@@ -116,4 +143,4 @@ class PlayerService:
                     raise InvalidInput(str(exc)) from None
             prefs = replace(prefs, timezone=timezone)
         await self.players.save_preferences(player.id, prefs, self.clock.now())
-        return PreferencesView(player, prefs, tuple(await self.links.links(player.id)))
+        return await self._view(player, prefs)

@@ -83,8 +83,12 @@ class PromoteService:
         """The actor's player profile, created on first use; non-members never get one."""
         if not actor.is_member:
             raise NotLinked()
-        name = actor.display_name.strip() or str(actor.discord_user_id)
-        return await self.players.upsert(actor.discord_user_id, name[:100], self.clock.now())
+        name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
+        # Most calls are reads by a known player: only a new player or a new name costs a write.
+        existing = await self.players.by_discord_id(actor.discord_user_id)
+        if existing is not None and existing.display_name == name:
+            return existing
+        return await self.players.upsert(actor.discord_user_id, name, self.clock.now())
 
     async def can_promote(self, actor: Actor) -> bool:
         if not actor.is_member:

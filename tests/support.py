@@ -40,16 +40,18 @@ class RecordingSender:
     always: dict[str, SendResult] = field(default_factory=dict)
     on_send: Callable[[OutgoingMessage], None] | None = None
     delivered_nonces: dict[str, str] = field(default_factory=dict)
-    # Crash simulation: once this many messages were delivered, every later send reaches the
-    # platform and then never returns (the process dies before it learns the outcome).
+    # Crash simulation: every attempt after the first `hang_after` reaches the platform and then
+    # never returns (the process dies before it learns the outcome).
     hang_after: int | None = None
+    hanging: int = 0
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         self.attempts.append(message)
-        if self.hang_after is not None and len(self.sent) >= self.hang_after:
+        if self.hang_after is not None and len(self.attempts) > self.hang_after:
             if message.nonce not in self.delivered_nonces or not self.supports_dedup:
                 self.sent.append(message)
                 self.delivered_nonces[message.nonce] = f"{self.channel.value}-{len(self.sent)}"
+            self.hanging += 1
             await asyncio.Event().wait()
         if self.on_send is not None:
             self.on_send(message)
@@ -137,8 +139,11 @@ class Harness:
         for channel, address in ((Channel.TELEGRAM, telegram), (Channel.SIGNAL, signal)):
             if address:
                 await self.engine.links.save(
-                    player.id, channel, self.cipher.encrypt(address),
-                    self.cipher.address_hash(address), now,
+                    player.id,
+                    channel,
+                    self.cipher.encrypt(address),
+                    self.cipher.address_hash(address),
+                    now,
                 )
         return player.id
 

@@ -1,0 +1,19 @@
+"""The embedded HTTP API for the community website (see DESIGN.md, "HTTP API")."""
+
+from bot.api.app import bound_port, create_app, start_api, stop_api
+from bot.api.deps import ApiDeps, OAuthConfig
+from bot.api.linking import LinkingApi
+from bot.api.membership import CachedMembership, MembershipResolver, StaticMembership
+
+__all__ = [
+    "ApiDeps",
+    "CachedMembership",
+    "LinkingApi",
+    "MembershipResolver",
+    "OAuthConfig",
+    "StaticMembership",
+    "bound_port",
+    "create_app",
+    "start_api",
+    "stop_api",
+]

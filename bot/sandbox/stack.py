@@ -28,6 +28,7 @@ AFK_VOICE_CHANNEL_ID = 900_000_000_000_000_021
 PROMOTER_ROLE_ID = 900_000_000_000_000_100
 PROMOTER_ID = 800_000_000_000_000_001
 TELEGRAM_TOKEN = "123456:sandbox"
+SERVICE_TOKEN = "sandbox-service-token"  # the website backend's bearer token in the sandbox
 SIGNAL_BOT_NUMBER = "+15550000001"
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
 
@@ -98,7 +99,7 @@ class SandboxStack:
             },
             "promotion": promotion,
             "storage": {"path": str(self.workdir / "rallypoint.sqlite3")},
-            "api": {"enabled": False},
+            "api": {"enabled": True, "host": "127.0.0.1", "port": 0, "service_tokens": [SERVICE_TOKEN]},
             "telegram": {
                 "token": TELEGRAM_TOKEN if self.telegram_enabled else "",
                 "api_base_url": self.telegram.base_url if self.telegram_enabled else "",

@@ -34,8 +34,12 @@ async def h(tmp_path):
 
 
 async def test_whole_evening_reaches_each_recipient_once_on_their_channel(h: Harness) -> None:
-    await h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001")
-    await h.add_player(2, "Bor", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL), signal="+38640111222")
+    await h.add_player(
+        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+    )
+    await h.add_player(
+        2, "Bor", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL), signal="+38640111222"
+    )
     await h.add_player(3, "Cene")  # Discord only
     await h.add_player(4, "Dora", status=PlayerStatus.AVAILABLE)  # not included by default
     await h.add_player(5, "Eva", prefs=Preferences(allow_promotions=False))
@@ -49,7 +53,7 @@ async def test_whole_evening_reaches_each_recipient_once_on_their_channel(h: Har
 
     await h.run_evening()
 
-    assert [m.text for m in h.telegram.to("5001")][0].startswith("⏰")
+    assert next(m.text for m in h.telegram.to("5001")).startswith("⏰")
     assert len(h.telegram.to("5001")) == 3  # reminder, start, follow-up
     assert len(h.signal.to("+38640111222")) == 3
     assert len(h.discord.to("3")) == 2  # in voice: no follow-up
@@ -62,8 +66,12 @@ async def test_whole_evening_reaches_each_recipient_once_on_their_channel(h: Har
     assert "In voice (1): Cene" in summary and "Waiting on (2): Ana, Bor" in summary
     assert "Follow-ups sent: 2 of 2" in summary
     counts = await h.engine.campaigns.delivery_counts(created.campaign.id)
-    assert counts == {DeliveryStatus.SENT: 8, DeliveryStatus.SKIPPED: 0,
-                      DeliveryStatus.FAILED: 0, DeliveryStatus.UNKNOWN: 0}
+    assert counts == {
+        DeliveryStatus.SENT: 8,
+        DeliveryStatus.SKIPPED: 0,
+        DeliveryStatus.FAILED: 0,
+        DeliveryStatus.UNKNOWN: 0,
+    }
     assert all(j.status is JobStatus.SENT for j in await h.engine.campaigns.jobs(created.campaign.id))
 
 
@@ -78,8 +86,13 @@ async def test_jobs_start_on_time_and_in_order(h: Harness) -> None:
 
 
 async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
-    await h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM),
-                       telegram="5001", signal="+38640111222")
+    await h.add_player(
+        1,
+        "Ana",
+        prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM),
+        telegram="5001",
+        signal="+38640111222",
+    )
     h.telegram.always["5001"] = SendResult.permanent("telegram: bot was blocked by the user")
     h.signal.always["+38640111222"] = SendResult.permanent("signal: unregistered number")
     created = await h.engine.promote.create(h.actor())
@@ -88,12 +101,17 @@ async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
     log = await h.engine.ledger.log_rows(created.campaign.id)
     reminder = [r for r in log if r["job_type"] == JobType.REMINDER and r["player_id"] is not None]
     assert [(r["channel"], r["status"], r["final"]) for r in reminder] == [
-        ("telegram", "failed", 0), ("signal", "failed", 0), ("discord", "sent", 1)]
+        ("telegram", "failed", 0),
+        ("signal", "failed", 0),
+        ("discord", "sent", 1),
+    ]
     assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.FOLLOWUP_SENT
 
 
 async def test_retry_after_is_honoured_then_sent(h: Harness) -> None:
-    await h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001")
+    await h.add_player(
+        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+    )
     h.telegram.script["5001"] = [SendResult.retryable("429 Too Many Requests", retry_after=7.0)]
     tried_at: list[object] = []
     h.telegram.on_send = lambda m: tried_at.append(h.clock.now())
@@ -163,15 +181,24 @@ async def test_database_refuses_a_second_campaign_even_without_the_service_check
 
     with pytest.raises(DuplicateCampaign):
         await h.engine.campaigns.create(
-            day=DAY, initiator=first.campaign.initiator, dry_run=False, global_guard=False,
-            include_available=False, include_maybe=False, timezone="Europe/Ljubljana",
-            recipients=[], schedule=first.schedule, max_attempts=5, now=h.clock.now(),
+            day=DAY,
+            initiator=first.campaign.initiator,
+            dry_run=False,
+            global_guard=False,
+            include_available=False,
+            include_maybe=False,
+            timezone="Europe/Ljubljana",
+            recipients=[],
+            schedule=first.schedule,
+            max_attempts=5,
+            now=h.clock.now(),
         )
 
 
 async def test_global_cooldown_allows_one_campaign_per_day_for_everyone(tmp_path) -> None:
-    h = await make_harness(tmp_path / "g.sqlite3", local(DAY, 18, 0),
-                           config=promotion_config(global_cooldown=True))
+    h = await make_harness(
+        tmp_path / "g.sqlite3", local(DAY, 18, 0), config=promotion_config(global_cooldown=True)
+    )
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.engine.players.set_tier(2000, PermissionTier.ADMIN, h.clock.now())
     await h.add_player(2000, "Admin", status=None)
@@ -183,7 +210,9 @@ async def test_global_cooldown_allows_one_campaign_per_day_for_everyone(tmp_path
 
 
 async def test_dry_run_reaches_only_the_initiator_and_does_not_block_the_real_campaign(h: Harness) -> None:
-    await h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001")
+    await h.add_player(
+        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+    )
     dry = await h.engine.promote.create(h.actor(), dry_run=True)
     assert dry.campaign.recipient_count == 1 and dry.campaign.dry_run
     real = await h.engine.promote.create(h.actor())
@@ -216,8 +245,11 @@ async def test_cancel_stops_pending_jobs(h: Harness) -> None:
     await h.run_evening()
     assert len(h.discord.to("1")) == 1
     jobs = {j.job_type: j.status for j in await h.engine.campaigns.jobs(created.campaign.id)}
-    assert jobs == {JobType.REMINDER: JobStatus.SENT, JobType.START: JobStatus.CANCELLED,
-                    JobType.VOICE_CHECK: JobStatus.CANCELLED}
+    assert jobs == {
+        JobType.REMINDER: JobStatus.SENT,
+        JobType.START: JobStatus.CANCELLED,
+        JobType.VOICE_CHECK: JobStatus.CANCELLED,
+    }
     # Cancelled: the promoter may schedule again today.
     await h.engine.promote.create(h.actor())
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections import Counter
 from datetime import date, timedelta
 
@@ -37,9 +38,10 @@ async def _crashed_run(tmp_path, channel: Channel, hang_after: int) -> tuple[Har
     h.clock.set(local(DAY, 20, 45))
     tasks = await h.engine.dispatcher.start_due()
     assert len(tasks) == 1
-    while len(sender.attempts) < hang_after + 1:
-        await asyncio.sleep(0)
-    for _ in range(50):
+    async with asyncio.timeout(10):
+        while sender.hanging == 0:
+            await asyncio.sleep(0.001)
+    for _ in range(50):  # let the other in-flight sends reach the platform too
         await asyncio.sleep(0)
     await h.engine.dispatcher.shutdown()  # the process dies: no outcome recorded for the window
     await h.engine.db.close()
@@ -47,8 +49,9 @@ async def _crashed_run(tmp_path, channel: Channel, hang_after: int) -> tuple[Har
 
 
 async def _restart(tmp_path, old: Harness, minutes_later: float) -> Harness:
-    h = await make_harness(tmp_path / "crash.sqlite3", old.clock.now() + timedelta(minutes=minutes_later),
-                           owner="second")
+    h = await make_harness(
+        tmp_path / "crash.sqlite3", old.clock.now() + timedelta(minutes=minutes_later), owner="second"
+    )
     # The platforms remember what they delivered across our crash.
     for name in ("discord", "telegram"):
         new, before = getattr(h, name), getattr(old, name)
@@ -113,8 +116,8 @@ async def test_a_failing_job_is_retried_with_backoff_then_failed(tmp_path) -> No
     voice = jobs[JobType.VOICE_CHECK]
     assert voice.status is JobStatus.FAILED and voice.attempts == 5 == len(calls)
     assert "gateway not ready" in voice.last_error
-    gaps = [(b - a).total_seconds() for a, b in zip(calls, calls[1:], strict=False)]
-    assert all(later > earlier for earlier, later in zip(gaps, gaps[1:], strict=False))  # backing off
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(calls)]
+    assert all(later > earlier for earlier, later in itertools.pairwise(gaps))  # backing off
     assert jobs[JobType.START].status is JobStatus.SENT
     await h.engine.db.close()
 
@@ -148,8 +151,11 @@ async def test_a_restart_after_the_evening_skips_overdue_pings(tmp_path) -> None
     await h.run_evening()
     assert h.discord.sent == []
     jobs = {j.job_type: j.status for j in await h.engine.campaigns.jobs(created.campaign.id)}
-    assert jobs == {JobType.REMINDER: JobStatus.SKIPPED, JobType.START: JobStatus.SKIPPED,
-                    JobType.VOICE_CHECK: JobStatus.SKIPPED}
+    assert jobs == {
+        JobType.REMINDER: JobStatus.SKIPPED,
+        JobType.START: JobStatus.SKIPPED,
+        JobType.VOICE_CHECK: JobStatus.SKIPPED,
+    }
     log = await h.engine.ledger.log_rows(created.campaign.id)
     assert {r["reason"].split(":")[0] for r in log} == {"overdue"}
     assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.FAILED

@@ -47,9 +47,15 @@ def test_fallback_chain(preferred, verified, enabled, chain) -> None:
     assert fallback_chain(preferred, verified, enabled) == chain
 
 
-def _candidate(pid: int, status: PlayerStatus, allow: bool = True, pref=PreferredChannel.ANY, links=()) -> Candidate:
-    return Candidate(Player(pid, 100 + pid, f"P{pid}"), status,
-                     Preferences(allow_promotions=allow, preferred_channel=pref), frozenset(links))
+def _candidate(
+    pid: int, status: PlayerStatus, allow: bool = True, pref=PreferredChannel.ANY, links=()
+) -> Candidate:
+    return Candidate(
+        Player(pid, 100 + pid, f"P{pid}"),
+        status,
+        Preferences(allow_promotions=allow, preferred_channel=pref),
+        frozenset(links),
+    )
 
 
 @pytest.mark.parametrize(
@@ -58,8 +64,10 @@ def _candidate(pid: int, status: PlayerStatus, allow: bool = True, pref=Preferre
 )
 def test_recipient_selection_by_status(include_available, include_maybe, expected) -> None:
     candidates = [
-        _candidate(1, PlayerStatus.LOOKING), _candidate(2, PlayerStatus.AVAILABLE),
-        _candidate(3, PlayerStatus.MAYBE), _candidate(4, PlayerStatus.NOT_PLAYING),
+        _candidate(1, PlayerStatus.LOOKING),
+        _candidate(2, PlayerStatus.AVAILABLE),
+        _candidate(3, PlayerStatus.MAYBE),
+        _candidate(4, PlayerStatus.NOT_PLAYING),
         _candidate(5, PlayerStatus.LOOKING, allow=False),
     ]
     chosen = select_recipients(candidates, include_available=include_available, include_maybe=include_maybe)
@@ -67,8 +75,11 @@ def test_recipient_selection_by_status(include_available, include_maybe, expecte
 
 
 def test_recipient_channel_comes_from_the_chain() -> None:
-    [r] = select_recipients([_candidate(1, PlayerStatus.LOOKING, pref=PreferredChannel.SIGNAL, links={T})],
-                            include_available=False, include_maybe=False)
+    [r] = select_recipients(
+        [_candidate(1, PlayerStatus.LOOKING, pref=PreferredChannel.SIGNAL, links={T})],
+        include_available=False,
+        include_maybe=False,
+    )
     assert r.selected_channel is T and r.chain == (T, D)
 
 
@@ -144,14 +155,23 @@ DELAY = timedelta(seconds=30)
     ("now_utc", "reminder_utc", "start_utc"),
     [
         # An ordinary winter evening: CET is UTC+1.
-        (datetime(2026, 11, 24, 12, 0, tzinfo=UTC), datetime(2026, 11, 24, 19, 45, tzinfo=UTC),
-         datetime(2026, 11, 24, 20, 0, tzinfo=UTC)),
+        (
+            datetime(2026, 11, 24, 12, 0, tzinfo=UTC),
+            datetime(2026, 11, 24, 19, 45, tzinfo=UTC),
+            datetime(2026, 11, 24, 20, 0, tzinfo=UTC),
+        ),
         # Spring-forward day (29 March 2026): CEST is UTC+2 by the evening.
-        (datetime(2026, 3, 29, 12, 0, tzinfo=UTC), datetime(2026, 3, 29, 18, 45, tzinfo=UTC),
-         datetime(2026, 3, 29, 19, 0, tzinfo=UTC)),
+        (
+            datetime(2026, 3, 29, 12, 0, tzinfo=UTC),
+            datetime(2026, 3, 29, 18, 45, tzinfo=UTC),
+            datetime(2026, 3, 29, 19, 0, tzinfo=UTC),
+        ),
         # Fall-back day (25 October 2026): back to UTC+1 by the evening.
-        (datetime(2026, 10, 25, 12, 0, tzinfo=UTC), datetime(2026, 10, 25, 19, 45, tzinfo=UTC),
-         datetime(2026, 10, 25, 20, 0, tzinfo=UTC)),
+        (
+            datetime(2026, 10, 25, 12, 0, tzinfo=UTC),
+            datetime(2026, 10, 25, 19, 45, tzinfo=UTC),
+            datetime(2026, 10, 25, 20, 0, tzinfo=UTC),
+        ),
     ],
 )
 def test_schedule_is_local_and_dst_correct(now_utc, reminder_utc, start_utc) -> None:
@@ -215,8 +235,17 @@ def test_nonce_is_deterministic_short_and_distinct() -> None:
     a = message_nonce(1, "PROMOTE:T0:2026-11-24", 5)
     assert a == message_nonce(1, "PROMOTE:T0:2026-11-24", 5)
     assert len(a) <= NONCE_MAX_LENGTH
-    assert len({a, message_nonce(2, "PROMOTE:T0:2026-11-24", 5), message_nonce(1, "PROMOTE:T0:2026-11-24", 6),
-                message_nonce(1, "PROMOTE:T-15:2026-11-24", 5)}) == 4
+    assert (
+        len(
+            {
+                a,
+                message_nonce(2, "PROMOTE:T0:2026-11-24", 5),
+                message_nonce(1, "PROMOTE:T0:2026-11-24", 6),
+                message_nonce(1, "PROMOTE:T-15:2026-11-24", 5),
+            }
+        )
+        == 4
+    )
 
 
 def test_time_labels_show_the_real_zone() -> None:
@@ -226,10 +255,22 @@ def test_time_labels_show_the_real_zone() -> None:
 
 def test_summary_fits_discord_and_says_how_many_more() -> None:
     names = [f"Player number {i:04d}" for i in range(500)]
-    text = summary_text(start=datetime(2026, 11, 24, 20, 0, tzinfo=UTC), zone=LJ, in_voice=names[:250],
-                        missing=names[250:], followups_sent=240, dry_run=False)
+    text = summary_text(
+        start=datetime(2026, 11, 24, 20, 0, tzinfo=UTC),
+        zone=LJ,
+        in_voice=names[:250],
+        missing=names[250:],
+        followups_sent=240,
+        dry_run=False,
+    )
     assert len(text) <= 2000
     assert "more" in text and "Follow-ups sent: 240 of 250 missing." in text
-    small = summary_text(start=datetime(2026, 11, 24, 20, 0, tzinfo=UTC), zone=LJ, in_voice=["Ana"],
-                         missing=[], followups_sent=0, dry_run=True)
+    small = summary_text(
+        start=datetime(2026, 11, 24, 20, 0, tzinfo=UTC),
+        zone=LJ,
+        in_voice=["Ana"],
+        missing=[],
+        followups_sent=0,
+        dry_run=True,
+    )
     assert small.startswith("[dry run]") and "Waiting on (0): nobody" in small

@@ -1,0 +1,77 @@
+"""The API app factory and its start/stop on the caller's event loop."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import timedelta
+
+from aiohttp import web
+
+from bot.api.auth import auth_middleware
+from bot.api.deps import (
+    CONFIRM_THROTTLE,
+    DEPS,
+    LINK_THROTTLE,
+    OPENAPI,
+    PUBLIC_ROUTES,
+    SETTINGS,
+    SIGNER,
+    ApiDeps,
+    package_version,
+)
+from bot.api.errors import MAX_BODY_BYTES, error_middleware
+from bot.api.oauth import OAUTH_PATHS, setup_oauth
+from bot.api.openapi import build_openapi
+from bot.api.routes import OPERATIONS, setup_routes
+from bot.api.sessions import CookieSigner
+from bot.api.throttle import Throttle
+from bot.config import Settings
+
+log = logging.getLogger(__name__)
+
+LINK_REQUESTS_PER_WINDOW = 5
+LINK_CONFIRMS_PER_WINDOW = 10
+LINK_WINDOW = timedelta(minutes=10)
+
+
+def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
+    """Build the API: routes, auth and error middlewares, the login flow when configured, the document."""
+    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
+    app[DEPS] = deps
+    app[SETTINGS] = settings
+    app[LINK_THROTTLE] = Throttle(LINK_REQUESTS_PER_WINDOW, LINK_WINDOW, deps.clock, what="link requests")
+    app[CONFIRM_THROTTLE] = Throttle(
+        LINK_CONFIRMS_PER_WINDOW, LINK_WINDOW, deps.clock, what="confirmation attempts"
+    )
+    setup_routes(app, OPERATIONS)
+    public = {op.path for op in OPERATIONS if op.public}
+    if deps.oauth is not None:
+        app[SIGNER] = CookieSigner(deps.oauth.session_secret.get_secret_value(), deps.clock)
+        setup_oauth(app)
+        public |= OAUTH_PATHS
+    app[PUBLIC_ROUTES] = frozenset(public)
+    app[OPENAPI] = json.dumps(build_openapi(OPERATIONS, version=package_version())).encode()
+    return app
+
+
+async def start_api(app: web.Application, host: str, port: int) -> web.AppRunner:
+    """Serve `app` on host:port (0: any free port) on the running loop; stop with `stop_api`."""
+    runner = web.AppRunner(app)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host, port).start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info("API listening on %s", ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses))
+    return runner
+
+
+async def stop_api(runner: web.AppRunner) -> None:
+    await runner.cleanup()
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (useful after asking for port 0)."""
+    return int(runner.addresses[0][1])

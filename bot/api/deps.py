@@ -1,0 +1,105 @@
+"""What the API app is built from (`ApiDeps`) and the typed keys under which it keeps things."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from importlib import metadata
+from typing import Final
+
+import aiohttp
+import yarl
+from aiohttp import web
+from pydantic import SecretStr
+
+from bot.api.linking import LinkingApi
+from bot.api.membership import MembershipResolver
+from bot.api.sessions import CookieSigner
+from bot.api.throttle import Throttle
+from bot.config import Settings
+from services.clock import Clock
+from services.permissions import Actor
+from services.players import PlayerService
+from services.promote import PromoteService
+
+DISCORD_API_BASE: Final = "https://discord.com/api/v10"
+DISCORD_AUTHORIZE_URL: Final = "https://discord.com/oauth2/authorize"
+
+
+@dataclass(frozen=True, slots=True)
+class OAuthConfig:
+    """Discord OAuth2 (authorization code) for browser logins to the community website."""
+
+    client_id: str
+    client_secret: SecretStr
+    redirect_uri: str
+    session_secret: SecretStr
+    api_base: str = DISCORD_API_BASE
+    authorize_url: str = DISCORD_AUTHORIZE_URL
+    scopes: tuple[str, ...] = ("identify",)
+    session_ttl: timedelta = timedelta(days=7)
+    state_ttl: timedelta = timedelta(minutes=10)
+
+    @property
+    def secure_cookies(self) -> bool:
+        return self.redirect_uri.startswith("https://")
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> OAuthConfig | None:
+        """The login configuration; None unless client id, secret, redirect URI and session secret are set."""
+        d = settings.discord
+        if not (
+            d.oauth_client_id
+            and d.oauth_client_secret.get_secret_value()
+            and d.oauth_redirect_uri
+            and settings.security.session_secret.get_secret_value()
+        ):
+            return None
+        api_base = d.api_base_url.rstrip("/") or DISCORD_API_BASE
+        authorize = DISCORD_AUTHORIZE_URL
+        if d.api_base_url:
+            # The sandbox serves the authorize page beside its API.
+            base = yarl.URL(api_base)
+            authorize = str(base.origin().with_path("/oauth2/authorize"))
+        return cls(
+            client_id=d.oauth_client_id,
+            client_secret=d.oauth_client_secret,
+            redirect_uri=d.oauth_redirect_uri,
+            session_secret=settings.security.session_secret,
+            api_base=api_base,
+            authorize_url=authorize,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class ApiDeps:
+    promote: PromoteService
+    players: PlayerService
+    membership: MembershipResolver
+    clock: Clock
+    linking: LinkingApi | None = None  # None: the link endpoints answer 409 unavailable
+    oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored
+
+
+def package_version() -> str:
+    try:
+        return metadata.version("rallypoint")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+DEPS = web.AppKey("deps", ApiDeps)
+SETTINGS = web.AppKey("settings", Settings)
+SIGNER = web.AppKey("cookie_signer", CookieSigner)
+HTTP = web.AppKey("oauth_http", aiohttp.ClientSession)
+LINK_THROTTLE = web.AppKey("link_throttle", Throttle)
+CONFIRM_THROTTLE = web.AppKey("confirm_throttle", Throttle)
+OPENAPI = web.AppKey("openapi_json", bytes)
+PUBLIC_ROUTES = web.AppKey("public_routes", frozenset)
+
+ACTOR = web.RequestKey("actor", Actor)
+AUTH_KIND = web.RequestKey("auth_kind", str)  # "token" or "session"
+
+
+def actor_of(request: web.Request) -> Actor:
+    return request[ACTOR]

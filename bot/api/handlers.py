@@ -1,0 +1,248 @@
+"""Thin handlers: inputs arrive parsed (see `routes.py`), one service call, a response model out.
+
+Every input is validated before the first service call, so a refused request never changes
+anything stored; the player's profile is created (services' `player_for`) only once the input is good.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from aiohttp import web
+
+from bot.api import models as m
+from bot.api.deps import (
+    CONFIRM_THROTTLE,
+    DEPS,
+    LINK_THROTTLE,
+    OPENAPI,
+    SETTINGS,
+    actor_of,
+    package_version,
+)
+from services.errors import Unavailable
+from services.models import Channel, PlayerStatus
+from services.models import QuietHours as DomainQuietHours
+from services.players import UNSET, PreferencesView
+from services.promote import CampaignStatusView
+from services.quiet_hours import format_hhmm, parse_hhmm
+
+
+def _zone(request: web.Request) -> ZoneInfo:
+    return request.app[DEPS].promote.config.zone
+
+
+async def healthz(request: web.Request) -> m.HealthResponse:
+    deps = request.app[DEPS]
+    return m.HealthResponse(version=package_version(), time=deps.clock.now().astimezone(_zone(request)))
+
+
+async def access(request: web.Request) -> m.AccessResponse:
+    deps = request.app[DEPS]
+    actor = actor_of(request)
+    if actor.is_member:
+        await deps.promote.player_for(actor)
+    return m.AccessResponse(
+        authenticated=True,
+        linked=actor.is_member,
+        can_promote=await deps.promote.can_promote(actor),
+        discord_user_id=str(actor.discord_user_id),
+    )
+
+
+async def set_status(request: web.Request, body: m.SetStatusRequest) -> m.AvailabilityEntryResponse:
+    deps = request.app[DEPS]
+    day = deps.players.resolve_day(body.date)  # refuse a bad date before touching anything
+    entry = await deps.players.set_status(actor_of(request), body.status, day)
+    return m.AvailabilityEntryResponse(
+        date=entry.date, status=entry.status, display_name=entry.player.display_name
+    )
+
+
+async def board(request: web.Request, query: m.DateQuery) -> m.BoardResponse:
+    deps = request.app[DEPS]
+    actor = actor_of(request)
+    result = await deps.players.board(query.date)
+    players = None
+    if actor.is_member:
+        await deps.promote.player_for(actor)
+        players = [
+            m.BoardPlayer(display_name=e.player.display_name, status=e.status)
+            for e in result.entries
+            if e.status is not None
+        ]
+    counts = result.counts()
+    return m.BoardResponse(
+        date=result.day,
+        counts=m.StatusCounts(**{s.value: counts[s] for s in PlayerStatus}),
+        players=players,
+    )
+
+
+def _preferences(view: PreferencesView, zone: ZoneInfo) -> m.PreferencesResponse:
+    prefs = view.preferences
+    links = {link.channel: link for link in view.links}
+
+    def verified(channel: Channel) -> datetime | None:
+        link = links.get(channel)
+        return link.verified_at.astimezone(zone) if link else None
+
+    quiet = prefs.quiet_hours
+    return m.PreferencesResponse(
+        allow_promotions=prefs.allow_promotions,
+        preferred_channel=prefs.preferred_channel,
+        quiet_hours=(
+            m.QuietHours(start=format_hhmm(quiet.start), end=format_hhmm(quiet.end)) if quiet else None
+        ),
+        timezone=prefs.timezone,
+        links=m.LinksView(
+            telegram=m.TelegramLinkState(
+                linked=Channel.TELEGRAM in links, verified_at=verified(Channel.TELEGRAM)
+            ),
+            signal=m.SignalLinkState(
+                linked=Channel.SIGNAL in links,
+                verified_at=verified(Channel.SIGNAL),
+                number_masked=view.masked.get(Channel.SIGNAL),
+            ),
+        ),
+    )
+
+
+async def get_preferences(request: web.Request) -> m.PreferencesResponse:
+    view = await request.app[DEPS].players.preferences(actor_of(request))
+    return _preferences(view, _zone(request))
+
+
+async def update_preferences(request: web.Request, body: m.PreferencesUpdate) -> m.PreferencesResponse:
+    given = body.model_fields_set
+    quiet: DomainQuietHours | None = None
+    if body.quiet_hours is not None:
+        quiet = DomainQuietHours(parse_hhmm(body.quiet_hours.start), parse_hhmm(body.quiet_hours.end))
+    view = await request.app[DEPS].players.update_preferences(
+        actor_of(request),
+        allow_promotions=body.allow_promotions if "allow_promotions" in given else UNSET,
+        preferred_channel=body.preferred_channel if "preferred_channel" in given else UNSET,
+        quiet_hours=quiet if "quiet_hours" in given else UNSET,
+        timezone=body.timezone if "timezone" in given else UNSET,
+    )
+    return _preferences(view, _zone(request))
+
+
+async def link_token(
+    request: web.Request, body: m.LinkTokenRequest
+) -> m.TelegramLinkResponse | m.SignalLinkResponse:
+    deps = request.app[DEPS]
+    actor = actor_of(request)
+    await deps.promote.player_for(actor)
+    if deps.linking is None:
+        raise Unavailable("Linking Telegram and Signal is not available on this server.")
+    request.app[LINK_THROTTLE].hit(actor.discord_user_id)
+    zone = _zone(request)
+    if body.channel == "telegram":
+        token, deep_link, expires_at = await deps.linking.request_telegram_link(actor)
+        return m.TelegramLinkResponse(
+            token=token, deep_link=deep_link, expires_at=expires_at.astimezone(zone)
+        )
+    if body.address is None:  # the model guarantees it; this keeps the type checker honest
+        raise RuntimeError("signal link request without an address")
+    expires_at = await deps.linking.request_signal_link(actor, body.address)
+    return m.SignalLinkResponse(expires_at=expires_at.astimezone(zone))
+
+
+async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.LinkConfirmResponse:
+    deps = request.app[DEPS]
+    actor = actor_of(request)
+    await deps.promote.player_for(actor)
+    if deps.linking is None:
+        raise Unavailable("Linking Telegram and Signal is not available on this server.")
+    # Codes are short: bound the guesses per player whatever the linking service does.
+    request.app[CONFIRM_THROTTLE].hit(actor.discord_user_id)
+    await deps.linking.confirm_signal_link(actor, body.code)
+    return m.LinkConfirmResponse()
+
+
+async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewResponse:
+    result = await request.app[DEPS].promote.preview(
+        actor_of(request), include_available=query.include_available, include_maybe=query.include_maybe
+    )
+    return m.PreviewResponse(
+        campaign_date=result.campaign_date,
+        timezone=result.timezone,
+        reminder_time=format_hhmm(result.reminder_time),
+        start_time=format_hhmm(result.start_time),
+        recipient_count=result.recipient_count,
+        channels_summary=m.ChannelsSummaryModel(**result.channels_summary.as_dict()),
+        recipients_preview=[
+            m.RecipientPreview(
+                display_name=r.player.display_name, status=r.status, selected_channel=r.selected_channel
+            )
+            for r in result.recipients
+        ],
+    )
+
+
+async def create_campaign(request: web.Request, body: m.CreateCampaignRequest) -> m.CampaignCreatedResponse:
+    deps = request.app[DEPS]
+    dry_run = body.dry_run if body.dry_run is not None else request.app[SETTINGS].promotion.dry_run_default
+    created = await deps.promote.create(
+        actor_of(request),
+        include_available=body.include_available,
+        include_maybe=body.include_maybe,
+        dry_run=dry_run,
+    )
+    zone = _zone(request)
+    campaign = created.campaign
+    return m.CampaignCreatedResponse(
+        campaign_id=campaign.id,
+        campaign_date=campaign.campaign_date,
+        status=campaign.status,
+        recipient_count=campaign.recipient_count,
+        channels_summary=m.ChannelsSummaryModel(**campaign.channels_summary.as_dict()),
+        scheduled_times=m.ScheduledTimes(
+            reminder=created.schedule.reminder.astimezone(zone),
+            start=created.schedule.start.astimezone(zone),
+            voice_check=created.schedule.voice_check.astimezone(zone),
+        ),
+        dry_run=campaign.dry_run,
+    )
+
+
+def _campaign(view: CampaignStatusView, zone: ZoneInfo) -> m.CampaignView:
+    c = view.campaign
+    return m.CampaignView(
+        id=c.id,
+        campaign_date=c.campaign_date,
+        status=c.status,
+        dry_run=c.dry_run,
+        initiator=c.initiator.display_name,
+        recipient_count=c.recipient_count,
+        channels_summary=m.ChannelsSummaryModel(**c.channels_summary.as_dict()),
+        delivery=m.DeliveryCounts(**{s.value: n for s, n in view.delivery.items()}),
+        jobs=[
+            m.JobView(
+                job_type=j.job_type,
+                run_at=j.run_at.astimezone(zone),
+                status=j.status,
+                attempts=j.attempts,
+                max_attempts=j.max_attempts,
+            )
+            for j in view.jobs
+        ],
+    )
+
+
+async def campaign_status(request: web.Request, query: m.DateQuery) -> m.CampaignStatusResponse:
+    view = await request.app[DEPS].promote.status(actor_of(request), query.date)
+    return m.CampaignStatusResponse(campaign=_campaign(view, _zone(request)) if view else None)
+
+
+async def cancel_campaign(
+    request: web.Request, path: m.CampaignPath, body: m.EmptyRequest
+) -> m.CampaignView:
+    view = await request.app[DEPS].promote.cancel(actor_of(request), path.campaign_id)
+    return _campaign(view, _zone(request))
+
+
+async def openapi(request: web.Request) -> web.Response:
+    return web.Response(body=request.app[OPENAPI], content_type="application/json")

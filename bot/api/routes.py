@@ -1,0 +1,133 @@
+"""The one table of API operations: routing, input parsing and the OpenAPI document all read it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from bot.api import handlers as h
+from bot.api import models as m
+from bot.api.parsing import parse_body, parse_path, parse_query
+
+Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Operation:
+    method: str
+    path: str  # as the OpenAPI document writes it
+    operation_id: str
+    summary: str
+    handler: Handler
+    responses: tuple[type[BaseModel], ...]  # the success body, or its alternatives
+    status: int = 200
+    body: type[BaseModel] | None = None
+    body_required: bool = True
+    query: type[BaseModel] | None = None
+    path_params: type[BaseModel] | None = None
+    route: str | None = None  # aiohttp's spelling of `path`, when it needs a pattern
+    public: bool = False
+    errors: tuple[int, ...] = ()  # documented error statuses besides 400 / 401
+
+    @property
+    def route_path(self) -> str:
+        return self.route or self.path
+
+
+_AVAILABILITY = "/api/availability"
+_PROMOTIONS = f"{_AVAILABILITY}/promotions"
+
+OPERATIONS: tuple[Operation, ...] = (
+    Operation(
+        "GET", "/healthz", "healthz", "Liveness check (no authentication).", h.healthz,
+        (m.HealthResponse,), public=True,
+    ),
+    Operation(
+        "GET", f"{_AVAILABILITY}/access", "getAccess",
+        "Who the caller is: linked (a guild member) and allowed to promote.", h.access,
+        (m.AccessResponse,),
+    ),
+    Operation(
+        "POST", _AVAILABILITY, "setStatus", "Set or clear the caller's status for a date.", h.set_status,
+        (m.AvailabilityEntryResponse,), body=m.SetStatusRequest, errors=(403,),
+    ),
+    Operation(
+        "GET", _AVAILABILITY, "getBoard", "Counts by status for a date, and names for linked users.",
+        h.board, (m.BoardResponse,), query=m.DateQuery,
+    ),
+    Operation(
+        "GET", f"{_AVAILABILITY}/promotion-preferences", "getPreferences",
+        "The caller's promotion preferences and linked channels (handles masked).", h.get_preferences,
+        (m.PreferencesResponse,), errors=(403,),
+    ),
+    Operation(
+        "POST", f"{_AVAILABILITY}/promotion-preferences", "updatePreferences",
+        "Change the given preferences; omitted fields stay unchanged.", h.update_preferences,
+        (m.PreferencesResponse,), body=m.PreferencesUpdate, errors=(403,),
+    ),
+    Operation(
+        "POST", f"{_AVAILABILITY}/link-token", "requestLink",
+        "Start linking Telegram (a deep link) or Signal (a code sent to the number).", h.link_token,
+        (m.TelegramLinkResponse, m.SignalLinkResponse), body=m.LinkTokenRequest, errors=(403, 409, 429),
+    ),
+    Operation(
+        "POST", f"{_AVAILABILITY}/link-confirm", "confirmLink", "Confirm a Signal link with its code.",
+        h.link_confirm, (m.LinkConfirmResponse,), body=m.LinkConfirmRequest, errors=(403, 409, 429),
+    ),
+    Operation(
+        "GET", f"{_PROMOTIONS}/preview", "previewCampaign",
+        "Who tonight's campaign would reach, and on which channel (promoters).", h.preview,
+        (m.PreviewResponse,), query=m.PreviewQuery, errors=(403,),
+    ),
+    Operation(
+        "POST", f"{_PROMOTIONS}/campaigns", "createCampaign",
+        "Snapshot the recipients and schedule tonight's campaign (promoters).", h.create_campaign,
+        (m.CampaignCreatedResponse,), status=201, body=m.CreateCampaignRequest, body_required=False,
+        errors=(403, 409, 422),
+    ),
+    Operation(
+        "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
+        "The campaign of a date: aggregate counts and jobs only.", h.campaign_status,
+        (m.CampaignStatusResponse,), query=m.DateQuery, errors=(403,),
+    ),
+    Operation(
+        "POST", f"{_PROMOTIONS}/campaigns/{{campaign_id}}/cancel", "cancelCampaign",
+        "Cancel a campaign; its pending jobs never run (promoters).", h.cancel_campaign,
+        (m.CampaignView,), body=m.EmptyRequest, body_required=False, path_params=m.CampaignPath,
+        route=f"{_PROMOTIONS}/campaigns/{{campaign_id:[0-9]+}}/cancel", errors=(403, 404),
+    ),
+    Operation(
+        "GET", "/api/openapi.json", "getOpenApi", "This document.", h.openapi, (), public=True,
+    ),
+)
+
+
+def json_response(model: BaseModel, status: int = 200) -> web.Response:
+    return web.Response(body=model.model_dump_json().encode(), status=status, content_type="application/json")
+
+
+def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    async def endpoint(request: web.Request) -> web.StreamResponse:
+        inputs: dict[str, Any] = {}
+        if op.query is not None:
+            inputs["query"] = parse_query(request, op.query)
+        if op.path_params is not None:
+            inputs["path"] = parse_path(request, op.path_params)
+        if op.body is not None:
+            inputs["body"] = await parse_body(request, op.body, required=op.body_required)
+        result = await op.handler(request, **inputs)
+        if isinstance(result, web.StreamResponse):
+            return result
+        return json_response(result, op.status)
+
+    endpoint.__name__ = op.handler.__name__
+    return endpoint
+
+
+def setup_routes(app: web.Application, operations: tuple[Operation, ...] = OPERATIONS) -> None:
+    for op in operations:
+        app.router.add_route(op.method, op.route_path, _endpoint(op), name=None)

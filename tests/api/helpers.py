@@ -1,0 +1,218 @@
+"""The API over a real SQLite engine (tests.support) and a fake clock, plus fakes of its neighbours.
+
+- `FakeLinking`: the Telegram/Signal linking service, recording what it was asked.
+- `FakeDiscordOAuth`: Discord's `/oauth2/token` and `/users/@me` on 127.0.0.1, for the login flow.
+- `api_client()`: the app behind aiohttp's TestServer/TestClient, with helpers to call it as a user.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
+from pydantic import SecretStr
+
+from bot.api import ApiDeps, OAuthConfig, StaticMembership, create_app
+from bot.config import ApiSettings, DiscordSettings, SecuritySettings, Settings
+from services.errors import InvalidInput
+from services.permissions import Actor
+from tests.support import PROMOTER_ID, Harness, local, make_harness
+
+DAY = date(2026, 11, 24)
+TOKEN = "plain-service-token-for-tests"
+HASHED_TOKEN = "another-token-stored-as-a-digest"
+SESSION_SECRET = "a-session-secret-that-is-long-enough-for-hmac"
+MEMBER_ID = 2000
+OUTSIDER_ID = 3000
+XHR = {"X-Requested-With": "XMLHttpRequest"}
+
+MEMBERS = {
+    PROMOTER_ID: Actor(PROMOTER_ID, True, frozenset(), "Promoter"),
+    MEMBER_ID: Actor(MEMBER_ID, True, frozenset(), "Mia"),
+}
+
+
+@dataclass
+class FakeLinking:
+    """Answers like the linking service would; code "123456" confirms, anything else is refused."""
+
+    clock: Any
+    calls: list[tuple[str, int, str]] = field(default_factory=list)
+
+    async def request_telegram_link(self, actor: Actor) -> tuple[str, str, datetime]:
+        token = f"tok{len(self.calls)}"
+        self.calls.append(("telegram", actor.discord_user_id, ""))
+        return token, f"https://t.me/rallypoint_bot?start={token}", self.clock.now() + timedelta(minutes=15)
+
+    async def request_signal_link(self, actor: Actor, address: str) -> datetime:
+        self.calls.append(("signal", actor.discord_user_id, address))
+        return self.clock.now() + timedelta(minutes=10)
+
+    async def confirm_signal_link(self, actor: Actor, code: str) -> None:
+        self.calls.append(("confirm", actor.discord_user_id, code))
+        if code != "123456":
+            raise InvalidInput("That code is wrong or has expired.")
+
+
+@dataclass
+class FakeDiscordOAuth:
+    """Discord's token endpoint and /users/@me: `codes` maps an authorization code to a user id."""
+
+    client_id: str = "rallypoint-client"
+    client_secret: str = "rallypoint-client-secret"
+    codes: dict[str, str] = field(default_factory=dict)
+    token_requests: list[dict[str, str]] = field(default_factory=list)
+    server: TestServer | None = None
+
+    @property
+    def api_base(self) -> str:
+        assert self.server is not None
+        return str(self.server.make_url("/api/v10"))
+
+    def _client_ok(self, request: web.Request, form: dict[str, str]) -> bool:
+        header = request.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            login, _, password = base64.b64decode(header.removeprefix("Basic ")).decode().partition(":")
+            return (login, password) == (self.client_id, self.client_secret)
+        return (form.get("client_id"), form.get("client_secret")) == (self.client_id, self.client_secret)
+
+    async def token(self, request: web.Request) -> web.Response:
+        form = {k: str(v) for k, v in (await request.post()).items()}
+        self.token_requests.append(form)
+        if not self._client_ok(request, form):
+            return web.json_response({"error": "invalid_client"}, status=401)
+        user_id = self.codes.pop(form.get("code", ""), None)
+        if form.get("grant_type") != "authorization_code" or user_id is None:
+            return web.json_response({"error": "invalid_grant"}, status=400)
+        return web.json_response({
+            "access_token": f"access-{user_id}", "token_type": "Bearer", "expires_in": 604800,
+            "refresh_token": "unused", "scope": "identify",
+        })
+
+    async def me(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if not auth.startswith("Bearer access-"):
+            return web.json_response({"message": "401: Unauthorized", "code": 0}, status=401)
+        user_id = auth.removeprefix("Bearer access-")
+        return web.json_response({"id": user_id, "username": f"user{user_id}", "global_name": None})
+
+    @asynccontextmanager
+    async def running(self) -> AsyncIterator[FakeDiscordOAuth]:
+        app = web.Application()
+        app.router.add_post("/api/v10/oauth2/token", self.token)
+        app.router.add_get("/api/v10/users/@me", self.me)
+        self.server = TestServer(app, host="127.0.0.1", port=0)
+        await self.server.start_server()
+        try:
+            yield self
+        finally:
+            await self.server.close()
+
+
+@dataclass
+class Api:
+    h: Harness
+    client: TestClient[web.Request, web.Application]
+    membership: StaticMembership
+    linking: FakeLinking | None
+    settings: Settings
+
+    @staticmethod
+    def auth(user_id: int | None = PROMOTER_ID, token: str = TOKEN) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {token}"}
+        if user_id is not None:
+            headers["X-Discord-User-Id"] = str(user_id)
+        return headers
+
+    async def call(
+        self, method: str, path: str, *, as_user: int | None = PROMOTER_ID, **kwargs: Any
+    ) -> tuple[int, Any]:
+        """Call as `as_user` with the service token (None: no credentials); return status and JSON."""
+        headers = dict(kwargs.pop("headers", {}))
+        if as_user is not None:
+            headers = {**self.auth(as_user), **headers}
+        async with self.client.request(method, path, headers=headers, **kwargs) as response:
+            assert response.content_type == "application/json", await response.text()
+            return response.status, await response.json()
+
+    async def get(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await self.call("GET", path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> tuple[int, Any]:
+        return await self.call("POST", path, **kwargs)
+
+    async def dump(self) -> dict[str, list[tuple[Any, ...]]]:
+        return await dump_tables(self.h)
+
+
+async def dump_tables(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table, in a stable order: compare before and after a refused request."""
+    async with h.engine.db.read() as tx:
+        names = [
+            r["name"]
+            for r in await tx.fetchall(
+                "SELECT name FROM sqlite_master"
+                " WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name"
+            )
+        ]
+        return {
+            name: sorted(tuple(r) for r in await tx.fetchall(f"SELECT * FROM {name}"))  # noqa: S608
+            for name in names
+        }
+
+
+def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "") -> Settings:
+    discord = DiscordSettings()
+    if oauth is not None:
+        discord = DiscordSettings(
+            api_base_url=oauth.api_base,
+            oauth_client_id=oauth.client_id,
+            oauth_client_secret=SecretStr(oauth.client_secret),
+            oauth_redirect_uri=redirect_uri or "http://127.0.0.1:8080/auth/callback",
+        )
+    digest = hashlib.sha256(HASHED_TOKEN.encode()).hexdigest()
+    return Settings(
+        discord=discord,
+        api=ApiSettings(service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")]),
+        security=SecuritySettings(session_secret=SecretStr(SESSION_SECRET)),
+    )
+
+
+@asynccontextmanager
+async def api_client(
+    tmp_path: Path,
+    *,
+    linking: bool = True,
+    oauth: FakeDiscordOAuth | None = None,
+    start: datetime | None = None,
+) -> AsyncIterator[Api]:
+    """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created."""
+    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0))
+    await h.add_player(PROMOTER_ID, "Promoter", status=None)
+    await h.add_player(MEMBER_ID, "Mia", status=None)
+    membership = StaticMembership(MEMBERS)
+    fake_linking = FakeLinking(h.clock) if linking else None
+    settings = make_settings(oauth=oauth)
+    deps = ApiDeps(
+        promote=h.engine.promote,
+        players=h.engine.player_service,
+        membership=membership,
+        clock=h.clock,
+        linking=fake_linking,
+        oauth=OAuthConfig.from_settings(settings),
+    )
+    client = TestClient(TestServer(create_app(deps, settings), host="127.0.0.1", port=0))
+    await client.start_server()
+    try:
+        yield Api(h, client, membership, fake_linking, settings)
+    finally:
+        await client.close()
+        await h.engine.db.close()
