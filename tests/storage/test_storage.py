@@ -8,6 +8,7 @@ from datetime import UTC, date, datetime
 import pytest
 
 from services.models import Channel, PlayerStatus, Preferences, PreferredChannel, QuietHours
+from services.quiet_hours import parse_hhmm
 from storage.db import Database, load_migrations
 from storage.players import PlayerStore
 
@@ -39,7 +40,8 @@ async def test_wal_and_foreign_keys_are_on(db: Database) -> None:
     with pytest.raises(sqlite3.IntegrityError):
         async with db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO availability (player_id, date, status, updated_at) VALUES (999, ?, 'LOOKING', ?)",
+                "INSERT INTO availability (player_id, date, status, updated_at)"
+                " VALUES (999, ?, 'LOOKING', ?)",
                 (DAY.isoformat(), NOW.isoformat()),
             )
 
@@ -49,7 +51,8 @@ async def test_a_failed_transaction_changes_nothing(db: Database) -> None:
     with pytest.raises(RuntimeError):
         async with db.transaction() as tx:
             await tx.execute(
-                "INSERT INTO players (discord_user_id, display_name, created_at, updated_at) VALUES (1, 'A', ?, ?)",
+                "INSERT INTO players (discord_user_id, display_name, created_at, updated_at)"
+                " VALUES (1, 'A', ?, ?)",
                 (NOW.isoformat(), NOW.isoformat()),
             )
             raise RuntimeError("boom")
@@ -83,8 +86,12 @@ async def test_preferences_round_trip(db: Database) -> None:
     players = PlayerStore(db)
     p = await players.upsert(1, "Ana", NOW)
     assert await players.preferences(p.id) == Preferences()
-    prefs = Preferences(False, PreferredChannel.SIGNAL, QuietHours(*map(
-        lambda s: datetime.strptime(s, "%H:%M").time(), ("23:00", "07:00"))), "Asia/Tokyo")  # noqa: DTZ007
+    prefs = Preferences(
+        False,
+        PreferredChannel.SIGNAL,
+        QuietHours(parse_hhmm("23:00"), parse_hhmm("07:00")),
+        "Asia/Tokyo",
+    )
     await players.save_preferences(p.id, prefs, NOW)
     assert await players.preferences(p.id) == prefs
 
@@ -98,7 +105,8 @@ async def test_candidates_bring_verified_channels(db: Database) -> None:
     await players.save_preferences(b.id, Preferences(allow_promotions=False), NOW)
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT INTO channel_links VALUES (?, 'telegram', 'ciphertext', 'hash', ?)", (a.id, NOW.isoformat())
+            "INSERT INTO channel_links VALUES (?, 'telegram', 'ciphertext', 'hash', ?)",
+            (a.id, NOW.isoformat()),
         )
     found = await players.candidates(DAY, frozenset({PlayerStatus.LOOKING}))
     assert [(c.player.id, c.verified_channels) for c in found] == [(a.id, frozenset({Channel.TELEGRAM}))]
@@ -107,12 +115,14 @@ async def test_candidates_bring_verified_channels(db: Database) -> None:
 async def test_one_ledger_row_per_player_and_key(db: Database) -> None:
     async with db.transaction() as tx:
         await tx.execute(
-            "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at) VALUES (1, 1, 'A', ?, ?)",
+            "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
+            " VALUES (1, 1, 'A', ?, ?)",
             (NOW.isoformat(), NOW.isoformat()),
         )
         await tx.execute(
             """INSERT INTO campaigns (id, campaign_date, initiator_player_id, status, dry_run, include_available,
-               include_maybe, timezone, recipient_count, count_discord, count_telegram, count_signal, created_at)
+               include_maybe, timezone, recipient_count, count_discord, count_telegram, count_signal,
+               created_at)
                VALUES (1, ?, 1, 'scheduled', 0, 0, 0, 'UTC', 1, 1, 0, 0, ?)""",
             (DAY.isoformat(), NOW.isoformat()),
         )
@@ -121,8 +131,10 @@ async def test_one_ledger_row_per_player_and_key(db: Database) -> None:
             "VALUES (1, 1, 'send_start_2100', 1, ?, ?, 'pending', 5)",
             (NOW.isoformat(), NOW.isoformat()),
         )
-    insert = ("INSERT INTO ledger (player_id, key, campaign_id, job_id, state, claimed_at) "
-              "VALUES (1, 'PROMOTE:T0:2026-11-24', 1, 1, 'claimed', ?)")
+    insert = (
+        "INSERT INTO ledger (player_id, key, campaign_id, job_id, state, claimed_at) "
+        "VALUES (1, 'PROMOTE:T0:2026-11-24', 1, 1, 'claimed', ?)"
+    )
     async with db.transaction() as tx:
         await tx.execute(insert, (NOW.isoformat(),))
     with pytest.raises(sqlite3.IntegrityError):
