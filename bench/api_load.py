@@ -18,7 +18,7 @@ import statistics
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -27,13 +27,10 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.api import ApiDeps, bound_port, create_app, start_api, stop_api
+from bot.app import build
 from bot.config import ApiSettings, DiscordSettings, Settings
 from services.clock import SystemClock
-from services.dispatcher import DispatchConfig
-from services.engine import build_engine
-from services.models import Channel
-from services.permissions import Actor, PromoterPolicy
-from services.promote import PromotionConfig
+from services.permissions import Actor
 from services.schedule import campaign_date
 from storage.db import Database, to_db_time
 
@@ -115,28 +112,8 @@ def baseline_app() -> web.Application:
 async def serve(db_path: Path, conn: Connection) -> None:
     """Child process: serve the API and the baseline until the parent says stop."""
     settings = bench_settings()
-    p = settings.promotion
     db = await Database.open(db_path)
-    engine = build_engine(
-        db=db,
-        promotion=PromotionConfig(
-            zone=p.zone,
-            reminder_at=p.reminder,
-            start_at=p.start,
-            voice_check_delay=timedelta(seconds=p.voice_check_delay_seconds),
-            global_cooldown=p.global_cooldown,
-            max_attempts=p.max_attempts,
-            enabled_channels=frozenset(Channel),
-        ),
-        policy=PromoterPolicy(frozenset(settings.discord.promoter_ids), frozenset(), frozenset()),
-        dispatch=DispatchConfig(
-            zone=p.zone,
-            lease=timedelta(seconds=p.job_lease_seconds),
-            max_lateness=timedelta(minutes=p.max_lateness_minutes),
-            followup_channel_id=0,
-        ),
-        clock=SystemClock(),
-    )
+    engine = build(settings, db, SystemClock())
     deps = ApiDeps(
         promote=engine.promote,
         players=engine.player_service,

@@ -17,13 +17,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
-import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 import discord
 from discord.http import handle_message_parameters
 
+from bench.gated import run_gated
 from bot.discord_endpoints import apply_discord_endpoints
 from bot.sandbox.discord_emulator import DiscordEmulator
 from services.delivery.base import Outcome, OutgoingMessage
@@ -32,22 +32,6 @@ from services.models import Channel
 
 TEXT = "Kick-off in 15 minutes: <t:1795550400:t> (21:00 CET). See you in voice!"
 FIRST_USER = 600_000_000_000_000_000
-
-
-async def _run(concurrency: int, count: int, one: Callable[[int], Awaitable[bool]]) -> float:
-    """Run `one(i)` for i in 0..count-1 with at most `concurrency` in flight; return the seconds taken."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def gated(i: int) -> bool:
-        async with gate:
-            return await one(i)
-
-    started = time.perf_counter()
-    results = await asyncio.gather(*(gated(i) for i in range(count)))
-    elapsed = time.perf_counter() - started
-    if not all(results):
-        raise RuntimeError(f"{results.count(False)} of {count} sends failed")
-    return elapsed
 
 
 def _nonce(run: int, i: int) -> str:
@@ -94,14 +78,14 @@ async def main(users: int = 2000, concurrency: int = 16, repeats: int = 3) -> No
         await client.login(emulator.token)
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
             # Warm-up: the emulator's DM channels for every user, and both connection pools.
-            await _run(concurrency, users, _via_sender(DiscordDMSender(client), 0))
-            await _run(concurrency, 4 * concurrency, _via_bare_aiohttp(session, emulator.api_base_url, 1))
+            await run_gated(concurrency, range(users), _via_sender(DiscordDMSender(client), 0))
+            await run_gated(concurrency, range(4 * concurrency), _via_bare_aiohttp(session, emulator.api_base_url, 1))
             ours, bare = float("inf"), float("inf")
             for r in range(repeats):
                 sender = DiscordDMSender(client)  # an empty DM-channel cache: open + post per user
-                ours = min(ours, await _run(concurrency, users, _via_sender(sender, 10 + 2 * r)))
+                ours = min(ours, await run_gated(concurrency, range(users), _via_sender(sender, 10 + 2 * r)))
                 run = _via_bare_aiohttp(session, emulator.api_base_url, 11 + 2 * r)
-                bare = min(bare, await _run(concurrency, users, run))
+                bare = min(bare, await run_gated(concurrency, range(users), run))
         requests = 2 * users
         print(
             f"discord DM fan-out, {users} users ({requests} requests) at concurrency {concurrency}: "

@@ -20,11 +20,11 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 import argparse
 import asyncio
 import platform
-import time
 from collections.abc import Awaitable, Callable
 
 import aiohttp
 
+from bench.gated import run_gated
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from services.delivery.base import Outcome, OutgoingMessage
 from services.delivery.telegram import TelegramSender, build_telegram_bot
@@ -35,22 +35,6 @@ TEXT = "Kick-off in 15 minutes: 21:00 CET. See you in voice!"
 LIMIT = 30.0  # Telegram's overall limit, messages per second
 
 
-async def _run(concurrency: int, count: int, one: Callable[[int], Awaitable[bool]]) -> float:
-    """Run `one(i)` for i in 1..count with at most `concurrency` in flight; return the seconds taken."""
-    gate = asyncio.Semaphore(concurrency)
-
-    async def gated(i: int) -> bool:
-        async with gate:
-            return await one(i)
-
-    started = time.perf_counter()
-    results = await asyncio.gather(*(gated(i) for i in range(1, count + 1)))
-    elapsed = time.perf_counter() - started
-    if not all(results):
-        raise RuntimeError(f"{results.count(False)} of {count} sends failed")
-    return elapsed
-
-
 def _via_sender(sender: TelegramSender, offset: int) -> Callable[[int], Awaitable[bool]]:
     async def one(i: int) -> bool:
         message = OutgoingMessage(Channel.TELEGRAM, str(offset + i), TEXT, nonce=f"bench-{i}")
@@ -59,9 +43,7 @@ def _via_sender(sender: TelegramSender, offset: int) -> Callable[[int], Awaitabl
     return one
 
 
-def _via_bare_aiohttp(
-    session: aiohttp.ClientSession, url: str, offset: int
-) -> Callable[[int], Awaitable[bool]]:
+def _via_bare_aiohttp(session: aiohttp.ClientSession, url: str, offset: int) -> Callable[[int], Awaitable[bool]]:
     async def one(i: int) -> bool:
         # The same form-encoded request python-telegram-bot sends.
         async with session.post(url, data={"chat_id": str(offset + i), "text": TEXT}) as response:
@@ -82,14 +64,16 @@ async def main(chats: int = 1000, concurrency: int = 30, repeats: int = 3) -> No
                 url = f"{emulator.base_url}{TOKEN}/sendMessage"
                 unpaced = TelegramSender(bot, pacing=False)
                 # Warm both connection pools so neither side pays for connecting in the figures.
-                await _run(concurrency, 2 * concurrency, _via_sender(unpaced, 10_000_000))
-                await _run(concurrency, 2 * concurrency, _via_bare_aiohttp(session, url, 10_000_000))
+                await run_gated(concurrency, range(1, 2 * concurrency + 1), _via_sender(unpaced, 10_000_000))
+                await run_gated(concurrency, range(1, 2 * concurrency + 1), _via_bare_aiohttp(session, url, 10_000_000))
 
                 ours, bare = float("inf"), float("inf")
                 for r in range(repeats):
                     offset = 20_000_000 + r * 100_000
-                    ours = min(ours, await _run(concurrency, chats, _via_sender(unpaced, offset)))
-                    bare = min(bare, await _run(concurrency, chats, _via_bare_aiohttp(session, url, offset)))
+                    ours = min(ours, await run_gated(concurrency, range(1, chats + 1), _via_sender(unpaced, offset)))
+                    bare = min(
+                        bare, await run_gated(concurrency, range(1, chats + 1), _via_bare_aiohttp(session, url, offset))
+                    )
                 print(
                     f"telegram fan-out, pacing off, {chats} sends at concurrency {concurrency}: "
                     f"sender {ours:.3f} s / bare aiohttp {bare:.3f} s = {ours / bare:.2f} x "
@@ -97,7 +81,7 @@ async def main(chats: int = 1000, concurrency: int = 30, repeats: int = 3) -> No
                 )
 
             paced = TelegramSender(bot, global_rate=LIMIT, per_chat_interval=1.0)
-            elapsed = await _run(concurrency, chats, _via_sender(paced, 30_000_000))
+            elapsed = await run_gated(concurrency, range(1, chats + 1), _via_sender(paced, 30_000_000))
             # N sends span N - 1 slot intervals; the last request's own latency adds to `elapsed`.
             rate = (chats - 1) / elapsed
             print(
