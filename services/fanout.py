@@ -99,14 +99,36 @@ class Fanout:
         *,
         keep_alive: Callable[[], Awaitable[bool]],
     ) -> FanoutResult | None:
-        """Deliver to every recipient once; None if the job was cancelled or taken over midway."""
+        """Deliver to every recipient once; None if the job was cancelled or taken over midway.
+
+        Recipients are split into one stream per channel chosen at the snapshot, run side by side:
+        a chunk of paced Telegram sends never holds up the Discord and Signal chunks behind it.
+        """
         result = FanoutResult()
+        streams: dict[Channel, list[SnapshotRecipient]] = {}
+        for r in recipients:
+            streams.setdefault(r.selected_channel, []).append(r)
+        async with asyncio.TaskGroup() as group:
+            runs = [
+                group.create_task(self._run_stream(job, stream, text_for, result, keep_alive))
+                for stream in streams.values()
+            ]
+        return result if all(run.result() for run in runs) else None
+
+    async def _run_stream(
+        self,
+        job: FanoutJob,
+        recipients: Sequence[SnapshotRecipient],
+        text_for: TextFor,
+        result: FanoutResult,
+        keep_alive: Callable[[], Awaitable[bool]],
+    ) -> bool:
         for start in range(0, len(recipients), CHUNK_SIZE):
             if not await keep_alive():
-                return None
+                return False
             chunk = recipients[start : start + CHUNK_SIZE]
             await self._run_chunk(job, chunk, text_for, result, keep_alive)
-        return result
+        return True
 
     async def _run_chunk(
         self,

@@ -306,3 +306,28 @@ async def test_campaign_date_is_the_promotion_timezones_date(tmp_path) -> None:
     created = await h.engine.promote.create(h.actor())
     assert created.campaign.campaign_date == date(2026, 11, 25)
     await h.engine.db.close()
+
+
+async def test_a_stalled_channel_does_not_hold_back_the_others(h: Harness) -> None:
+    # More Telegram recipients than one chunk, listed before the Discord one: if channels shared
+    # one queue, the Discord reminder would wait behind every Telegram send.
+    from services.fanout import CHUNK_SIZE
+
+    prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+    for i in range(1, CHUNK_SIZE + 2):
+        await h.add_player(i, f"T{i:04d}", prefs=prefs, telegram=str(5000 + i))
+    await h.add_player(CHUNK_SIZE + 10, "Zed")  # Discord only
+    discord_done = asyncio.Event()
+    h.discord.on_send = lambda m: discord_done.set()
+    original = h.telegram.send
+
+    async def stalled_until_discord(message):  # Telegram is stuck until Discord has been served
+        await discord_done.wait()
+        return await original(message)
+
+    h.telegram.send = stalled_until_discord  # type: ignore[method-assign]
+    await h.engine.promote.create(h.actor())
+    async with asyncio.timeout(20):
+        await h.engine.dispatcher.run_until(local(DAY, 20, 46))
+    assert len(h.discord.to(str(CHUNK_SIZE + 10))) == 1
+    assert len(h.telegram.sent) == CHUNK_SIZE + 1
