@@ -156,7 +156,8 @@ class Dispatcher:
             await self._fail_or_retry(job, "too many interrupted attempts")
             return None
         lateness = self.clock.now() - job.due_at
-        if job.attempts == 1 and lateness > self.config.max_lateness:
+        # Also on a resumed run: a reminder left half-sent by a crash is not finished hours later.
+        if lateness > self.config.max_lateness:
             return await self._skip_overdue(job, campaign, lateness)
         if campaign.status is CampaignStatus.SCHEDULED:
             await self.campaigns.set_status(campaign.id, CampaignStatus.RUNNING)

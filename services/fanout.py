@@ -8,6 +8,7 @@ with the same nonce where the platform deduplicates (Discord), else by recording
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 import time
@@ -33,7 +34,7 @@ log = logging.getLogger(__name__)
 CHUNK_SIZE = 500
 FLUSH_EVERY = 128
 FLUSH_INTERVAL_SECONDS = 0.05
-KEEP_ALIVE_SECONDS = 5.0
+KEEP_ALIVE_SECONDS = 1.0  # how often a running fan-out checks in: well under the 5 s minimum lease
 _RECLAIMABLE = frozenset({"skipped", "failed"})
 MAX_TRIES_PER_CHANNEL = 4
 BACKOFF_BASE_SECONDS = 1.0
@@ -217,9 +218,16 @@ class Fanout:
         queues: dict[Channel, list[tuple[SnapshotRecipient, tuple[Channel, ...]]]] = {}
         for r, chain in reversed(fresh):
             queues.setdefault(chain[0], []).append((r, chain))
+        checked_at = self.clock.now()
+        stopping = False
         try:
-            while any(queues.values()) or in_flight:
-                batch = self._next_batch(queues, per_channel)
+            while (any(queues.values()) and not stopping) or in_flight:
+                if (self.clock.now() - checked_at).total_seconds() >= KEEP_ALIVE_SECONDS:
+                    # A long fan-out keeps its lease here; if the job was cancelled or taken
+                    # over, claim nothing more and let what is in flight finish and be recorded.
+                    checked_at = self.clock.now()
+                    stopping = not await keep_alive()
+                batch = [] if stopping else self._next_batch(queues, per_channel)
                 if batch:
                     claimed = await self.ledger.claim(
                         key=job.key,
@@ -238,7 +246,9 @@ class Fanout:
                 # Record outcomes in batches, but never sit on them for long, even while a slow
                 # send is still out: an unrecorded outcome turns into `unknown` (Telegram, Signal)
                 # if the process dies now.
-                timeout = max(0.0, self.flush_interval - (time.monotonic() - flushed_at)) if done or lost else None
+                timeout = KEEP_ALIVE_SECONDS
+                if done or lost:
+                    timeout = min(timeout, max(0.0, self.flush_interval - (time.monotonic() - flushed_at)))
                 finished, _ = await asyncio.wait(in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     per_channel[in_flight.pop(task)] -= 1
@@ -306,11 +316,15 @@ class Fanout:
     def _resolve_own(
         self, job: FanoutJob, entry: LedgerEntry, chain: tuple[Channel, ...]
     ) -> LedgerOutcome | tuple[Channel, ...] | None:
-        """A row this job claimed in an earlier run: done, resend with dedup, or unknown."""
+        """A row this job claimed in an earlier run: done, resend (dedup, or never sent), or unknown."""
         if entry.state != "claimed":
             return None  # outcome already recorded before the crash
         channel = entry.channel or chain[0]
         sender = self.senders.get(channel)
+        if sender is not None and not sender.supports_dedup and not entry.on_wire:
+            # Claimed, but the process died before the message was handed to the platform
+            # (for example while waiting for Telegram's pacing): nothing can have arrived.
+            return chain[chain.index(channel) :] if channel in chain else (channel, *chain)
         if sender is not None and sender.supports_dedup:
             log.info(
                 "player %d: resending %s on %s with the same nonce after an interrupted run",
@@ -353,9 +367,12 @@ class Fanout:
             if sender is None or address is None:
                 attempts.append(Attempt(pid, channel, DeliveryStatus.FAILED, "channel unavailable"))
                 continue
-            if position > 0:
+            on_wire = None
+            if not sender.supports_dedup:
+                on_wire = functools.partial(self._mark_on_wire, job.key, pid, channel)
+            elif position > 0:
                 await self.ledger.note_channel(job.key, pid, channel)
-            message = OutgoingMessage(channel, address, text_for(channel), nonce, pid)
+            message = OutgoingMessage(channel, address, text_for(channel), nonce, pid, on_wire)
             for attempt in range(1, MAX_TRIES_PER_CHANNEL + 1):
                 async with self._limits[channel]:
                     try:
@@ -394,6 +411,9 @@ class Fanout:
         reason = "every channel failed: " + "; ".join(a.reason for a in attempts[-3:])
         attempts.append(Attempt(pid, final.channel, DeliveryStatus.FAILED, reason[:500], None, True))
         return LedgerOutcome(pid, DeliveryStatus.FAILED, final.channel, None, tuple(attempts))
+
+    async def _mark_on_wire(self, key: str, player_id: int, channel: Channel) -> None:
+        await self.ledger.mark_on_wire(key, player_id, channel, self.clock.now())
 
     async def _wait(self, delay: float, keep_alive: Callable[[], Awaitable[bool]]) -> bool:
         """Sleep before a retry, keeping the job's lease alive through a long retry-after."""

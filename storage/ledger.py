@@ -18,6 +18,7 @@ class LedgerEntry:
     job_id: int
     state: str  # 'claimed' or a DeliveryStatus value
     channel: Channel | None
+    on_wire: bool = False  # a send without dedup was handed to the platform
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,9 +148,21 @@ class LedgerStore:
                 r["job_id"],
                 r["state"],
                 Channel(r["channel"]) if r["channel"] else None,
+                r["on_wire_at"] is not None,
             )
             for r in rows
         }
+
+    async def mark_on_wire(self, key: str, player_id: int, channel: Channel, now: datetime) -> None:
+        """Record that a send on `channel` (no upstream dedup) is being handed to the platform."""
+        async with self.db.transaction() as tx:
+            await tx.execute(
+                """
+                UPDATE ledger SET channel = ?, on_wire_at = coalesce(on_wire_at, ?)
+                WHERE player_id = ? AND key = ? AND state = 'claimed'
+                """,
+                (channel.value, to_db_time(now), player_id, key),
+            )
 
     async def note_channel(self, key: str, player_id: int, channel: Channel) -> None:
         """Record the channel now in flight, so that a crash-ambiguous send is judged rightly."""
@@ -278,7 +291,7 @@ _UPSERT_LEDGER = """
     FROM json_each(:pairs) e WHERE true
     ON CONFLICT (player_id, key) DO UPDATE SET
         campaign_id = excluded.campaign_id, job_id = excluded.job_id, state = excluded.state,
-        channel = excluded.channel, provider_message_id = NULL,
+        channel = excluded.channel, provider_message_id = NULL, on_wire_at = NULL,
         claimed_at = excluded.claimed_at, finished_at = excluded.finished_at
     WHERE ledger.state IN ('skipped', 'failed') AND ledger.job_id <> excluded.job_id
     RETURNING player_id

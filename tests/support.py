@@ -43,10 +43,16 @@ class RecordingSender:
     # Crash simulation: every attempt after the first `hang_after` reaches the platform and then
     # never returns (the process dies before it learns the outcome).
     hang_after: int | None = None
+    stall_after: int | None = None
     hanging: int = 0
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         self.attempts.append(message)
+        if self.stall_after is not None and len(self.attempts) > self.stall_after:
+            self.hanging += 1  # stuck before the request, like a send waiting for its pacing slot
+            await asyncio.Event().wait()
+        if message.on_wire is not None:  # as the real senders do, right before the request
+            await message.on_wire()
         if self.hang_after is not None and len(self.attempts) > self.hang_after:
             if message.nonce not in self.delivered_nonces or not self.supports_dedup:
                 self.sent.append(message)

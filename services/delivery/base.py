@@ -7,6 +7,7 @@ classifies its outcome. Senders never log contact addresses (chat ids, phone num
 from __future__ import annotations
 
 import enum
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -46,6 +47,10 @@ class OutgoingMessage:
     `address` is the Discord user id, the Telegram chat id or the Signal number (E.164), already
     decrypted; `nonce` is deterministic per (campaign, ledger key, player) and at most 25 characters,
     so a resend after a crash can be deduplicated by platforms that support it (Discord).
+
+    `on_wire`, when set, must be awaited by a sender without dedup right before the request that
+    could deliver the message (after any pacing wait): the dispatcher records that moment, so a
+    crash before it is resent and only a crash after it is written off as `unknown`.
     """
 
     channel: Channel
@@ -53,6 +58,7 @@ class OutgoingMessage:
     text: str
     nonce: str
     player_id: int | None = None
+    on_wire: Callable[[], Awaitable[None]] | None = None
 
 
 class Sender(Protocol):

@@ -169,4 +169,6 @@ class SignalSender:
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Send `message.text` to the number in `message.address`."""
+        if message.on_wire is not None:
+            await message.on_wire()
         return await self._client.send_text(message.address, message.text)

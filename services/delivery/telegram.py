@@ -159,6 +159,8 @@ class TelegramSender:
             return SendResult.permanent("invalid Telegram chat id")
         if self._pacer is not None:
             await self._pacer.wait_turn(chat_id)
+        if message.on_wire is not None:
+            await message.on_wire()
         masked = mask_chat_id(chat_id)
         try:
             sent = await self._bot.send_message(chat_id=chat_id, text=message.text)
