@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import functools
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from typing import Protocol, TypeVar
+from typing import Any, Protocol, TypeVar
 
 BOUND = 5.0  # seconds a start or a stop may take
 
@@ -27,3 +28,14 @@ async def running(emulator: E, bound: float = BOUND) -> AsyncIterator[E]:
     finally:
         async with asyncio.timeout(bound):
             await emulator.stop()
+
+
+def bounded(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    """Fail a test that takes longer than BOUND seconds instead of letting it hang."""
+
+    @functools.wraps(test)
+    async def run(*args: Any, **kwargs: Any) -> Any:
+        async with asyncio.timeout(BOUND):
+            return await test(*args, **kwargs)
+
+    return run

@@ -6,14 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 import pytest
@@ -29,6 +27,7 @@ from services.linking import LinkingService
 from services.models import Channel, Preferences, PreferredChannel
 from services.permissions import Actor
 from storage.link_requests import LinkRequestStore, Throttle
+from tests.emulators import bounded
 from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness
 
 TOKEN = "123456:sandbox"
@@ -38,15 +37,6 @@ ANA, BOR = 501, 502
 CHAT = 731955208  # Ana's Telegram chat
 NUMBER = "+38640917263"  # Ana's Signal number
 BOUND = 5  # seconds any single test (or fixture step) may take
-
-
-def bounded(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        async with asyncio.timeout(BOUND):
-            return await test(*args, **kwargs)
-
-    return run
 
 
 @dataclass

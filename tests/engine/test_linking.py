@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import hashlib
 import logging
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -20,6 +19,7 @@ from services.errors import InvalidInput, NotLinked, TooManyRequests, Unavailabl
 from services.linking import LinkingService
 from services.models import Channel
 from storage.link_requests import LinkRequestStore, Throttle
+from tests.emulators import bounded
 from tests.support import TEST_KEY, Harness, local, make_harness
 
 DAY = date(2026, 11, 24)
@@ -27,15 +27,6 @@ ANA = 501
 CHAT = 777000123
 NUMBER = "+38640123456"
 BOUND = 5
-
-
-def bounded(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        async with asyncio.timeout(BOUND):
-            return await test(*args, **kwargs)
-
-    return run
 
 
 @dataclass
