@@ -21,9 +21,11 @@ from bot.api.deps import (
     actor_of,
     package_version,
 )
+from bot.api.linking import LinkingApi
 from services.errors import Unavailable
 from services.models import Channel, PlayerStatus
 from services.models import QuietHours as DomainQuietHours
+from services.permissions import Actor
 from services.players import UNSET, PreferencesView
 from services.promote import CampaignStatusView
 from services.quiet_hours import format_hhmm, parse_hhmm
@@ -129,36 +131,38 @@ async def update_preferences(request: web.Request, body: m.PreferencesUpdate) ->
     return _preferences(view, _zone(request))
 
 
-async def link_token(
-    request: web.Request, body: m.LinkTokenRequest
-) -> m.TelegramLinkResponse | m.SignalLinkResponse:
+async def _linking_for(request: web.Request) -> tuple[LinkingApi, Actor]:
+    """The linking service and the acting (linked) player, or the reason linking is refused."""
     deps = request.app[DEPS]
     actor = actor_of(request)
     await deps.promote.player_for(actor)
     if deps.linking is None:
         raise Unavailable("Linking Telegram and Signal is not available on this server.")
+    return deps.linking, actor
+
+
+async def link_token(
+    request: web.Request, body: m.LinkTokenRequest
+) -> m.TelegramLinkResponse | m.SignalLinkResponse:
+    linking, actor = await _linking_for(request)
     request.app[LINK_THROTTLE].hit(actor.discord_user_id)
     zone = _zone(request)
     if body.channel == "telegram":
-        token, deep_link, expires_at = await deps.linking.request_telegram_link(actor)
+        token, deep_link, expires_at = await linking.request_telegram_link(actor)
         return m.TelegramLinkResponse(
             token=token, deep_link=deep_link, expires_at=expires_at.astimezone(zone)
         )
     if body.address is None:  # the model guarantees it; this keeps the type checker honest
         raise RuntimeError("signal link request without an address")
-    expires_at = await deps.linking.request_signal_link(actor, body.address)
+    expires_at = await linking.request_signal_link(actor, body.address)
     return m.SignalLinkResponse(expires_at=expires_at.astimezone(zone))
 
 
 async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.LinkConfirmResponse:
-    deps = request.app[DEPS]
-    actor = actor_of(request)
-    await deps.promote.player_for(actor)
-    if deps.linking is None:
-        raise Unavailable("Linking Telegram and Signal is not available on this server.")
+    linking, actor = await _linking_for(request)
     # Codes are short: bound the guesses per player whatever the linking service does.
     request.app[CONFIRM_THROTTLE].hit(actor.discord_user_id)
-    await deps.linking.confirm_signal_link(actor, body.code)
+    await linking.confirm_signal_link(actor, body.code)
     return m.LinkConfirmResponse()
 
 

@@ -103,8 +103,8 @@ class _Stalls:
             await asyncio.sleep(self.pending.pop(0))
 
 
-class RecordingTelegram(TelegramEmulator):
-    """The Telegram emulator, noting every answered `sendMessage` (timing checks for retry-after)."""
+class _Recording:
+    """What both recording emulators keep: arrivals, answers, and sends to hold back."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -113,8 +113,12 @@ class RecordingTelegram(TelegramEmulator):
         self.stalls = _Stalls()
 
     def stall_next(self, n: int, seconds: float) -> None:
-        """Answer the next n `sendMessage` calls only after `seconds` (past the client's timeout)."""
+        """Answer the next n sends only after `seconds` (past the client's timeout)."""
         self.stalls.next(n, seconds)
+
+
+class RecordingTelegram(_Recording, TelegramEmulator):
+    """The Telegram emulator, noting every answered `sendMessage` (timing checks for retry-after)."""
 
     async def _send_message(self, params: dict[str, Any]) -> Any:
         target = str(params.get("chat_id"))
@@ -129,18 +133,8 @@ class RecordingTelegram(TelegramEmulator):
         return result
 
 
-class RecordingSignal(SignalEmulator):
+class RecordingSignal(_Recording, SignalEmulator):
     """The Signal emulator, noting every answered `/v2/send`."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.hits: list[Hit] = []
-        self.arrivals: list[Arrival] = []
-        self.stalls = _Stalls()
-
-    def stall_next(self, n: int, seconds: float) -> None:
-        """Answer the next n sends only after `seconds` (past the client's timeout)."""
-        self.stalls.next(n, seconds)
 
     async def _send(self, request: web.Request) -> web.Response:
         target, text = "?", ""
