@@ -20,10 +20,20 @@ from services.delivery.base import ChannelPoster, Outcome, OutgoingMessage, Send
 from services.fanout import Fanout, FanoutJob, FanoutResult
 from services.keys import ledger_key, message_nonce, summary_key
 from services.messages import followup_text, reminder_text, start_text, summary_text
-from services.models import CampaignStatus, Channel, DeliveryStatus, JobStatus, JobType
-from storage.campaigns import Campaign, CampaignStore, Job
+from services.models import (
+    Attempt,
+    Campaign,
+    CampaignStatus,
+    Channel,
+    DeliveryStatus,
+    Job,
+    JobStatus,
+    JobType,
+    LedgerState,
+)
+from storage.campaigns import CampaignStore
 from storage.jobs import JobStore
-from storage.ledger import Attempt, LedgerStore
+from storage.ledger import LedgerStore
 
 log = logging.getLogger(__name__)
 
@@ -258,7 +268,7 @@ class Dispatcher:
             return
         key = summary_key(campaign.campaign_date, campaign.id, target)
         state = await self.ledger.claim_post(key, campaign.id, self.clock.now())
-        if state is not None and state != "claimed":
+        if state is not None and state is not LedgerState.CLAIMED:
             return  # posted (or given up) before a restart
         # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
         nonce = message_nonce(campaign.id, key, 0)
@@ -279,7 +289,7 @@ class Dispatcher:
                 attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary",
                                         res.provider_message_id))
                 await self.ledger.record_post(
-                    key, state="sent", provider_message_id=res.provider_message_id,
+                    key, state=LedgerState.SENT, provider_message_id=res.provider_message_id,
                     campaign_id=campaign.id, job_id=job.id, attempts=attempts, now=self.clock.now(),
                 )
                 return
@@ -288,7 +298,7 @@ class Dispatcher:
                 break
             await self.clock.sleep(res.retry_after if res.retry_after is not None else 2.0)
         await self.ledger.record_post(
-            key, state="failed", provider_message_id=None, campaign_id=campaign.id, job_id=job.id,
+            key, state=LedgerState.FAILED, provider_message_id=None, campaign_id=campaign.id, job_id=job.id,
             attempts=attempts, now=self.clock.now(),
         )
         log.error("campaign %d: summary could not be posted", campaign.id)

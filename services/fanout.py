@@ -21,13 +21,21 @@ from services.clock import Clock
 from services.contacts import ContactCipher
 from services.delivery.base import Outcome, OutgoingMessage, Sender
 from services.keys import message_nonce
-from services.models import Channel, DeliveryStatus, JobType
+from services.models import (
+    Attempt,
+    Channel,
+    DeliveryContext,
+    DeliveryOutcome,
+    DeliveryStatus,
+    JobType,
+    LedgerEntry,
+    LedgerState,
+    SnapshotRecipient,
+)
 from services.quiet_hours import in_quiet_hours
 from services.routing import fallback_chain
-from storage.campaigns import SnapshotRecipient
-from storage.ledger import Attempt, LedgerEntry, LedgerStore
-from storage.ledger import Outcome as LedgerOutcome
-from storage.players import DeliveryContext, PlayerStore
+from storage.ledger import LedgerStore
+from storage.players import PlayerStore
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +43,7 @@ CHUNK_SIZE = 500
 FLUSH_EVERY = 128
 FLUSH_INTERVAL_SECONDS = 0.05
 KEEP_ALIVE_SECONDS = 1.0  # how often a running fan-out checks in: well under the 5 s minimum lease
-_RECLAIMABLE = frozenset({"skipped", "failed"})
+_RECLAIMABLE = frozenset({LedgerState.SKIPPED, LedgerState.FAILED})
 MAX_TRIES_PER_CHANNEL = 4
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
@@ -143,8 +151,8 @@ class Fanout:
         contexts = await self.players.delivery_contexts(ids)
         existing = await self.ledger.entries(job.key, ids)
 
-        skips: list[LedgerOutcome] = []  # decided without sending (quiet hours, opted out)
-        unknowns: list[LedgerOutcome] = []  # our own interrupted sends that cannot be deduplicated
+        skips: list[DeliveryOutcome] = []  # decided without sending (quiet hours, opted out)
+        unknowns: list[DeliveryOutcome] = []  # our own interrupted sends that cannot be deduplicated
         notes: list[Attempt] = []  # the key belongs to another campaign's delivery
         resend: list[tuple[SnapshotRecipient, tuple[Channel, ...]]] = []
         fresh: list[tuple[SnapshotRecipient, tuple[Channel, ...]]] = []
@@ -163,7 +171,7 @@ class Fanout:
                 resolved = self._resolve_own(job, entry, chain)
                 if resolved is None:
                     result.already_recorded += 1
-                elif isinstance(resolved, LedgerOutcome):
+                elif isinstance(resolved, DeliveryOutcome):
                     unknowns.append(resolved)
                 else:
                     resend.append((r, resolved))
@@ -202,9 +210,9 @@ class Fanout:
         (Telegram, Signal) never drops a recipient whose send had not begun. Each channel has its
         own window, so Telegram's pacing never holds Discord or Signal recipients back.
         """
-        in_flight: dict[asyncio.Task[LedgerOutcome], Channel] = {}
+        in_flight: dict[asyncio.Task[DeliveryOutcome], Channel] = {}
         per_channel: Counter[Channel] = Counter()
-        done: list[LedgerOutcome] = []
+        done: list[DeliveryOutcome] = []
         lost: list[Attempt] = []
         flushed_at = time.monotonic()
 
@@ -277,7 +285,7 @@ class Fanout:
         return batch
 
     async def _record(
-        self, job: FanoutJob, outcomes: list[LedgerOutcome], lost: list[Attempt], result: FanoutResult
+        self, job: FanoutJob, outcomes: list[DeliveryOutcome], lost: list[Attempt], result: FanoutResult
     ) -> None:
         await self.ledger.record(
             key=job.key,
@@ -315,9 +323,9 @@ class Fanout:
 
     def _resolve_own(
         self, job: FanoutJob, entry: LedgerEntry, chain: tuple[Channel, ...]
-    ) -> LedgerOutcome | tuple[Channel, ...] | None:
+    ) -> DeliveryOutcome | tuple[Channel, ...] | None:
         """A row this job claimed in an earlier run: done, resend (dedup, or never sent), or unknown."""
-        if entry.state != "claimed":
+        if entry.state is not LedgerState.CLAIMED:
             return None  # outcome already recorded before the crash
         channel = entry.channel or chain[0]
         sender = self.senders.get(channel)
@@ -357,7 +365,7 @@ class Fanout:
         chain: tuple[Channel, ...],
         text_for: TextFor,
         keep_alive: Callable[[], Awaitable[bool]],
-    ) -> LedgerOutcome:
+    ) -> DeliveryOutcome:
         pid = recipient.player.id
         nonce = message_nonce(job.campaign_id, job.key, pid)
         attempts: list[Attempt] = []
@@ -388,7 +396,9 @@ class Fanout:
                             pid, channel, DeliveryStatus.SENT, result.reason, result.provider_message_id, final=True
                         )
                     )
-                    return LedgerOutcome(pid, DeliveryStatus.SENT, channel, result.provider_message_id, tuple(attempts))
+                    return DeliveryOutcome(
+                        pid, DeliveryStatus.SENT, channel, result.provider_message_id, tuple(attempts)
+                    )
                 if result.outcome is Outcome.PERMANENT:
                     attempts.append(Attempt(pid, channel, DeliveryStatus.FAILED, result.reason))
                     log.info("player %d: %s failed permanently (%s); falling back", pid, channel.value, result.reason)
@@ -410,7 +420,7 @@ class Fanout:
         final = attempts[-1] if attempts else Attempt(pid, chain[0], DeliveryStatus.FAILED, "no channel")
         reason = "every channel failed: " + "; ".join(a.reason for a in attempts[-3:])
         attempts.append(Attempt(pid, final.channel, DeliveryStatus.FAILED, reason[:500], None, True))
-        return LedgerOutcome(pid, DeliveryStatus.FAILED, final.channel, None, tuple(attempts))
+        return DeliveryOutcome(pid, DeliveryStatus.FAILED, final.channel, None, tuple(attempts))
 
     async def _mark_on_wire(self, key: str, player_id: int, channel: Channel) -> None:
         await self.ledger.mark_on_wire(key, player_id, channel, self.clock.now())
@@ -450,5 +460,5 @@ class Fanout:
         return float(base * (0.75 + self.rng.random() / 2))
 
 
-def _single(player_id: int, channel: Channel, status: DeliveryStatus, reason: str) -> LedgerOutcome:
-    return LedgerOutcome(player_id, status, channel, None, (Attempt(player_id, channel, status, reason, None, True),))
+def _single(player_id: int, channel: Channel, status: DeliveryStatus, reason: str) -> DeliveryOutcome:
+    return DeliveryOutcome(player_id, status, channel, None, (Attempt(player_id, channel, status, reason, None, True),))

@@ -23,11 +23,11 @@ from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
 from services.delivery.base import Outcome, SendResult
 from services.errors import InvalidInput, TooManyRequests, Unavailable
-from services.models import Channel, Player
+from services.models import Channel, Player, Throttle, Throttled
 from services.permissions import Actor
 from services.phone import mask_number, normalize_e164
 from services.promote import PromoteService
-from storage.link_requests import LinkRequestStore, Throttle, Throttled
+from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
 

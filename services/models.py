@@ -1,10 +1,14 @@
-"""Domain types shared by the rules, the services and storage."""
+"""The domain vocabulary: every type that crosses layers (storage ↔ services ↔ bot and cogs).
+
+A leaf module: it imports nothing of the project, so that storage can return these rows and the
+services can reason about them without either layer importing the other.
+"""
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 
 
 class PlayerStatus(enum.StrEnum):
@@ -61,6 +65,26 @@ class DeliveryStatus(enum.StrEnum):
     SKIPPED = "skipped"
     FAILED = "failed"
     UNKNOWN = "unknown"
+
+
+class LedgerState(enum.StrEnum):
+    """Where one delivery (or summary post) stands in the ledger.
+
+    CLAIMED with no outcome after a crash is the ambiguous case the delivery protocol resolves.
+    """
+
+    CLAIMED = "claimed"
+    SENT = "sent"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+    UNKNOWN = "unknown"
+
+
+class CampaignLimit(enum.StrEnum):
+    """The anti-spam guard (rule 6) that refused a new campaign."""
+
+    PER_PROMOTER = "per_promoter"  # one campaign per promoter per day
+    GLOBAL = "global"  # promotion.global_cooldown: one campaign per day for everyone
 
 
 class PermissionTier(enum.StrEnum):
@@ -157,3 +181,163 @@ class Preview:
     @property
     def recipient_count(self) -> int:
         return len(self.recipients)
+
+
+# -- players ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class AvailabilityEntry:
+    player: Player
+    date: date
+    status: PlayerStatus | None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryContext:
+    """What a send needs about a recipient at send time (preferences may have changed)."""
+
+    player: Player
+    preferences: Preferences
+    encrypted_addresses: dict[Channel, str]
+
+
+@dataclass(frozen=True, slots=True)
+class Link:
+    """A verified Telegram or Signal address (encrypted; only the linking service decrypts it)."""
+
+    player_id: int
+    channel: Channel
+    address_encrypted: str
+    verified_at: datetime
+
+
+# -- campaigns and jobs ----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Campaign:
+    id: int
+    campaign_date: date
+    initiator: Player
+    status: CampaignStatus
+    dry_run: bool
+    include_available: bool
+    include_maybe: bool
+    timezone: str
+    recipient_count: int
+    channels_summary: ChannelsSummary
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    id: int
+    campaign_id: int
+    job_type: JobType
+    seq: int
+    run_at: datetime
+    due_at: datetime
+    status: JobStatus
+    attempts: int
+    max_attempts: int
+    lease_owner: str | None
+    lease_until: datetime | None
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotRecipient:
+    """A recipient as the campaign's snapshot holds them: status and channel at creation."""
+
+    player: Player
+    status: PlayerStatus
+    selected_channel: Channel
+
+
+# -- the delivery ledger and the send log ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerEntry:
+    player_id: int
+    key: str
+    campaign_id: int
+    job_id: int
+    state: LedgerState
+    channel: Channel | None
+    on_wire: bool = False  # a send without dedup was handed to the platform
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """One send attempt (or a decision not to send) for the send log."""
+
+    player_id: int | None
+    channel: Channel
+    status: DeliveryStatus
+    reason: str = ""
+    provider_message_id: str | None = None
+    final: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryOutcome:
+    """The final result of one (player, key) delivery, with every attempt that led to it."""
+
+    player_id: int
+    status: DeliveryStatus
+    channel: Channel
+    provider_message_id: str | None
+    attempts: tuple[Attempt, ...]
+
+
+# -- account links in progress ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """At most `limit` requests per `window` (per player, and per number for Signal codes)."""
+
+    limit: int = 5
+    window: timedelta = timedelta(hours=1)
+
+    def __post_init__(self) -> None:
+        if self.limit < 1 or self.window <= timedelta(0):
+            raise ValueError("a throttle needs limit >= 1 and a positive window")
+
+
+@dataclass(frozen=True, slots=True)
+class Throttled:
+    """A request refused by the throttle; another is accepted from `retry_at` on."""
+
+    retry_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramLinkToken:
+    id: int
+    player_id: int
+    token_hash: str
+    created_at: datetime
+    expires_at: datetime
+    used_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class SignalVerification:
+    id: int
+    player_id: int
+    number_encrypted: str
+    number_hash: str
+    code_salt: str
+    code_hash: str
+    created_at: datetime
+    expires_at: datetime
+    failed_attempts: int
+    locked: bool
+    used_at: datetime | None
+    cancelled_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at

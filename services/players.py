@@ -9,13 +9,22 @@ from typing import Final
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
 from services.errors import InvalidInput
-from services.models import Channel, Player, PlayerStatus, Preferences, PreferredChannel, QuietHours
+from services.models import (
+    AvailabilityEntry,
+    Channel,
+    Link,
+    Player,
+    PlayerStatus,
+    Preferences,
+    PreferredChannel,
+    QuietHours,
+)
 from services.permissions import Actor
 from services.phone import mask_number
 from services.promote import PromoteService
 from services.schedule import validate_timezone
-from storage.links import Link, LinkStore
-from storage.players import AvailabilityEntry, PlayerStore
+from storage.links import LinkStore
+from storage.players import PlayerStore
 
 # How far from today a status may be set: yesterday (late-night sessions) to four weeks ahead.
 PAST_DAYS: Final = 1

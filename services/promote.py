@@ -11,17 +11,20 @@ from zoneinfo import ZoneInfo
 from services.clock import Clock
 from services.errors import CampaignExists, NoRecipients, NotFound, NotLinked, NotPromoter
 from services.models import (
+    Campaign,
+    CampaignLimit,
     CampaignSchedule,
     Channel,
     ChannelsSummary,
     DeliveryStatus,
+    Job,
     Player,
     Preview,
 )
 from services.permissions import Actor, PromoterPolicy, can_promote
 from services.recipients import dry_run_recipients, select_recipients, wanted_statuses
 from services.schedule import campaign_date, compute_schedule
-from storage.campaigns import Campaign, CampaignStore, DuplicateCampaign, Job
+from storage.campaigns import CampaignStore
 from storage.players import PlayerStore
 
 log = logging.getLogger(__name__)
@@ -151,26 +154,24 @@ class PromoteService:
         preview = await self._preview(initiator, include_available, include_maybe, dry_run)
         if not preview.recipients:
             raise NoRecipients()
-        try:
-            campaign, jobs = await self.campaigns.create(
-                day=preview.campaign_date,
-                initiator=initiator,
-                dry_run=dry_run,
-                global_guard=self.config.global_cooldown,
-                include_available=include_available,
-                include_maybe=include_maybe,
-                timezone=self.config.timezone,
-                recipients=list(preview.recipients),
-                schedule=preview.schedule,
-                max_attempts=self.config.max_attempts,
-                now=self.clock.now(),
-            )
-        except DuplicateCampaign as exc:
-            if exc.global_guard:
-                raise CampaignExists(
-                    "Tonight's session has already been promoted (one campaign per day)."
-                ) from None
-            raise CampaignExists("You have already promoted a session today.") from None
+        created = await self.campaigns.create(
+            day=preview.campaign_date,
+            initiator=initiator,
+            dry_run=dry_run,
+            global_guard=self.config.global_cooldown,
+            include_available=include_available,
+            include_maybe=include_maybe,
+            timezone=self.config.timezone,
+            recipients=list(preview.recipients),
+            schedule=preview.schedule,
+            max_attempts=self.config.max_attempts,
+            now=self.clock.now(),
+        )
+        if created is CampaignLimit.GLOBAL:
+            raise CampaignExists("Tonight's session has already been promoted (one campaign per day).")
+        if created is CampaignLimit.PER_PROMOTER:
+            raise CampaignExists("You have already promoted a session today.")
+        campaign, jobs = created
         log.info(
             "campaign %d created by player %d for %s: %d recipients%s",
             campaign.id, initiator.id, campaign.campaign_date, campaign.recipient_count,

@@ -3,71 +3,27 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
 from datetime import date, datetime
 
 from services.models import (
     JOB_ORDER,
+    Campaign,
+    CampaignLimit,
     CampaignSchedule,
     CampaignStatus,
     Channel,
     ChannelsSummary,
     DeliveryStatus,
+    Job,
     JobStatus,
     JobType,
     Player,
     PlayerStatus,
     Recipient,
+    SnapshotRecipient,
 )
-from storage.db import Database, from_db_time, to_db_time
+from storage.db import Database, Transaction, from_db_time, to_db_time
 from storage.players import player_from_row
-
-
-class DuplicateCampaign(Exception):
-    """The database refused a second campaign for the same promoter (or day, with the global guard)."""
-
-    def __init__(self, global_guard: bool) -> None:
-        super().__init__("duplicate campaign")
-        self.global_guard = global_guard
-
-
-@dataclass(frozen=True, slots=True)
-class Campaign:
-    id: int
-    campaign_date: date
-    initiator: Player
-    status: CampaignStatus
-    dry_run: bool
-    include_available: bool
-    include_maybe: bool
-    timezone: str
-    recipient_count: int
-    channels_summary: ChannelsSummary
-    created_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Job:
-    id: int
-    campaign_id: int
-    job_type: JobType
-    seq: int
-    run_at: datetime
-    due_at: datetime
-    status: JobStatus
-    attempts: int
-    max_attempts: int
-    lease_owner: str | None
-    lease_until: datetime | None
-    last_error: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class SnapshotRecipient:
-    player: Player
-    status: PlayerStatus
-    selected_channel: Channel
-
 
 _CAMPAIGN_SELECT = """
     SELECT c.*, p.id AS p_id, p.discord_user_id AS p_discord_user_id, p.display_name AS p_display_name
@@ -128,67 +84,65 @@ class CampaignStore:
         schedule: CampaignSchedule,
         max_attempts: int,
         now: datetime,
-    ) -> tuple[Campaign, list[Job]]:
-        """Insert the campaign, its recipient snapshot and its three jobs in one transaction."""
+    ) -> tuple[Campaign, list[Job]] | CampaignLimit:
+        """Insert the campaign, its recipient snapshot and its three jobs in one transaction.
+
+        Rule 6 is the database's: when a partial unique index refuses the campaign, nothing is
+        written and the guard that matched is returned.
+        """
         summary = ChannelsSummary.of(recipients)
-        try:
-            async with self.db.transaction() as tx:
-                campaign_id = await tx.insert(
-                    """
-                    INSERT INTO campaigns (campaign_date, initiator_player_id, status, dry_run,
-                        global_slot, include_available, include_maybe, timezone, recipient_count,
-                        count_discord, count_telegram, count_signal, created_at)
-                    VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """,
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                """
+                INSERT INTO campaigns (campaign_date, initiator_player_id, status, dry_run,
+                    global_slot, include_available, include_maybe, timezone, recipient_count,
+                    count_discord, count_telegram, count_signal, created_at)
+                VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                ON CONFLICT DO NOTHING
+                RETURNING id
+                """,
+                (
+                    day.isoformat(),
+                    initiator.id,
+                    int(dry_run),
+                    1 if global_guard and not dry_run else None,
+                    int(include_available),
+                    int(include_maybe),
+                    timezone,
+                    len(recipients),
+                    summary.discord,
+                    summary.telegram,
+                    summary.signal,
+                    to_db_time(now),
+                ),
+            )
+            if row is None:
+                return await _limit_that_matched(tx, day, initiator.id)
+            campaign_id = int(row["id"])
+            await tx.executemany(
+                """
+                INSERT INTO campaign_recipients (campaign_id, player_id, status, selected_channel)
+                VALUES (?, ?, ?, ?)
+                """,
+                [(campaign_id, r.player.id, r.status.value, r.selected_channel.value) for r in recipients],
+            )
+            await tx.executemany(
+                """
+                INSERT INTO jobs (campaign_id, job_type, seq, run_at, due_at, status, max_attempts)
+                VALUES (?, ?, ?, ?, ?, 'pending', ?)
+                """,
+                [
                     (
-                        day.isoformat(),
-                        initiator.id,
-                        int(dry_run),
-                        1 if global_guard and not dry_run else None,
-                        int(include_available),
-                        int(include_maybe),
-                        timezone,
-                        len(recipients),
-                        summary.discord,
-                        summary.telegram,
-                        summary.signal,
-                        to_db_time(now),
-                    ),
-                )
-                await tx.executemany(
-                    """
-                    INSERT INTO campaign_recipients (campaign_id, player_id, status, selected_channel)
-                    VALUES (?, ?, ?, ?)
-                    """,
-                    [
-                        (campaign_id, r.player.id, r.status.value, r.selected_channel.value)
-                        for r in recipients
-                    ],
-                )
-                await tx.executemany(
-                    """
-                    INSERT INTO jobs (campaign_id, job_type, seq, run_at, due_at, status, max_attempts)
-                    VALUES (?, ?, ?, ?, ?, 'pending', ?)
-                    """,
-                    [
-                        (
-                            campaign_id,
-                            job_type.value,
-                            seq,
-                            to_db_time(schedule.at(job_type)),
-                            to_db_time(schedule.at(job_type)),
-                            max_attempts,
-                        )
-                        for seq, job_type in enumerate(JOB_ORDER)
-                    ],
-                )
-        except sqlite3.IntegrityError as exc:
-            text = str(exc)
-            if "campaigns.campaign_date" in text and "initiator" not in text:
-                raise DuplicateCampaign(global_guard=True) from exc
-            if "campaigns." in text:
-                raise DuplicateCampaign(global_guard=False) from exc
-            raise
+                        campaign_id,
+                        job_type.value,
+                        seq,
+                        to_db_time(schedule.at(job_type)),
+                        to_db_time(schedule.at(job_type)),
+                        max_attempts,
+                    )
+                    for seq, job_type in enumerate(JOB_ORDER)
+                ],
+            )
         campaign = await self.get(campaign_id)
         if campaign is None:
             raise RuntimeError("row vanished inside its own transaction")
@@ -244,16 +198,12 @@ class CampaignStore:
             for r in rows
         ]
 
-    async def set_status(
-        self, campaign_id: int, status: CampaignStatus, *, unless: tuple[CampaignStatus, ...] = ()
-    ) -> bool:
-        """Move a campaign to `status` unless it is in one of `unless` (a cancel always wins)."""
-        blocked = (CampaignStatus.CANCELLED, *unless)
-        marks = ",".join("?" * len(blocked))
+    async def set_status(self, campaign_id: int, status: CampaignStatus) -> bool:
+        """Move a campaign to `status` unless it was cancelled (a cancel always wins)."""
         async with self.db.transaction() as tx:
             changed = await tx.execute(
-                f"UPDATE campaigns SET status = ? WHERE id = ? AND status NOT IN ({marks})",  # noqa: S608
-                (status.value, campaign_id, *[s.value for s in blocked]),
+                "UPDATE campaigns SET status = ? WHERE id = ? AND status <> 'cancelled'",
+                (status.value, campaign_id),
             )
         return changed == 1
 
@@ -297,3 +247,26 @@ class CampaignStore:
         for r in rows:
             counts[DeliveryStatus(r["status"])] = r["n"]
         return counts
+
+
+async def _limit_that_matched(tx: Transaction, day: date, initiator_id: int) -> CampaignLimit:
+    """Which of migration 0001's two unique indexes refused a campaign (the promoter's own first)."""
+    mine = await tx.fetchone(
+        """
+        SELECT 1 FROM campaigns
+        WHERE initiator_player_id = ? AND campaign_date = ? AND dry_run = 0 AND status <> 'cancelled'
+        """,
+        (initiator_id, day.isoformat()),
+    )
+    if mine is not None:
+        return CampaignLimit.PER_PROMOTER
+    anyone = await tx.fetchone(
+        """
+        SELECT 1 FROM campaigns
+        WHERE campaign_date = ? AND dry_run = 0 AND global_slot = 1 AND status <> 'cancelled'
+        """,
+        (day.isoformat(),),
+    )
+    if anyone is not None:
+        return CampaignLimit.GLOBAL
+    raise RuntimeError("a campaign insert was ignored, but no anti-spam index matches it")

@@ -5,8 +5,8 @@ from __future__ import annotations
 from collections.abc import Collection
 from datetime import datetime, timedelta
 
-from services.models import JobStatus
-from storage.campaigns import Job, job_from_row
+from services.models import Job, JobStatus
+from storage.campaigns import job_from_row
 from storage.db import Database, from_db_time, json_ids, to_db_time
 
 # A job is runnable when it is due and every earlier job of its campaign is over: the voice

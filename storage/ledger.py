@@ -3,45 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
-from services.models import Channel, DeliveryStatus, JobType
+from services.models import Attempt, Channel, DeliveryOutcome, DeliveryStatus, JobType, LedgerEntry, LedgerState
 from storage.db import Database, json_ids, to_db_time
-
-
-@dataclass(frozen=True, slots=True)
-class LedgerEntry:
-    player_id: int
-    key: str
-    campaign_id: int
-    job_id: int
-    state: str  # 'claimed' or a DeliveryStatus value
-    channel: Channel | None
-    on_wire: bool = False  # a send without dedup was handed to the platform
-
-
-@dataclass(frozen=True, slots=True)
-class Attempt:
-    """One send attempt (or a decision not to send) for the send log."""
-
-    player_id: int | None
-    channel: Channel
-    status: DeliveryStatus
-    reason: str = ""
-    provider_message_id: str | None = None
-    final: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class Outcome:
-    """The final result of one (player, key) delivery, with every attempt that led to it."""
-
-    player_id: int
-    status: DeliveryStatus
-    channel: Channel
-    provider_message_id: str | None
-    attempts: tuple[Attempt, ...]
 
 
 class LedgerStore:
@@ -86,8 +51,8 @@ class LedgerStore:
         campaign_id: int,
         job_id: int,
         job_type: JobType,
-        decided: Sequence[Outcome],
-        resolved: Sequence[Outcome],
+        decided: Sequence[DeliveryOutcome],
+        resolved: Sequence[DeliveryOutcome],
         notes: Sequence[Attempt],
         now: datetime,
     ) -> list[DeliveryStatus]:
@@ -146,7 +111,7 @@ class LedgerStore:
                 r["key"],
                 r["campaign_id"],
                 r["job_id"],
-                r["state"],
+                LedgerState(r["state"]),
                 Channel(r["channel"]) if r["channel"] else None,
                 r["on_wire_at"] is not None,
             )
@@ -179,7 +144,7 @@ class LedgerStore:
         campaign_id: int,
         job_id: int,
         job_type: JobType,
-        outcomes: Sequence[Outcome],
+        outcomes: Sequence[DeliveryOutcome],
         extra_attempts: Sequence[Attempt] = (),
         now: datetime,
     ) -> None:
@@ -207,7 +172,7 @@ class LedgerStore:
 
     # -- posts that are not to a player (the summary) -----------------------------------------
 
-    async def claim_post(self, key: str, campaign_id: int, now: datetime) -> str | None:
+    async def claim_post(self, key: str, campaign_id: int, now: datetime) -> LedgerState | None:
         """Claim a post key; return None if newly claimed, else the existing state."""
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
@@ -223,13 +188,13 @@ class LedgerStore:
             existing = await tx.fetchone("SELECT state FROM post_ledger WHERE key = ?", (key,))
         if existing is None:
             raise RuntimeError("row vanished inside its own transaction")
-        return str(existing["state"])
+        return LedgerState(existing["state"])
 
     async def record_post(
         self,
         key: str,
         *,
-        state: str,
+        state: LedgerState,
         provider_message_id: str | None,
         campaign_id: int,
         job_id: int,
@@ -240,7 +205,7 @@ class LedgerStore:
         async with self.db.transaction() as tx:
             await tx.execute(
                 "UPDATE post_ledger SET state = ?, provider_message_id = ?, finished_at = ? WHERE key = ?",
-                (state, provider_message_id, at, key),
+                (state.value, provider_message_id, at, key),
             )
             await tx.executemany(
                 """
@@ -277,7 +242,6 @@ class LedgerStore:
                 "SELECT * FROM send_log WHERE campaign_id = ? ORDER BY id", (campaign_id,)
             )
         return [dict(r) for r in rows]
-
 
 
 # Claim (player, key) rows from a JSON list of [player_id, channel] (state 'claimed') or

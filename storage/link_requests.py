@@ -9,58 +9,10 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 
+from services.models import SignalVerification, TelegramLinkToken, Throttle, Throttled
 from storage.db import Database, Transaction, from_db_time, to_db_time
-
-
-@dataclass(frozen=True, slots=True)
-class Throttle:
-    """At most `limit` requests per `window` (per player, and per number for Signal codes)."""
-
-    limit: int = 5
-    window: timedelta = timedelta(hours=1)
-
-    def __post_init__(self) -> None:
-        if self.limit < 1 or self.window <= timedelta(0):
-            raise ValueError("a throttle needs limit >= 1 and a positive window")
-
-
-@dataclass(frozen=True, slots=True)
-class Throttled:
-    """A request refused by the throttle; another is accepted from `retry_at` on."""
-
-    retry_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class TelegramLinkToken:
-    id: int
-    player_id: int
-    token_hash: str
-    created_at: datetime
-    expires_at: datetime
-    used_at: datetime | None
-
-
-@dataclass(frozen=True, slots=True)
-class SignalVerification:
-    id: int
-    player_id: int
-    number_encrypted: str
-    number_hash: str
-    code_salt: str
-    code_hash: str
-    created_at: datetime
-    expires_at: datetime
-    failed_attempts: int
-    locked: bool
-    used_at: datetime | None
-    cancelled_at: datetime | None
-
-    def expired(self, now: datetime) -> bool:
-        return now >= self.expires_at
 
 
 def _opt_time(value: str | None) -> datetime | None:

@@ -2,19 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
 
-from services.models import Channel
+from services.models import Channel, Link
 from storage.db import Database, from_db_time, to_db_time
-
-
-@dataclass(frozen=True, slots=True)
-class Link:
-    player_id: int
-    channel: Channel
-    address_encrypted: str
-    verified_at: datetime
 
 
 class LinkStore:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sqlite3
-from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from services.models import (
+    AvailabilityEntry,
     Candidate,
     Channel,
+    DeliveryContext,
     PermissionTier,
     Player,
     PlayerStatus,
@@ -16,7 +17,6 @@ from services.models import (
     PreferredChannel,
     QuietHours,
 )
-from services.quiet_hours import format_hhmm, parse_hhmm
 from storage.db import Database, json_ids, to_db_time
 
 
@@ -32,7 +32,7 @@ def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
         return _DEFAULT_PREFERENCES
     quiet = None
     if row["quiet_start"] is not None:
-        quiet = QuietHours(parse_hhmm(row["quiet_start"]), parse_hhmm(row["quiet_end"]))
+        quiet = QuietHours(time.fromisoformat(row["quiet_start"]), time.fromisoformat(row["quiet_end"]))
     return Preferences(
         allow_promotions=bool(row["allow_promotions"]),
         preferred_channel=PreferredChannel(row["preferred_channel"]),
@@ -41,18 +41,16 @@ def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
     )
 
 
+def _hhmm(value: time) -> str:
+    """Quiet-hour bounds are stored as "HH:MM" text (`time.fromisoformat` reads them back)."""
+    return value.strftime("%H:%M")
+
+
 _NO_CHANNELS: frozenset[Channel] = frozenset()
 
 
 def _channels(value: str | None) -> frozenset[Channel]:
     return frozenset(Channel(c) for c in value.split(",")) if value else _NO_CHANNELS
-
-
-@dataclass(frozen=True, slots=True)
-class AvailabilityEntry:
-    player: Player
-    date: date
-    status: PlayerStatus | None
 
 
 class PlayerStore:
@@ -184,8 +182,8 @@ class PlayerStore:
                     player_id,
                     int(prefs.allow_promotions),
                     prefs.preferred_channel.value,
-                    format_hhmm(quiet.start) if quiet else None,
-                    format_hhmm(quiet.end) if quiet else None,
+                    _hhmm(quiet.start) if quiet else None,
+                    _hhmm(quiet.end) if quiet else None,
                     prefs.timezone,
                     to_db_time(now),
                 ),
@@ -256,11 +254,3 @@ class PlayerStore:
             for r in rows
         }
 
-
-@dataclass(frozen=True, slots=True)
-class DeliveryContext:
-    """What a send needs about a recipient at send time (preferences may have changed)."""
-
-    player: Player
-    preferences: Preferences
-    encrypted_addresses: dict[Channel, str]

@@ -24,9 +24,9 @@ from services.delivery.signal import SignalClient, SignalSender
 from services.delivery.telegram import TelegramSender
 from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel, Preferences, PreferredChannel
+from services.models import Channel, Preferences, PreferredChannel, Throttle
 from services.permissions import Actor
-from storage.link_requests import LinkRequestStore, Throttle
+from storage.link_requests import LinkRequestStore
 from tests.emulators import bounded
 from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness
 

@@ -10,6 +10,7 @@ import pytest
 from services.delivery.base import SendResult
 from services.errors import CampaignExists, NoRecipients, NotLinked, NotPromoter
 from services.models import (
+    CampaignLimit,
     CampaignStatus,
     DeliveryStatus,
     JobStatus,
@@ -177,22 +178,23 @@ async def test_database_refuses_a_second_campaign_even_without_the_service_check
     await h.add_player(1, "Ana")
     first = await h.engine.promote.create(h.actor())
     # Even the storage layer alone (no service pre-check) cannot insert a duplicate.
-    from storage.campaigns import DuplicateCampaign
-
-    with pytest.raises(DuplicateCampaign):
-        await h.engine.campaigns.create(
-            day=DAY,
-            initiator=first.campaign.initiator,
-            dry_run=False,
-            global_guard=False,
-            include_available=False,
-            include_maybe=False,
-            timezone="Europe/Ljubljana",
-            recipients=[],
-            schedule=first.schedule,
-            max_attempts=5,
-            now=h.clock.now(),
-        )
+    refused = await h.engine.campaigns.create(
+        day=DAY,
+        initiator=first.campaign.initiator,
+        dry_run=False,
+        global_guard=False,
+        include_available=False,
+        include_maybe=False,
+        timezone="Europe/Ljubljana",
+        recipients=[],
+        schedule=first.schedule,
+        max_attempts=5,
+        now=h.clock.now(),
+    )
+    assert refused is CampaignLimit.PER_PROMOTER
+    async with h.engine.db.read() as tx:
+        row = await tx.fetchone("SELECT count(*) AS campaigns, (SELECT count(*) FROM jobs) AS jobs FROM campaigns")
+    assert row is not None and (row["campaigns"], row["jobs"]) == (1, 3)
 
 
 async def test_global_cooldown_allows_one_campaign_per_day_for_everyone(tmp_path) -> None:

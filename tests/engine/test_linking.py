@@ -17,8 +17,8 @@ from services.contacts import ContactCipher
 from services.delivery.base import SendResult
 from services.errors import InvalidInput, NotLinked, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel
-from storage.link_requests import LinkRequestStore, Throttle
+from services.models import Channel, Throttle
+from storage.link_requests import LinkRequestStore
 from tests.emulators import bounded
 from tests.support import TEST_KEY, Harness, local, make_harness
 

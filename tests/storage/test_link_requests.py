@@ -10,14 +10,9 @@ from typing import Any
 
 import pytest
 
+from services.models import SignalVerification, TelegramLinkToken, Throttle, Throttled
 from storage.db import Database
-from storage.link_requests import (
-    LinkRequestStore,
-    SignalVerification,
-    TelegramLinkToken,
-    Throttle,
-    Throttled,
-)
+from storage.link_requests import LinkRequestStore
 from storage.players import PlayerStore
 
 T0 = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)

@@ -7,8 +7,17 @@ from datetime import UTC, date, datetime
 
 import pytest
 
-from services.models import Channel, PlayerStatus, Preferences, PreferredChannel, QuietHours
+from services.models import (
+    CampaignLimit,
+    CampaignSchedule,
+    Channel,
+    PlayerStatus,
+    Preferences,
+    PreferredChannel,
+    QuietHours,
+)
 from services.quiet_hours import parse_hhmm
+from storage.campaigns import CampaignStore
 from storage.db import Database, load_migrations
 from storage.players import PlayerStore
 
@@ -147,3 +156,42 @@ async def test_one_ledger_row_per_player_and_key(db: Database) -> None:
                 "VALUES (1, 'send_start_2100', 1, ?, ?, 'pending', 5)",
                 (NOW.isoformat(), NOW.isoformat()),
             )
+
+
+# Rule 6 in the database: (who created the first campaign, was the global guard on for it,
+# who tries next, global guard on now, dry run) → what the store answers.
+LIMIT_CASES = [
+    ("ana", False, "ana", False, False, CampaignLimit.PER_PROMOTER),
+    ("ana", True, "ana", True, False, CampaignLimit.PER_PROMOTER),  # the promoter's own limit wins
+    ("ana", True, "bor", True, False, CampaignLimit.GLOBAL),
+    ("ana", True, "bor", False, False, None),  # the guard was switched off: Bor's campaign is fine
+    ("ana", False, "bor", True, False, None),  # Ana's campaign was made without the guard
+    ("ana", False, "bor", False, False, None),
+    ("ana", True, "ana", True, True, None),  # a dry run never counts
+]
+
+
+@pytest.mark.parametrize(("first", "first_global", "second", "second_global", "dry_run", "expected"), LIMIT_CASES)
+async def test_the_store_names_the_guard_that_refused_a_campaign(
+    db: Database, first: str, first_global: bool, second: str, second_global: bool, dry_run: bool, expected
+) -> None:
+    players = PlayerStore(db)
+    campaigns = CampaignStore(db)
+    who = {name: await players.upsert(i, name, NOW) for i, name in enumerate(("ana", "bor"), start=1)}
+    schedule = CampaignSchedule(NOW, NOW, NOW)
+
+    async def create(name: str, global_guard: bool, dry: bool):
+        return await campaigns.create(
+            day=DAY, initiator=who[name], dry_run=dry, global_guard=global_guard, include_available=False,
+            include_maybe=False, timezone="UTC", recipients=[], schedule=schedule, max_attempts=5, now=NOW,
+        )
+
+    assert not isinstance(await create(first, first_global, False), CampaignLimit)
+    answer = await create(second, second_global, dry_run)
+    if expected is None:
+        assert not isinstance(answer, CampaignLimit)
+    else:
+        assert answer is expected
+        async with db.read() as tx:
+            row = await tx.fetchone("SELECT count(*) FROM campaigns")
+        assert row is not None and row[0] == 1  # nothing of the refused campaign was written
