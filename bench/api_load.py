@@ -116,7 +116,7 @@ async def serve(db_path: Path, conn: Connection) -> None:
     engine = build(settings, db, SystemClock())
     deps = ApiDeps(
         promote=engine.promote,
-        players=engine.player_service,
+        players=engine.players,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
     )

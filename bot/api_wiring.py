@@ -21,7 +21,7 @@ async def start_api_for(app: Application) -> web.AppRunner:
     s = app.settings
     deps = ApiDeps(
         promote=app.engine.promote,
-        players=app.engine.player_service,
+        players=app.engine.players,
         membership=CachedMembership(
             GuildMembership(app.bot, s.discord.guild_id), ttl_seconds=MEMBERSHIP_CACHE_SECONDS
         ),

@@ -101,14 +101,13 @@ async def rotate_contact_keys(settings: Settings) -> int:
 
         engine = build(settings, db, SystemClock())
         linking = LinkingService(
-            engine.players,
-            engine.links,
-            LinkRequestStore(db),
-            engine.promote,
-            engine.cipher,
-            engine.clock,
-            None,
-            None,
+            players=engine.players,
+            link_store=engine.link_store,
+            link_request_store=LinkRequestStore(db),
+            cipher=engine.cipher,
+            clock=engine.clock,
+            telegram_bot_username=None,
+            signal=None,
         )
         try:
             return await linking.rotate_keys()
@@ -189,9 +188,8 @@ class Application:
             engine.senders[Channel.SIGNAL] = SignalSender(signal_client)
         self.linking = LinkingService(
             players=engine.players,
-            links=engine.links,
-            requests=LinkRequestStore(engine.db),
-            promote=engine.promote,
+            link_store=engine.link_store,
+            link_request_store=LinkRequestStore(engine.db),
             cipher=engine.cipher,
             clock=self.clock,
             telegram_bot_username=s.telegram.bot_username or None if s.telegram.enabled else None,

@@ -167,7 +167,7 @@ async def _wait_for_evening(app: Application) -> Any:
     _say("\n-- waiting for the reminder, the start ping and the voice check (about 30 s)")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        campaign = await app.engine.campaigns.for_date(app.engine.promote.today())
+        campaign = await app.engine.campaign_store.for_date(app.engine.players.today())
         if campaign is not None and campaign.status in (
             CampaignStatus.FOLLOWUP_SENT,
             CampaignStatus.CANCELLED,
@@ -181,9 +181,9 @@ async def _transcript(stack: SandboxStack, app: Application, campaign: Any) -> N
     assert app.engine is not None  # noqa: S101
     _say(f"\n== transcript of campaign {campaign.id}: status {campaign.status.value}")
     names = {BASE_ID + i: name for i, (name, *_r) in enumerate(PLAYERS)}
-    log = await app.engine.ledger.log_rows(campaign.id)
+    log = await app.engine.ledger_store.log_rows(campaign.id)
     players = {
-        p.id: p for p in [await app.engine.players.get(r["player_id"]) for r in log if r["player_id"]] if p
+        p.id: p for p in [await app.engine.player_store.get(r["player_id"]) for r in log if r["player_id"]] if p
     }
     by_player: dict[str, list[str]] = {}
     for row in log:
@@ -204,7 +204,7 @@ async def _transcript(stack: SandboxStack, app: Application, campaign: Any) -> N
     _say("\n-- summary posted to #game-night")
     for m in summary:
         _say("   " + (m.get("content") or "").replace("\n", "\n   "))
-    view = await app.engine.campaigns.delivery_counts(campaign.id)
+    view = await app.engine.campaign_store.delivery_counts(campaign.id)
     _say(
         "\n-- delivery counts (reminder + start + follow-up): "
         + ", ".join(f"{k.value} {v}" for k, v in view.items())

@@ -57,7 +57,7 @@ class AvailabilityCog(commands.Cog):
 
     @property
     def players(self):
-        return self.bot.engine.player_service
+        return self.bot.engine.players
 
     @app_commands.command(name="available", description="Tell the community whether you play tonight")
     @app_commands.describe(status="Your status", date="YYYY-MM-DD (default: today)")

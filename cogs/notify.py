@@ -83,7 +83,7 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
         quiet_hours: app_commands.Range[str, 1, 20] | None = None,
         timezone: app_commands.Range[str, 1, 64] | None = None,
     ) -> None:
-        view = await self.bot.engine.player_service.update_preferences(
+        view = await self.bot.engine.players.update_preferences(
             self.actor(interaction),
             allow_promotions=UNSET if allow_promotions is None else allow_promotions,
             preferred_channel=UNSET if preferred_channel is None else PreferredChannel(preferred_channel),
@@ -102,7 +102,7 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
 
     @app_commands.command(name="show", description="Show your promotion settings and linked channels")
     async def show(self, interaction: discord.Interaction) -> None:
-        view = await self.bot.engine.player_service.preferences(self.actor(interaction))
+        view = await self.bot.engine.players.preferences(self.actor(interaction))
         await interaction.response.send_message(embed=preferences_embed(view), ephemeral=True)
 
     @link.command(name="telegram", description="Get a one-time link that connects your Telegram")

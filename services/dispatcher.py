@@ -53,9 +53,9 @@ class Dispatcher:
     def __init__(
         self,
         *,
-        campaigns: CampaignStore,
-        jobs: JobStore,
-        ledger: LedgerStore,
+        campaign_store: CampaignStore,
+        job_store: JobStore,
+        ledger_store: LedgerStore,
         fanout: Fanout,
         senders: dict[Channel, Sender],
         poster: ChannelPoster | None,
@@ -65,9 +65,9 @@ class Dispatcher:
         owner: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
-        self.campaigns = campaigns
-        self.jobs = jobs
-        self.ledger = ledger
+        self.campaign_store = campaign_store
+        self.job_store = job_store
+        self.ledger_store = ledger_store
         self.fanout = fanout
         self.senders = senders
         self.poster = poster
@@ -89,11 +89,11 @@ class Dispatcher:
         """Start every due job, then wait for the next due time (or a wake-up)."""
         self._wake.clear()
         await self.start_due()
-        next_at = await self.jobs.next_wakeup(exclude=self._running.keys())
+        next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
         await self.clock.sleep_until(next_at, self._wake)
 
     async def start_due(self) -> list[asyncio.Task[None]]:
-        claimed = await self.jobs.claim_due(
+        claimed = await self.job_store.claim_due(
             self.clock.now(), self.owner, self.config.lease, exclude=self._running.keys()
         )
         started = []
@@ -117,7 +117,7 @@ class Dispatcher:
             if tasks:
                 await asyncio.gather(*tasks)
                 continue
-            next_at = await self.jobs.next_wakeup(exclude=self._running.keys())
+            next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
             if next_at is None or next_at > deadline:
                 return
             self._wake.clear()
@@ -143,22 +143,22 @@ class Dispatcher:
             await self._fail_or_retry(job, f"{type(exc).__name__}: {exc}"[:500])
             return
         if status is not None:
-            await self.jobs.finish(job.id, self.owner, status, self.clock.now())
+            await self.job_store.finish(job.id, self.owner, status, self.clock.now())
 
     async def _fail_or_retry(self, job: Job, error: str) -> None:
         now = self.clock.now()
         if job.attempts >= job.max_attempts:
-            await self.jobs.finish(job.id, self.owner, JobStatus.FAILED, now, error)
+            await self.job_store.finish(job.id, self.owner, JobStatus.FAILED, now, error)
             if job.job_type is JobType.START:
-                await self.campaigns.set_status(job.campaign_id, CampaignStatus.FAILED)
+                await self.campaign_store.set_status(job.campaign_id, CampaignStatus.FAILED)
             log.error("job %d gave up after %d attempts: %s", job.id, job.attempts, error)
             return
         delay = min(JOB_BACKOFF_CAP_SECONDS, JOB_BACKOFF_BASE_SECONDS * 2 ** (job.attempts - 1))
         delay *= 0.75 + self.rng.random() / 2
-        await self.jobs.retry_later(job.id, self.owner, now + timedelta(seconds=delay), error)
+        await self.job_store.retry_later(job.id, self.owner, now + timedelta(seconds=delay), error)
 
     async def _run(self, job: Job) -> JobStatus | None:
-        campaign = await self.campaigns.get(job.campaign_id)
+        campaign = await self.campaign_store.get(job.campaign_id)
         if campaign is None or campaign.status is CampaignStatus.CANCELLED:
             return JobStatus.CANCELLED
         if job.attempts > job.max_attempts:
@@ -170,23 +170,23 @@ class Dispatcher:
         if lateness > self.config.max_lateness:
             return await self._skip_overdue(job, campaign, lateness)
         if campaign.status is CampaignStatus.SCHEDULED:
-            await self.campaigns.set_status(campaign.id, CampaignStatus.RUNNING)
+            await self.campaign_store.set_status(campaign.id, CampaignStatus.RUNNING)
         if job.job_type is JobType.VOICE_CHECK:
             return await self._voice_check(job, campaign)
         result = await self._message_job(job, campaign, None)
         if result is None:
             return JobStatus.CANCELLED
         if job.job_type is JobType.START:
-            counts = await self.ledger.final_counts(job.id)
-            await self.campaigns.set_status(campaign.id, _status_after_start(counts))
+            counts = await self.ledger_store.final_counts(job.id)
+            await self.campaign_store.set_status(campaign.id, _status_after_start(counts))
         return JobStatus.SENT
 
     async def _skip_overdue(self, job: Job, campaign: Campaign, lateness: timedelta) -> JobStatus:
         """Overdue policy: a message more than max_lateness late is skipped and logged, not sent."""
         minutes = int(lateness.total_seconds() // 60)
         reason = f"overdue: due {minutes} min ago (limit {self.config.max_lateness})"
-        recipients = await self.campaigns.recipients(campaign.id)
-        await self.ledger.record(
+        recipients = await self.campaign_store.recipients(campaign.id)
+        await self.ledger_store.record(
             key=None,
             campaign_id=campaign.id,
             job_id=job.id,
@@ -200,7 +200,7 @@ class Dispatcher:
         )
         log.warning("job %d (%s) of campaign %d skipped: %s", job.id, job.job_type, campaign.id, reason)
         if job.job_type is JobType.START:
-            await self.campaigns.set_status(campaign.id, CampaignStatus.FAILED)
+            await self.campaign_store.set_status(campaign.id, CampaignStatus.FAILED)
         return JobStatus.SKIPPED
 
     async def _message_job(
@@ -218,7 +218,7 @@ class Dispatcher:
                 return start_text(start_at, zone, channel, campaign.dry_run)
             return followup_text(start_at, zone, channel, campaign.dry_run)
 
-        recipients = await self.campaigns.recipients(campaign.id)
+        recipients = await self.campaign_store.recipients(campaign.id)
         if only is not None:
             recipients = [r for r in recipients if r.player.id not in only]
         fanout_job = FanoutJob(campaign.id, job.id, job.job_type, key, campaign.dry_run, zone)
@@ -227,7 +227,7 @@ class Dispatcher:
         )
 
     async def _start_time(self, campaign: Campaign) -> datetime | None:
-        for j in await self.campaigns.jobs(campaign.id):
+        for j in await self.campaign_store.jobs(campaign.id):
             if j.job_type is JobType.START:
                 return j.due_at
         return None
@@ -237,13 +237,13 @@ class Dispatcher:
 
     async def _voice_check(self, job: Job, campaign: Campaign) -> JobStatus | None:
         in_voice = await self.voice.discord_ids_in_voice() if self.voice is not None else frozenset()
-        recipients = await self.campaigns.recipients(campaign.id)
+        recipients = await self.campaign_store.recipients(campaign.id)
         present = frozenset(r.player.id for r in recipients if r.player.discord_user_id in in_voice)
         result = await self._message_job(job, campaign, only=present)
         if result is None:
             return JobStatus.CANCELLED
         missing = [r for r in recipients if r.player.id not in present]
-        followups_sent = (await self.ledger.final_counts(job.id))[DeliveryStatus.SENT]
+        followups_sent = (await self.ledger_store.final_counts(job.id))[DeliveryStatus.SENT]
         start_at = (await self._start_time(campaign)) or job.due_at
         text = summary_text(
             start=start_at,
@@ -254,7 +254,7 @@ class Dispatcher:
             dry_run=campaign.dry_run,
         )
         await self._post_summary(job, campaign, text)
-        await self.campaigns.set_status(campaign.id, CampaignStatus.FOLLOWUP_SENT)
+        await self.campaign_store.set_status(campaign.id, CampaignStatus.FOLLOWUP_SENT)
         return JobStatus.SENT
 
     async def _post_summary(self, job: Job, campaign: Campaign, text: str) -> None:
@@ -267,7 +267,7 @@ class Dispatcher:
             log.warning("campaign %d: no discord.followup_channel_id; summary not posted", campaign.id)
             return
         key = summary_key(campaign.campaign_date, campaign.id, target)
-        state = await self.ledger.claim_post(key, campaign.id, self.clock.now())
+        state = await self.ledger_store.claim_post(key, campaign.id, self.clock.now())
         if state is not None and state is not LedgerState.CLAIMED:
             return  # posted (or given up) before a restart
         # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
@@ -288,7 +288,7 @@ class Dispatcher:
             if res.outcome is Outcome.SENT:
                 attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary",
                                         res.provider_message_id))
-                await self.ledger.record_post(
+                await self.ledger_store.record_post(
                     key, state=LedgerState.SENT, provider_message_id=res.provider_message_id,
                     campaign_id=campaign.id, job_id=job.id, attempts=attempts, now=self.clock.now(),
                 )
@@ -297,7 +297,7 @@ class Dispatcher:
             if res.outcome is Outcome.PERMANENT:
                 break
             await self.clock.sleep(res.retry_after if res.retry_after is not None else 2.0)
-        await self.ledger.record_post(
+        await self.ledger_store.record_post(
             key, state=LedgerState.FAILED, provider_message_id=None, campaign_id=campaign.id, job_id=job.id,
             attempts=attempts, now=self.clock.now(),
         )
@@ -319,11 +319,11 @@ class _LeaseKeeper:
             if now - self.extended_at >= self.d.config.lease / 3:
                 self.extended_at = now
                 until = now + self.d.config.lease
-                if not await self.d.jobs.extend_lease(self.job.id, self.d.owner, until):
+                if not await self.d.job_store.extend_lease(self.job.id, self.d.owner, until):
                     log.warning("job %d: lease lost; stopping this run", self.job.id)
                     return False
             # Checked per chunk and per retry, so a cancel stops a long fan-out promptly.
-            campaign = await self.d.campaigns.get(self.job.campaign_id)
+            campaign = await self.d.campaign_store.get(self.job.campaign_id)
             return campaign is not None and campaign.status is not CampaignStatus.CANCELLED
 
 

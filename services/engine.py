@@ -25,13 +25,13 @@ from storage.players import PlayerStore
 @dataclass(slots=True)
 class Engine:
     db: Database
-    players: PlayerStore
-    links: LinkStore
-    campaigns: CampaignStore
-    jobs: JobStore
-    ledger: LedgerStore
+    player_store: PlayerStore
+    link_store: LinkStore
+    campaign_store: CampaignStore
+    job_store: JobStore
+    ledger_store: LedgerStore
+    players: PlayerService
     promote: PromoteService
-    player_service: PlayerService
     dispatcher: Dispatcher
     senders: dict[Channel, Sender]
     clock: Clock
@@ -56,26 +56,28 @@ def build_engine(
 ) -> Engine:
     """Build every store and service over one database; senders may be added later."""
     senders = senders if senders is not None else {}
-    players = PlayerStore(db)
-    links = LinkStore(db)
-    campaigns = CampaignStore(db)
-    jobs = JobStore(db)
-    ledger = LedgerStore(db)
+    player_store = PlayerStore(db)
+    link_store = LinkStore(db)
+    campaign_store = CampaignStore(db)
+    job_store = JobStore(db)
+    ledger_store = LedgerStore(db)
     fanout = Fanout(
-        players=players, ledger=ledger, senders=senders, cipher=cipher, clock=clock,
+        player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
         concurrency=send_concurrency, rng=rng, flush_interval=flush_interval,
     )
     dispatcher = Dispatcher(
-        campaigns=campaigns, jobs=jobs, ledger=ledger, fanout=fanout, senders=senders,
-        poster=poster, voice=voice, config=dispatch, clock=clock, owner=owner, rng=rng,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, fanout=fanout,
+        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, owner=owner, rng=rng,
+    )
+    players = PlayerService(
+        player_store=player_store, link_store=link_store, zone=promotion.zone, clock=clock, cipher=cipher
     )
     promote = PromoteService(
-        players=players, campaigns=campaigns, config=promotion, policy=policy, clock=clock,
-        on_jobs_created=dispatcher.wake,
+        players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
+        policy=policy, clock=clock, on_jobs_created=dispatcher.wake,
     )
-    player_service = PlayerService(players=players, links=links, promote=promote, clock=clock, cipher=cipher)
     return Engine(
-        db=db, players=players, links=links, campaigns=campaigns, jobs=jobs, ledger=ledger,
-        promote=promote, player_service=player_service, dispatcher=dispatcher, senders=senders,
-        clock=clock, cipher=cipher,
+        db=db, player_store=player_store, link_store=link_store, campaign_store=campaign_store,
+        job_store=job_store, ledger_store=ledger_store, players=players, promote=promote,
+        dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
     )

@@ -78,8 +78,8 @@ class Fanout:
     def __init__(
         self,
         *,
-        players: PlayerStore,
-        ledger: LedgerStore,
+        player_store: PlayerStore,
+        ledger_store: LedgerStore,
         senders: dict[Channel, Sender],
         cipher: ContactCipher | None,
         clock: Clock,
@@ -88,8 +88,8 @@ class Fanout:
         window: int | None = None,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
-        self.players = players
-        self.ledger = ledger
+        self.player_store = player_store
+        self.ledger_store = ledger_store
         self.senders = senders
         self.cipher = cipher
         self.clock = clock
@@ -148,8 +148,8 @@ class Fanout:
         keep_alive: Callable[[], Awaitable[bool]],
     ) -> None:
         ids = [r.player.id for r in chunk]
-        contexts = await self.players.delivery_contexts(ids)
-        existing = await self.ledger.entries(job.key, ids)
+        contexts = await self.player_store.delivery_contexts(ids)
+        existing = await self.ledger_store.entries(job.key, ids)
 
         skips: list[DeliveryOutcome] = []  # decided without sending (quiet hours, opted out)
         unknowns: list[DeliveryOutcome] = []  # our own interrupted sends that cannot be deduplicated
@@ -179,7 +179,7 @@ class Fanout:
                 reason = f"already handled for {job.key} by campaign {entry.campaign_id} ({entry.state})"
                 notes.append(Attempt(pid, entry.channel or chain[0], DeliveryStatus.SKIPPED, reason, None, True))
         if skips or unknowns or notes:
-            recorded = await self.ledger.decide(
+            recorded = await self.ledger_store.decide(
                 key=job.key,
                 campaign_id=job.campaign_id,
                 job_id=job.job_id,
@@ -237,7 +237,7 @@ class Fanout:
                     stopping = not await keep_alive()
                 batch = [] if stopping else self._next_batch(queues, per_channel)
                 if batch:
-                    claimed = await self.ledger.claim(
+                    claimed = await self.ledger_store.claim(
                         key=job.key,
                         campaign_id=job.campaign_id,
                         job_id=job.job_id,
@@ -287,7 +287,7 @@ class Fanout:
     async def _record(
         self, job: FanoutJob, outcomes: list[DeliveryOutcome], lost: list[Attempt], result: FanoutResult
     ) -> None:
-        await self.ledger.record(
+        await self.ledger_store.record(
             key=job.key,
             campaign_id=job.campaign_id,
             job_id=job.job_id,
@@ -379,7 +379,7 @@ class Fanout:
             if not sender.supports_dedup:
                 on_wire = functools.partial(self._mark_on_wire, job.key, pid, channel)
             elif position > 0:
-                await self.ledger.note_channel(job.key, pid, channel)
+                await self.ledger_store.note_channel(job.key, pid, channel)
             message = OutgoingMessage(channel, address, text_for(channel), nonce, pid, on_wire)
             for attempt in range(1, MAX_TRIES_PER_CHANNEL + 1):
                 async with self._limits[channel]:
@@ -423,7 +423,7 @@ class Fanout:
         return DeliveryOutcome(pid, DeliveryStatus.FAILED, final.channel, None, tuple(attempts))
 
     async def _mark_on_wire(self, key: str, player_id: int, channel: Channel) -> None:
-        await self.ledger.mark_on_wire(key, player_id, channel, self.clock.now())
+        await self.ledger_store.mark_on_wire(key, player_id, channel, self.clock.now())
 
     async def _wait(self, delay: float, keep_alive: Callable[[], Awaitable[bool]]) -> bool:
         """Sleep before a retry, keeping the job's lease alive through a long retry-after."""

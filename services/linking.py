@@ -26,10 +26,9 @@ from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.models import Channel, Player, Throttle, Throttled
 from services.permissions import Actor
 from services.phone import mask_number, normalize_e164
-from services.promote import PromoteService
+from services.players import PlayerService
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
-from storage.players import PlayerStore
 
 log = logging.getLogger(__name__)
 
@@ -79,15 +78,14 @@ def _too_many(refused: Throttled, now: datetime, what: str) -> TooManyRequests:
 class LinkingService:
     def __init__(
         self,
-        players: PlayerStore,
-        links: LinkStore,
-        requests: LinkRequestStore,
-        promote: PromoteService,
+        *,
+        players: PlayerService,
+        link_store: LinkStore,
+        link_request_store: LinkRequestStore,
         cipher: ContactCipher | None,
         clock: Clock,
         telegram_bot_username: str | None,
         signal: SignalCodeSender | None,
-        *,
         token_ttl: timedelta = DEFAULT_TOKEN_TTL,
         code_ttl: timedelta = DEFAULT_CODE_TTL,
         max_code_attempts: int = 5,
@@ -96,9 +94,8 @@ class LinkingService:
         if token_ttl <= timedelta(0) or code_ttl <= timedelta(0) or max_code_attempts < 1:
             raise ValueError("token_ttl and code_ttl must be positive and max_code_attempts >= 1")
         self.players = players
-        self.links = links
-        self.requests = requests
-        self.promote = promote
+        self.link_store = link_store
+        self.link_request_store = link_request_store
         self.cipher = cipher
         self.clock = clock
         self.telegram_bot_username = (telegram_bot_username or "").strip().lstrip("@") or None
@@ -114,15 +111,15 @@ class LinkingService:
 
     async def request_telegram_link(self, actor: Actor) -> tuple[str, str, datetime]:
         """Return (token, deep link, expiry) of a new single-use Telegram link for the actor."""
-        player = await self.promote.player_for(actor)
+        player = await self.players.player_for(actor)
         if self.telegram_bot_username is None:
             raise Unavailable("Telegram is not set up on this server.")
         self._require_cipher()
         now = self.clock.now()
-        await self.requests.purge(now - self._retention)
+        await self.link_request_store.purge(now - self._retention)
         token = secrets.token_urlsafe(_TOKEN_BYTES)
         expires_at = now + self.token_ttl
-        created = await self.requests.create_telegram_token(
+        created = await self.link_request_store.create_telegram_token(
             player.id, token_hash(token), now=now, expires_at=expires_at, throttle=self.throttle
         )
         if isinstance(created, Throttled):
@@ -142,15 +139,15 @@ class LinkingService:
             log.info("Telegram /start in chat %s with a malformed token", masked)
             return None
         now = self.clock.now()
-        player_id = await self.requests.use_telegram_token(token_hash(token), now)
+        player_id = await self.link_request_store.use_telegram_token(token_hash(token), now)
         if player_id is None:
             log.info("Telegram /start in chat %s with an unknown, used or expired token", masked)
             return None
-        player = await self.players.get(player_id)
+        player = await self.players.player(player_id)
         if player is None:
             return None
         address = str(chat_id)
-        await self.links.save(
+        await self.link_store.save(
             player.id, Channel.TELEGRAM, self.cipher.encrypt(address), self.cipher.address_hash(address), now
         )
         log.info("player %d linked Telegram chat %s", player.id, masked)
@@ -161,12 +158,12 @@ class LinkingService:
         masked = mask_chat_id(str(chat_id))
         if self.cipher is None:
             return False
-        player_id = await self.links.player_for_address(
+        player_id = await self.link_store.player_for_address(
             Channel.TELEGRAM, self.cipher.address_hashes(str(chat_id))
         )
         if player_id is None:
             return False
-        removed = await self.links.remove(player_id, Channel.TELEGRAM)
+        removed = await self.link_store.remove(player_id, Channel.TELEGRAM)
         if removed:
             log.info("player %d unlinked Telegram chat %s from Telegram", player_id, masked)
         return removed
@@ -175,7 +172,7 @@ class LinkingService:
 
     async def request_signal_link(self, actor: Actor, address: str) -> datetime:
         """Send a 6-digit code to the E.164 number `address`; return when the code expires."""
-        player = await self.promote.player_for(actor)
+        player = await self.players.player_for(actor)
         if self.signal is None:
             raise Unavailable("Signal is not set up on this server.")
         cipher = self._require_cipher()
@@ -185,11 +182,11 @@ class LinkingService:
             raise InvalidInput(f"That is not a phone number we can use: {exc}.") from None
         masked = mask_number(number)
         now = self.clock.now()
-        await self.requests.purge(now - self._retention)
+        await self.link_request_store.purge(now - self._retention)
         code = f"{secrets.randbelow(10**_CODE_DIGITS):0{_CODE_DIGITS}d}"
         salt = secrets.token_hex(16)
         expires_at = now + self.code_ttl
-        created = await self.requests.create_signal_verification(
+        created = await self.link_request_store.create_signal_verification(
             player.id,
             number_encrypted=cipher.encrypt(number),
             number_hashes=cipher.address_hashes(number),
@@ -213,7 +210,7 @@ class LinkingService:
             log.error("player %d: Signal code to %s raised %s", player.id, masked, type(exc).__name__)
             result = SendResult.permanent(f"sender error: {type(exc).__name__}")
         if result.outcome is not Outcome.SENT:
-            await self.requests.cancel_signal_verification(created.id, self.clock.now())
+            await self.link_request_store.cancel_signal_verification(created.id, self.clock.now())
             log.info("player %d: Signal code to %s not sent (%s)", player.id, masked, result.reason)
             raise Unavailable("could not send a code to that number")
         log.info("player %d: Signal code sent to %s", player.id, masked)
@@ -221,7 +218,7 @@ class LinkingService:
 
     async def confirm_signal_link(self, actor: Actor, code: str) -> None:
         """Check `code` against the actor's newest Signal code; on a match, link the number."""
-        player = await self.promote.player_for(actor)
+        player = await self.players.player_for(actor)
         if self.signal is None:
             raise Unavailable("Signal is not set up on this server.")
         cipher = self._require_cipher()
@@ -230,7 +227,7 @@ class LinkingService:
             digits = _CODE_SEPARATORS.sub("", code)
         if not (digits.isascii() and digits.isdigit() and len(digits) == _CODE_DIGITS):
             raise InvalidInput(f"The code is the {_CODE_DIGITS} digits we sent you on Signal.")
-        attempt = await self.requests.latest_signal_verification(player.id)
+        attempt = await self.link_request_store.latest_signal_verification(player.id)
         if attempt is None or attempt.used_at is not None or attempt.cancelled_at is not None:
             raise InvalidInput("No code is waiting for confirmation; ask for one with /notify link signal.")
         if attempt.locked:
@@ -243,17 +240,17 @@ class LinkingService:
         for candidate in candidates:  # every key: a rotation must not void codes already sent
             matched |= hmac.compare_digest(candidate, attempt.code_hash)
         if not matched:
-            counted = await self.requests.record_wrong_code(attempt.id, self.max_code_attempts)
+            counted = await self.link_request_store.record_wrong_code(attempt.id, self.max_code_attempts)
             log.info("player %d: wrong Signal code", player.id)
             if counted is None or counted.locked:
                 raise InvalidInput("Wrong code: too many wrong codes; request a new code")
             left = self.max_code_attempts - counted.failed_attempts
             raise InvalidInput(f"Wrong code; {left} {'try' if left == 1 else 'tries'} left.")
-        if not await self.requests.use_signal_verification(attempt.id, now):
+        if not await self.link_request_store.use_signal_verification(attempt.id, now):
             # Locked, used or expired by a concurrent confirmation in between.
             raise InvalidInput("That code can no longer be used; request a new code.")
         number = cipher.decrypt(attempt.number_encrypted)
-        await self.links.save(
+        await self.link_store.save(
             player.id, Channel.SIGNAL, cipher.encrypt(number), cipher.address_hash(number), now
         )
         log.info("player %d linked Signal number %s", player.id, mask_number(number))
@@ -262,10 +259,10 @@ class LinkingService:
 
     async def unlink(self, actor: Actor, channel: Channel) -> bool:
         """Remove the actor's Telegram or Signal link; False if there was none."""
-        player = await self.promote.player_for(actor)
+        player = await self.players.player_for(actor)
         if channel not in (Channel.TELEGRAM, Channel.SIGNAL):
             raise InvalidInput("Only Telegram and Signal can be unlinked.")
-        removed = await self.links.remove(player.id, channel)
+        removed = await self.link_store.remove(player.id, channel)
         if removed:
             log.info("player %d unlinked %s", player.id, channel.value)
         return removed
@@ -278,10 +275,10 @@ class LinkingService:
         """
         cipher = self._require_cipher()
         now = self.clock.now()
-        await self.requests.purge(now - self._retention)
+        await self.link_request_store.purge(now - self._retention)
         rows: list[tuple[int, Channel, str, str, str]] = []
         broken: list[str] = []
-        for player_id, channel, encrypted in await self.links.all_links():
+        for player_id, channel, encrypted in await self.link_store.all_links():
             try:
                 address = cipher.decrypt(encrypted)
             except ValueError:
@@ -291,7 +288,7 @@ class LinkingService:
                 (player_id, channel, encrypted, cipher.encrypt(address), cipher.address_hash(address))
             )
         pending: list[tuple[int, str, str]] = []
-        for verification_id, encrypted in await self.requests.signal_numbers():
+        for verification_id, encrypted in await self.link_request_store.signal_numbers():
             try:
                 number = cipher.decrypt(encrypted)
             except ValueError:
@@ -304,8 +301,8 @@ class LinkingService:
                 f"{len(broken)} stored address(es) cannot be decrypted with the configured keys "
                 f"({shown}); keep the old key in security.contact_encryption_key until rotation succeeds"
             )
-        await self.links.rewrite(rows)
-        await self.requests.rewrite_signal_numbers(pending)
+        await self.link_store.rewrite(rows)
+        await self.link_request_store.rewrite_signal_numbers(pending)
         log.info("re-encrypted %d contact link(s) and %d pending code request(s)", len(rows), len(pending))
         return len(rows)
 

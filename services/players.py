@@ -1,14 +1,15 @@
-"""Players setting their status and their promotion preferences."""
+"""Player profiles (created on first use), their status and their promotion preferences."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from typing import Final
+from zoneinfo import ZoneInfo
 
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
-from services.errors import InvalidInput
+from services.errors import InvalidInput, NotLinked
 from services.models import (
     AvailabilityEntry,
     Channel,
@@ -21,8 +22,7 @@ from services.models import (
 )
 from services.permissions import Actor
 from services.phone import mask_number
-from services.promote import PromoteService
-from services.schedule import validate_timezone
+from services.schedule import campaign_date, validate_timezone
 from storage.links import LinkStore
 from storage.players import PlayerStore
 
@@ -65,23 +65,43 @@ class PreferencesView:
 
 
 class PlayerService:
+    """The one owner of player profiles: every service asks here for the acting player."""
+
     def __init__(
         self,
         *,
-        players: PlayerStore,
-        links: LinkStore,
-        promote: PromoteService,
+        player_store: PlayerStore,
+        link_store: LinkStore,
+        zone: ZoneInfo,
         clock: Clock,
         cipher: ContactCipher | None = None,
     ) -> None:
-        self.players = players
-        self.links = links
-        self.promote = promote
+        self.player_store = player_store
+        self.link_store = link_store
+        self.zone = zone
         self.clock = clock
         self.cipher = cipher
 
+    def today(self) -> date:
+        """Today in the promotion timezone (rule 3)."""
+        return campaign_date(self.clock.now(), self.zone)
+
+    async def player_for(self, actor: Actor) -> Player:
+        """The actor's player profile, created on first use; non-members never get one."""
+        if not actor.is_member:
+            raise NotLinked()
+        name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
+        # Most calls are reads by a known player: only a new player or a new name costs a write.
+        existing = await self.player_store.by_discord_id(actor.discord_user_id)
+        if existing is not None and existing.display_name == name:
+            return existing
+        return await self.player_store.upsert(actor.discord_user_id, name, self.clock.now())
+
+    async def player(self, player_id: int) -> Player | None:
+        return await self.player_store.get(player_id)
+
     def resolve_day(self, day: date | None) -> date:
-        today = self.promote.today()
+        today = self.today()
         if day is None:
             return today
         if not today - timedelta(days=PAST_DAYS) <= day <= today + timedelta(days=FUTURE_DAYS):
@@ -95,22 +115,22 @@ class PlayerService:
         self, actor: Actor, status: PlayerStatus | None, day: date | None = None
     ) -> AvailabilityEntry:
         """Set or clear (None) the acting player's status for `day` (default today)."""
-        player = await self.promote.player_for(actor)
+        player = await self.player_for(actor)
         when = self.resolve_day(day)
-        await self.players.set_availability(player.id, when, status, self.clock.now())
+        await self.player_store.set_availability(player.id, when, status, self.clock.now())
         return AvailabilityEntry(player, when, status)
 
     async def board(self, day: date | None = None) -> Board:
         when = self.resolve_day(day)
-        return Board(when, tuple(await self.players.availability_board(when)))
+        return Board(when, tuple(await self.player_store.availability_board(when)))
 
     async def preferences(self, actor: Actor) -> PreferencesView:
-        player = await self.promote.player_for(actor)
-        prefs = await self.players.preferences(player.id)
+        player = await self.player_for(actor)
+        prefs = await self.player_store.preferences(player.id)
         return await self._view(player, prefs)
 
     async def _view(self, player: Player, prefs: Preferences) -> PreferencesView:
-        links = tuple(await self.links.links(player.id))
+        links = tuple(await self.link_store.links(player.id))
         return PreferencesView(player, prefs, links, self._masked(links))
 
     def _masked(self, links: tuple[Link, ...]) -> dict[Channel, str]:
@@ -136,8 +156,8 @@ class PlayerService:
         timezone: str | _Unset | None = UNSET,
     ) -> PreferencesView:
         """Change only the fields given; the others stay as they are."""
-        player = await self.promote.player_for(actor)
-        prefs = await self.players.preferences(player.id)
+        player = await self.player_for(actor)
+        prefs = await self.player_store.preferences(player.id)
         if not isinstance(allow_promotions, _Unset):
             prefs = replace(prefs, allow_promotions=allow_promotions)
         if not isinstance(preferred_channel, _Unset):
@@ -151,5 +171,5 @@ class PlayerService:
                 except ValueError as exc:
                     raise InvalidInput(str(exc)) from None
             prefs = replace(prefs, timezone=timezone)
-        await self.players.save_preferences(player.id, prefs, self.clock.now())
+        await self.player_store.save_preferences(player.id, prefs, self.clock.now())
         return await self._view(player, prefs)

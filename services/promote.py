@@ -9,7 +9,7 @@ from datetime import date, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
-from services.errors import CampaignExists, NoRecipients, NotFound, NotLinked, NotPromoter
+from services.errors import CampaignExists, NoRecipients, NotFound, NotPromoter
 from services.models import (
     Campaign,
     CampaignLimit,
@@ -22,6 +22,7 @@ from services.models import (
     Preview,
 )
 from services.permissions import Actor, PromoterPolicy, can_promote
+from services.players import PlayerService
 from services.recipients import dry_run_recipients, select_recipients, wanted_statuses
 from services.schedule import campaign_date, compute_schedule
 from storage.campaigns import CampaignStore
@@ -65,42 +66,30 @@ class PromoteService:
     def __init__(
         self,
         *,
-        players: PlayerStore,
-        campaigns: CampaignStore,
+        players: PlayerService,
+        player_store: PlayerStore,
+        campaign_store: CampaignStore,
         config: PromotionConfig,
         policy: PromoterPolicy,
         clock: Clock,
         on_jobs_created: Callable[[], None] = lambda: None,
     ) -> None:
         self.players = players
-        self.campaigns = campaigns
+        self.player_store = player_store
+        self.campaign_store = campaign_store
         self.config = config
         self.policy = policy
         self.clock = clock
         self._on_jobs_created = on_jobs_created
 
-    def today(self) -> date:
-        return campaign_date(self.clock.now(), self.config.zone)
-
-    async def player_for(self, actor: Actor) -> Player:
-        """The actor's player profile, created on first use; non-members never get one."""
-        if not actor.is_member:
-            raise NotLinked()
-        name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
-        # Most calls are reads by a known player: only a new player or a new name costs a write.
-        existing = await self.players.by_discord_id(actor.discord_user_id)
-        if existing is not None and existing.display_name == name:
-            return existing
-        return await self.players.upsert(actor.discord_user_id, name, self.clock.now())
-
     async def can_promote(self, actor: Actor) -> bool:
         if not actor.is_member:
             return False
-        tier = await self.players.tier(actor.discord_user_id)
+        tier = await self.player_store.tier(actor.discord_user_id)
         return can_promote(actor, tier, self.policy)
 
     async def promoter(self, actor: Actor) -> Player:
-        player = await self.player_for(actor)
+        player = await self.players.player_for(actor)
         if not await self.can_promote(actor):
             raise NotPromoter()
         return player
@@ -118,9 +107,9 @@ class PromoteService:
         now = self.clock.now()
         day = campaign_date(now, self.config.zone)
         if dry_run:
-            recipients = dry_run_recipients(initiator, await self.players.availability(initiator.id, day))
+            recipients = dry_run_recipients(initiator, await self.player_store.availability(initiator.id, day))
         else:
-            candidates = await self.players.candidates(
+            candidates = await self.player_store.candidates(
                 day, wanted_statuses(include_available, include_maybe)
             )
             recipients = select_recipients(
@@ -154,7 +143,7 @@ class PromoteService:
         preview = await self._preview(initiator, include_available, include_maybe, dry_run)
         if not preview.recipients:
             raise NoRecipients()
-        created = await self.campaigns.create(
+        created = await self.campaign_store.create(
             day=preview.campaign_date,
             initiator=initiator,
             dry_run=dry_run,
@@ -182,32 +171,33 @@ class PromoteService:
 
     async def status(self, actor: Actor, day: date | None = None) -> CampaignStatusView | None:
         """The campaign of `day` (default today): the newest real one, else the newest dry run."""
-        await self.player_for(actor)
-        campaign = await self.campaigns.for_date(day or self.today())
+        await self.players.player_for(actor)
+        campaign = await self.campaign_store.for_date(day or self.players.today())
         if campaign is None:
             return None
         return await self._view(campaign)
 
     async def _view(self, campaign: Campaign) -> CampaignStatusView:
-        delivery = await self.campaigns.delivery_counts(campaign.id)
-        jobs = await self.campaigns.jobs(campaign.id)
+        delivery = await self.campaign_store.delivery_counts(campaign.id)
+        jobs = await self.campaign_store.jobs(campaign.id)
         return CampaignStatusView(campaign, delivery, tuple(jobs))
 
     async def cancel(self, actor: Actor, campaign_id: int | None = None) -> CampaignStatusView:
         """Cancel a campaign (default: today's); its pending jobs never run."""
         initiator = await self.promoter(actor)
         if campaign_id is None:
-            campaign = await self.campaigns.active_for_initiator(initiator.id, self.today())
+            today = self.players.today()
+            campaign = await self.campaign_store.active_for_initiator(initiator.id, today)
             if campaign is None:
-                campaign = await self.campaigns.for_date(self.today())
+                campaign = await self.campaign_store.for_date(today)
         else:
-            campaign = await self.campaigns.get(campaign_id)
+            campaign = await self.campaign_store.get(campaign_id)
         if campaign is None:
             raise NotFound("There is no campaign to cancel.")
-        if not await self.campaigns.cancel(campaign.id, self.clock.now()):
+        if not await self.campaign_store.cancel(campaign.id, self.clock.now()):
             raise NotFound(f"Campaign {campaign.id} is already over ({campaign.status.value}).")
         log.info("campaign %d cancelled by player %d", campaign.id, initiator.id)
-        updated = await self.campaigns.get(campaign.id)
+        updated = await self.campaign_store.get(campaign.id)
         if updated is None:
             raise RuntimeError("row vanished right after being written")
         return await self._view(updated)

@@ -135,16 +135,16 @@ class Harness:
         day: date | None = None,
     ) -> int:
         now = self.clock.now()
-        player = await self.engine.players.upsert(discord_id, name, now)
+        player = await self.engine.player_store.upsert(discord_id, name, now)
         if status is not None:
-            await self.engine.players.set_availability(
+            await self.engine.player_store.set_availability(
                 player.id, day or now.astimezone(ZONE).date(), status, now
             )
         if prefs is not None:
-            await self.engine.players.save_preferences(player.id, prefs, now)
+            await self.engine.player_store.save_preferences(player.id, prefs, now)
         for channel, address in ((Channel.TELEGRAM, telegram), (Channel.SIGNAL, signal)):
             if address:
-                await self.engine.links.save(
+                await self.engine.link_store.save(
                     player.id,
                     channel,
                     self.cipher.encrypt(address),

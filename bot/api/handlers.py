@@ -44,7 +44,7 @@ async def access(request: web.Request) -> m.AccessResponse:
     deps = request.app[DEPS]
     actor = actor_of(request)
     if actor.is_member:
-        await deps.promote.player_for(actor)
+        await deps.players.player_for(actor)
     return m.AccessResponse(
         authenticated=True,
         linked=actor.is_member,
@@ -68,7 +68,7 @@ async def board(request: web.Request, query: m.DateQuery) -> m.BoardResponse:
     result = await deps.players.board(query.date)
     players = None
     if actor.is_member:
-        await deps.promote.player_for(actor)
+        await deps.players.player_for(actor)
         players = [
             m.BoardPlayer(display_name=e.player.display_name, status=e.status)
             for e in result.entries
@@ -135,7 +135,7 @@ async def _linking_for(request: web.Request) -> tuple[LinkingApi, Actor]:
     """The linking service and the acting (linked) player, or the reason linking is refused."""
     deps = request.app[DEPS]
     actor = actor_of(request)
-    await deps.promote.player_for(actor)
+    await deps.players.player_for(actor)
     if deps.linking is None:
         raise Unavailable("Linking Telegram and Signal is not available on this server.")
     return deps.linking, actor

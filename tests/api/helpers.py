@@ -203,7 +203,7 @@ async def api_client(
     settings = make_settings(oauth=oauth)
     deps = ApiDeps(
         promote=h.engine.promote,
-        players=h.engine.player_service,
+        players=h.engine.players,
         membership=membership,
         clock=h.clock,
         linking=fake_linking,

@@ -93,7 +93,7 @@ async def test_a_non_member_is_told_so_and_never_gets_a_profile(api: Api) -> Non
     ]:
         status, body = await api.call(method, path, as_user=OUTSIDER_ID, **kwargs)
         assert (status, body["error"]["code"]) == (403, "not_linked"), (method, path)
-    assert await api.h.engine.players.by_discord_id(OUTSIDER_ID) is None
+    assert await api.h.engine.player_store.by_discord_id(OUTSIDER_ID) is None
     assert api.linking is not None and api.linking.calls == []
 
 
@@ -123,7 +123,7 @@ async def test_a_member_who_is_not_a_promoter_may_read_status_but_not_promote(ap
 
 
 async def test_an_admin_tier_in_the_permissions_table_may_promote(api: Api) -> None:
-    await api.h.engine.players.set_tier(MEMBER_ID, PermissionTier.ADMIN, api.h.clock.now())
+    await api.h.engine.player_store.set_tier(MEMBER_ID, PermissionTier.ADMIN, api.h.clock.now())
     status, body = await api.get("/api/availability/access", as_user=MEMBER_ID)
     assert (status, body["can_promote"]) == (200, True)
     status, _ = await api.get("/api/availability/promotions/preview", as_user=MEMBER_ID)
@@ -146,8 +146,8 @@ async def test_health_and_the_document_need_no_credentials(api: Api) -> None:
 
 async def test_a_first_api_call_creates_the_members_profile_with_their_guild_name(api: Api) -> None:
     api.membership.members[4242] = Actor(4242, True, frozenset(), "Nova")
-    assert await api.h.engine.players.by_discord_id(4242) is None
+    assert await api.h.engine.player_store.by_discord_id(4242) is None
     status, _ = await api.get("/api/availability/access", as_user=4242)
     assert status == 200
-    player = await api.h.engine.players.by_discord_id(4242)
+    player = await api.h.engine.player_store.by_discord_id(4242)
     assert player is not None and player.display_name == "Nova"

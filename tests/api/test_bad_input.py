@@ -30,9 +30,9 @@ JSON = "invalid_json"
 async def api(tmp_path):
     async with api_client(tmp_path) as client:
         h = client.h
-        player = await h.engine.players.by_discord_id(PROMOTER_ID)
+        player = await h.engine.player_store.by_discord_id(PROMOTER_ID)
         assert player is not None
-        await h.engine.players.save_preferences(
+        await h.engine.player_store.save_preferences(
             player.id, Preferences(quiet_hours=QuietHours(parse_hhmm("23:00"), parse_hhmm("07:00"))),
             h.clock.now(),
         )
@@ -195,7 +195,7 @@ async def test_a_crash_is_a_logged_500_with_a_generic_message(api: Api, caplog) 
     async def broken(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("secret detail from deep inside")
 
-    api.h.engine.player_service.board = broken  # type: ignore[method-assign]
+    api.h.engine.players.board = broken  # type: ignore[method-assign]
     with caplog.at_level("ERROR", logger="bot.api.errors"):
         status, body = await api.get(AV)
     assert status == 500

@@ -98,9 +98,9 @@ async def test_a_preferences_update_changes_only_the_fields_given(api: Api) -> N
     assert (body["quiet_hours"], body["timezone"], body["allow_promotions"]) == (None, None, False)
     _, again = await api.get("/api/availability/promotion-preferences")
     assert again == body
-    player = await api.h.engine.players.by_discord_id(PROMOTER_ID)
+    player = await api.h.engine.player_store.by_discord_id(PROMOTER_ID)
     assert player is not None
-    stored = await api.h.engine.players.preferences(player.id)
+    stored = await api.h.engine.player_store.preferences(player.id)
     assert stored == Preferences(False, PreferredChannel.TELEGRAM, None, None)
 
 

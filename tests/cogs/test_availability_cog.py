@@ -28,9 +28,9 @@ async def rig(tmp_path):
 
 
 async def stored(rig: Rig, day: date = DAY, discord_id: int = ME) -> PlayerStatus | None:
-    player = await rig.h.engine.players.by_discord_id(discord_id)
+    player = await rig.h.engine.player_store.by_discord_id(discord_id)
     assert player is not None
-    return await rig.h.engine.players.availability(player.id, day)
+    return await rig.h.engine.player_store.availability(player.id, day)
 
 
 async def available(rig: Rig, status: str, date: str | None = None, who=None):
@@ -60,7 +60,7 @@ async def test_available_clear_removes_the_status(rig: Rig) -> None:
 async def test_available_changes_a_status_rather_than_adding_one(rig: Rig) -> None:
     await available(rig, "LOOKING")
     await available(rig, "MAYBE")
-    board = await rig.h.engine.player_service.board()
+    board = await rig.h.engine.players.board()
     assert [(e.player.display_name, e.status) for e in board.entries] == [("Mia", PlayerStatus.MAYBE)]
 
 
@@ -95,7 +95,7 @@ async def test_available_with_a_malformed_date_is_refused_and_stores_nothing(rig
     with pytest.raises(InvalidInput, match=r"is not a date; use YYYY-MM-DD"):
         await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=bad)
     no_reply(i)
-    assert await rig.h.engine.players.by_discord_id(ME) is None  # parsed before anything is stored
+    assert await rig.h.engine.player_store.by_discord_id(ME) is None  # parsed before anything is stored
 
 
 async def test_available_blank_date_means_today(rig: Rig) -> None:
@@ -108,7 +108,7 @@ async def test_available_for_a_non_member_is_not_linked_and_creates_nothing(rig:
     with pytest.raises(NotLinked):
         await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=None)
     no_reply(i)
-    assert await rig.h.engine.players.by_discord_id(ME) is None
+    assert await rig.h.engine.player_store.by_discord_id(ME) is None
 
 
 # -- /availability board -------------------------------------------------------------------------
@@ -185,7 +185,7 @@ async def test_a_refused_board_press_gets_a_polite_ephemeral_answer(rig: Rig) ->
     view = BoardView(cog)
     click = interaction(user(ME), guild_id=None)
     await press(view, button(view, PlayerStatus.LOOKING), click)
-    assert await rig.h.engine.players.by_discord_id(ME) is None
+    assert await rig.h.engine.player_store.by_discord_id(ME) is None
     reply = only_reply(click)
     assert reply.ephemeral
     assert reply.content == "You need to be a member of the community's Discord server."

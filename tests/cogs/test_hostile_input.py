@@ -95,14 +95,14 @@ async def test_an_overlong_display_name_is_cut_to_100_characters(rig: Rig) -> No
     )
     reply = only_reply(i)
     assert reply.field("Who") == "🟢 " + "N" * 100 + " → discord"  # the dry run: the initiator alone
-    player = await rig.h.engine.players.by_discord_id(PROMOTER_ID)
+    player = await rig.h.engine.player_store.by_discord_id(PROMOTER_ID)
     assert player.display_name == "N" * 100
 
 
 async def test_a_blank_display_name_falls_back_to_the_user_id(rig: Rig) -> None:
     i = interaction(member(ME, "   "))
     await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=None)
-    player = await rig.h.engine.players.by_discord_id(ME)
+    player = await rig.h.engine.player_store.by_discord_id(ME)
     assert player.display_name == str(ME)
 
 
@@ -169,9 +169,9 @@ async def test_pressing_a_big_board_still_updates_it(rig: Rig) -> None:
     [maybe] = [b for b in view.children if isinstance(b, BoardButton) and b.status is PlayerStatus.MAYBE]
     click = interaction(member(ME, "Mia"))
     await press(view, maybe, click)
-    player = await rig.h.engine.players.by_discord_id(ME)
+    player = await rig.h.engine.player_store.by_discord_id(ME)
     assert (
-        await rig.h.engine.players.availability(player.id, rig.h.engine.promote.today()) is PlayerStatus.MAYBE
+        await rig.h.engine.player_store.availability(player.id, rig.h.engine.players.today()) is PlayerStatus.MAYBE
     )
     assert only_reply(click).field("🟡 Maybe (1)") == "Mia"
 

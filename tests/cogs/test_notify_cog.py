@@ -26,9 +26,9 @@ async def rig(tmp_path):
 
 
 async def prefs(rig: Rig) -> Preferences:
-    player = await rig.h.engine.players.by_discord_id(ME)
+    player = await rig.h.engine.player_store.by_discord_id(ME)
     assert player is not None
-    return await rig.h.engine.players.preferences(player.id)
+    return await rig.h.engine.player_store.preferences(player.id)
 
 
 async def settings(rig: Rig, **options):

@@ -99,7 +99,7 @@ async def test_preview_by_a_listed_promoter_shows_date_local_times_counts_and_re
     assert reply.field("Recipients") == "3"
     assert reply.field("Channels") == "discord: 1 · telegram: 1 · signal: 1"
     assert reply.field("Who").splitlines() == ["🟢 Ana → telegram", "🟢 Bor → signal", "🟢 Cene → discord"]
-    assert await rig.h.engine.campaigns.for_date(DAY) is None  # a preview stores nothing
+    assert await rig.h.engine.campaign_store.for_date(DAY) is None  # a preview stores nothing
 
 
 async def test_preview_with_available_and_maybe_adds_them(rig: Rig) -> None:
@@ -144,7 +144,7 @@ async def test_preview_by_a_non_member_is_not_linked_and_creates_no_profile(rig:
             PromoteCog(rig.bot), i, include_available=False, include_maybe=False
         )
     no_reply(i)
-    assert await rig.h.engine.players.by_discord_id(PROMOTER_ID) is None
+    assert await rig.h.engine.player_store.by_discord_id(PROMOTER_ID) is None
 
 
 async def test_preview_in_summer_shows_cest(tmp_path) -> None:
@@ -188,7 +188,7 @@ async def test_schedule_asks_for_confirmation_and_stores_nothing_yet(rig: Rig) -
         ("Cancel", "rp:schedule:cancel"),
     ]
     assert view.timeout == CONFIRM_TIMEOUT_SECONDS
-    assert await rig.h.engine.campaigns.for_date(DAY) is None
+    assert await rig.h.engine.campaign_store.for_date(DAY) is None
 
 
 async def test_confirm_creates_the_campaign_and_edits_the_message(rig: Rig) -> None:
@@ -197,10 +197,10 @@ async def test_confirm_creates_the_campaign_and_edits_the_message(rig: Rig) -> N
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
 
-    campaign = await rig.h.engine.campaigns.for_date(DAY)
+    campaign = await rig.h.engine.campaign_store.for_date(DAY)
     assert campaign is not None and campaign.status is CampaignStatus.SCHEDULED
     assert campaign.recipient_count == 3 and not campaign.dry_run
-    jobs = await rig.h.engine.campaigns.jobs(campaign.id)
+    jobs = await rig.h.engine.campaign_store.jobs(campaign.id)
     assert [(j.job_type, j.status) for j in jobs] == [
         (JobType.REMINDER, JobStatus.PENDING),
         (JobType.START, JobStatus.PENDING),
@@ -225,10 +225,10 @@ async def test_confirm_from_another_user_is_refused_and_the_promoter_can_still_c
 
     reply = only_reply(intruder)
     assert reply.ephemeral and reply.content == "Only the promoter who asked can confirm."
-    assert await rig.h.engine.campaigns.for_date(DAY) is None
+    assert await rig.h.engine.campaign_store.for_date(DAY) is None
 
     await press(view, view.confirm, interaction(member(PROMOTER_ID)))
-    campaign = await rig.h.engine.campaigns.for_date(DAY)
+    campaign = await rig.h.engine.campaign_store.for_date(DAY)
     assert campaign is not None and campaign.initiator.discord_user_id == PROMOTER_ID
 
 
@@ -242,7 +242,7 @@ async def test_cancel_schedules_nothing_and_the_buttons_stop_working(rig: Rig) -
     assert reply.method == "edit_message"
     assert reply.content == "Nothing was scheduled." and reply.embed is None and reply.view is None
     await press(view, view.confirm, interaction(member(PROMOTER_ID)))  # a late click on a stale copy
-    assert await rig.h.engine.campaigns.for_date(DAY) is None
+    assert await rig.h.engine.campaign_store.for_date(DAY) is None
 
 
 async def test_confirm_when_already_promoted_today_is_refused_in_the_message(rig: Rig) -> None:
@@ -256,7 +256,7 @@ async def test_confirm_when_already_promoted_today_is_refused_in_the_message(rig
     assert reply.method == "edit_message"
     assert reply.content == "Not scheduled: You have already promoted a session today."
     assert reply.embed is None and reply.view is None
-    assert (await rig.h.engine.campaigns.for_date(DAY)).id == existing.campaign.id
+    assert (await rig.h.engine.campaign_store.for_date(DAY)).id == existing.campaign.id
 
 
 async def test_confirm_with_nobody_looking_is_refused_in_the_message(rig: Rig) -> None:
@@ -264,7 +264,7 @@ async def test_confirm_with_nobody_looking_is_refused_in_the_message(rig: Rig) -
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
     assert only_reply(click).content == "Not scheduled: Nobody is looking yet: there is no one to promote to."
-    assert await rig.h.engine.campaigns.for_date(DAY) is None
+    assert await rig.h.engine.campaign_store.for_date(DAY) is None
 
 
 async def test_dry_run_option_schedules_a_rehearsal_for_the_initiator_only(rig: Rig) -> None:
@@ -275,7 +275,7 @@ async def test_dry_run_option_schedules_a_rehearsal_for_the_initiator_only(rig: 
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
 
-    campaign = await rig.h.engine.campaigns.for_date(DAY)
+    campaign = await rig.h.engine.campaign_store.for_date(DAY)
     assert campaign.dry_run and campaign.recipient_count == 1
     assert only_reply(click).embed.title == f"Campaign {campaign.id} scheduled (dry run: only you)"
 
@@ -298,7 +298,7 @@ async def test_dry_run_default_applies_only_when_the_option_is_left_out(
         _, reply, view = await schedule(PromoteCog(rig.bot), dry_run=option)
         assert reply.embed.title.endswith("(dry run)") is expect_dry
         await press(view, view.confirm, interaction(member(PROMOTER_ID)))
-        assert (await rig.h.engine.campaigns.for_date(DAY)).dry_run is expect_dry
+        assert (await rig.h.engine.campaign_store.for_date(DAY)).dry_run is expect_dry
     finally:
         await rig.close()
 
@@ -328,7 +328,7 @@ async def test_an_expired_confirmation_edits_the_original_message(rig: Rig) -> N
     origin.edit_original_response.assert_awaited_once_with(
         content="This confirmation expired; run /promote schedule again.", embed=None, view=None
     )
-    assert await rig.h.engine.campaigns.for_date(DAY) is None
+    assert await rig.h.engine.campaign_store.for_date(DAY) is None
 
 
 async def test_a_confirmed_view_does_not_claim_to_have_expired(rig: Rig) -> None:
@@ -424,9 +424,9 @@ async def test_cancel_cancels_the_campaign_and_its_pending_jobs(rig: Rig) -> Non
     assert reply.ephemeral and reply.content == f"Campaign {created.campaign.id} cancelled."
     assert reply.embed.description.startswith("Status: **cancelled**")
     assert all(" — cancelled " in line for line in reply.field("Jobs").splitlines())
-    campaign = await rig.h.engine.campaigns.get(created.campaign.id)
+    campaign = await rig.h.engine.campaign_store.get(created.campaign.id)
     assert campaign.status is CampaignStatus.CANCELLED
-    assert {j.status for j in await rig.h.engine.campaigns.jobs(campaign.id)} == {JobStatus.CANCELLED}
+    assert {j.status for j in await rig.h.engine.campaign_store.jobs(campaign.id)} == {JobStatus.CANCELLED}
 
     await rig.h.run_evening()
     assert rig.h.discord.sent == [] and rig.h.telegram.sent == [] and rig.h.signal.sent == []
@@ -447,7 +447,7 @@ async def test_cancel_by_a_non_promoter_changes_nothing(rig: Rig) -> None:
     with pytest.raises(NotPromoter):
         await PromoteCog.cancel.callback(PromoteCog(rig.bot), i)
     no_reply(i)
-    assert (await rig.h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.SCHEDULED
+    assert (await rig.h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.SCHEDULED
 
 
 async def test_cancel_twice_says_it_is_already_over(rig: Rig) -> None:
@@ -487,7 +487,7 @@ async def test_a_double_click_on_confirm_schedules_once(rig: Rig) -> None:
     _, _, view = await schedule(PromoteCog(rig.bot))
     first, second = interaction(member(PROMOTER_ID)), interaction(member(PROMOTER_ID))
     await asyncio.gather(press(view, view.confirm, first), press(view, view.confirm, second))
-    campaign = await rig.h.engine.campaigns.for_date(DAY)
+    campaign = await rig.h.engine.campaign_store.for_date(DAY)
     assert campaign is not None
     assert only_reply(first).embed.title == f"Campaign {campaign.id} scheduled"
     assert replies_of(second) == []  # the stale click is ignored, not answered twice

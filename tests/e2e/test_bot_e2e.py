@@ -280,7 +280,7 @@ async def test_a_whole_campaign(world: World) -> None:
         assert promotions(telegram[1:]) == (1, 1, 1) and len(telegram) == 4
         assert world.app.engine is not None
         ana_id = await _pid(world, ANA)
-        ana_rows = [r for r in await world.app.engine.ledger.log_rows(campaign_id) if r["player_id"] == ana_id]
+        ana_rows = [r for r in await world.app.engine.ledger_store.log_rows(campaign_id) if r["player_id"] == ana_id]
         assert [(r["channel"], r["status"]) for r in ana_rows] == [
             ("discord", "failed"),
             ("telegram", "sent"),
@@ -322,7 +322,7 @@ async def _campaign_is(w: World, campaign_id: int, status: str) -> bool:
 
 async def _pid(w: World, discord_user_id: int) -> int:
     assert w.app.engine is not None
-    player = await w.app.engine.players.by_discord_id(discord_user_id)
+    player = await w.app.engine.player_store.by_discord_id(discord_user_id)
     assert player is not None
     return player.id
 

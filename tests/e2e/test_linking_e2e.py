@@ -93,9 +93,8 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
             client = SignalClient(http, signal.api_url, BOT_NUMBER, timeout=BOUND)
             linking = LinkingService(
                 players=h.engine.players,
-                links=h.engine.links,
-                requests=LinkRequestStore(h.engine.db),
-                promote=h.engine.promote,
+                link_store=h.engine.link_store,
+                link_request_store=LinkRequestStore(h.engine.db),
                 cipher=h.cipher,
                 clock=h.clock,
                 telegram_bot_username=telegram.bot_username,
@@ -118,9 +117,9 @@ async def test_start_with_a_fresh_token_links_the_chat(rig: Rig) -> None:
     token, deep_link, _ = await rig.linking.request_telegram_link(rig.actor())
     assert deep_link == f"https://t.me/{rig.telegram.bot_username}?start={token}"
     assert await rig.say(CHAT, f"/start {token}") == LINKED
-    player = await rig.h.engine.players.by_discord_id(ANA)
+    player = await rig.h.engine.player_store.by_discord_id(ANA)
     assert player is not None
-    [link] = await rig.h.engine.links.links(player.id)
+    [link] = await rig.h.engine.link_store.links(player.id)
     assert link.channel is Channel.TELEGRAM and rig.h.cipher.decrypt(link.address_encrypted) == str(CHAT)
 
 
@@ -130,7 +129,7 @@ async def test_reused_token_is_refused(rig: Rig) -> None:
     assert await rig.say(CHAT, f"/start {token}") == LINKED
     assert await rig.say(CHAT + 1, f"/start {token}") == LINK_FAILED
     assert (
-        await rig.h.engine.links.player_for_address(
+        await rig.h.engine.link_store.player_for_address(
             Channel.TELEGRAM, rig.h.cipher.address_hashes(str(CHAT + 1))
         )
         is None
@@ -143,7 +142,7 @@ async def test_expired_token_is_refused(rig: Rig) -> None:
     rig.h.clock.set(expires_at)
     assert await rig.say(CHAT, f"/start {token}") == LINK_FAILED
     assert await rig.say(CHAT, "/start not-a-token-we-issued") == LINK_FAILED
-    assert await rig.h.engine.links.all_links() == []
+    assert await rig.h.engine.link_store.all_links() == []
 
 
 @bounded
@@ -151,7 +150,7 @@ async def test_start_without_a_token_explains_and_stop_unlinks(rig: Rig) -> None
     assert await rig.say(CHAT, "/start") == START_HELP
     await rig.link_telegram()
     assert await rig.say(CHAT, "/stop") == UNLINKED
-    assert await rig.h.engine.links.all_links() == []
+    assert await rig.h.engine.link_store.all_links() == []
     assert await rig.say(CHAT, "/stop") == NOT_LINKED
 
 
@@ -159,7 +158,7 @@ async def test_start_without_a_token_explains_and_stop_unlinks(rig: Rig) -> None
 async def test_unlink_from_discord_side(rig: Rig) -> None:
     await rig.link_telegram()
     assert await rig.linking.unlink(rig.actor(), Channel.TELEGRAM) is True
-    assert await rig.h.engine.links.all_links() == []
+    assert await rig.h.engine.link_store.all_links() == []
     assert await rig.say(CHAT, "/stop") == NOT_LINKED
 
 
@@ -181,7 +180,7 @@ async def test_without_a_key_nothing_is_linked(rig: Rig) -> None:
         await rig.linking.request_signal_link(rig.actor(), NUMBER)
     assert await rig.say(CHAT, "/start sometoken") == LINK_FAILED
     assert rig.signal.requests_total == 0
-    assert await rig.h.engine.links.all_links() == []
+    assert await rig.h.engine.link_store.all_links() == []
 
 
 # -- Signal ------------------------------------------------------------------------------------
@@ -193,7 +192,7 @@ async def test_signal_code_links_the_number(rig: Rig) -> None:
     [text] = rig.signal.messages_to(NUMBER)
     assert text.startswith("Your Rallypoint code is ")
     await rig.linking.confirm_signal_link(rig.actor(), rig.last_code())
-    [(_, channel, encrypted)] = await rig.h.engine.links.all_links()
+    [(_, channel, encrypted)] = await rig.h.engine.link_store.all_links()
     assert channel is Channel.SIGNAL and rig.h.cipher.decrypt(encrypted) == NUMBER
 
 
@@ -207,9 +206,9 @@ async def test_wrong_codes_lock_until_a_new_code(rig: Rig) -> None:
             await rig.linking.confirm_signal_link(rig.actor(), wrong)
     with pytest.raises(InvalidInput, match="too many wrong codes; request a new code"):
         await rig.linking.confirm_signal_link(rig.actor(), right)
-    assert await rig.h.engine.links.all_links() == []
+    assert await rig.h.engine.link_store.all_links() == []
     await rig.link_signal()
-    assert len(await rig.h.engine.links.all_links()) == 1
+    assert len(await rig.h.engine.link_store.all_links()) == 1
 
 
 @bounded
@@ -247,7 +246,7 @@ async def test_addresses_are_not_stored_in_plaintext(rig: Rig) -> None:
     assert b"Anastazija" in raw  # the right file, with the rows in it
     for secret in (str(CHAT), NUMBER, NUMBER[1:], token):
         assert secret.encode() not in raw
-    assert len(await rig.h.engine.links.all_links()) == 2
+    assert len(await rig.h.engine.link_store.all_links()) == 2
 
 
 @bounded
@@ -264,7 +263,7 @@ async def test_key_rotation_keeps_links_working_after_the_old_key_is_dropped(rig
     rig.linking.cipher = only_b
     rig.h.engine.dispatcher.fanout.cipher = only_b
 
-    assert sorted(only_b.decrypt(enc) for _, _, enc in await rig.h.engine.links.all_links()) == sorted(
+    assert sorted(only_b.decrypt(enc) for _, _, enc in await rig.h.engine.link_store.all_links()) == sorted(
         [str(CHAT), NUMBER]
     )
     # Delivery decrypts the number with the new key only.

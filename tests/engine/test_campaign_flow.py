@@ -60,20 +60,20 @@ async def test_whole_evening_reaches_each_recipient_once_on_their_channel(h: Har
     assert len(h.discord.to("3")) == 2  # in voice: no follow-up
     assert h.discord.to("4") == [] and h.discord.to("5") == []
     assert "21:00 CET" in h.telegram.to("5001")[1].text
-    campaign = await h.engine.campaigns.get(created.campaign.id)
+    campaign = await h.engine.campaign_store.get(created.campaign.id)
     assert campaign.status is CampaignStatus.FOLLOWUP_SENT
     [(channel_id, summary, _)] = h.poster.posts
     assert channel_id == FOLLOWUP_CHANNEL
     assert "In voice (1): Cene" in summary and "Waiting on (2): Ana, Bor" in summary
     assert "Follow-ups sent: 2 of 2" in summary
-    counts = await h.engine.campaigns.delivery_counts(created.campaign.id)
+    counts = await h.engine.campaign_store.delivery_counts(created.campaign.id)
     assert counts == {
         DeliveryStatus.SENT: 8,
         DeliveryStatus.SKIPPED: 0,
         DeliveryStatus.FAILED: 0,
         DeliveryStatus.UNKNOWN: 0,
     }
-    assert all(j.status is JobStatus.SENT for j in await h.engine.campaigns.jobs(created.campaign.id))
+    assert all(j.status is JobStatus.SENT for j in await h.engine.campaign_store.jobs(created.campaign.id))
 
 
 async def test_jobs_start_on_time_and_in_order(h: Harness) -> None:
@@ -99,14 +99,14 @@ async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
     assert len(h.discord.to("1")) == 3
-    log = await h.engine.ledger.log_rows(created.campaign.id)
+    log = await h.engine.ledger_store.log_rows(created.campaign.id)
     reminder = [r for r in log if r["job_type"] == JobType.REMINDER and r["player_id"] is not None]
     assert [(r["channel"], r["status"], r["final"]) for r in reminder] == [
         ("telegram", "failed", 0),
         ("signal", "failed", 0),
         ("discord", "sent", 1),
     ]
-    assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.FOLLOWUP_SENT
+    assert (await h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.FOLLOWUP_SENT
 
 
 async def test_retry_after_is_honoured_then_sent(h: Harness) -> None:
@@ -128,7 +128,7 @@ async def test_all_channels_failing_marks_start_failed(h: Harness) -> None:
     h.discord.always["1"] = SendResult.permanent("discord: cannot send messages to this user (50007)")
     created = await h.engine.promote.create(h.actor())
     await h.engine.dispatcher.run_until(local(DAY, 21, 0, 10))
-    assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.PARTIAL
+    assert (await h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.PARTIAL
     h.discord.always["2"] = h.discord.always["1"]
 
 
@@ -137,7 +137,7 @@ async def test_start_with_every_send_failing_is_failed(h: Harness) -> None:
     h.discord.always["1"] = SendResult.permanent("discord: 50007")
     created = await h.engine.promote.create(h.actor())
     await h.engine.dispatcher.run_until(local(DAY, 21, 0, 10))
-    assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.FAILED
+    assert (await h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.FAILED
 
 
 async def test_quiet_hours_skip_and_are_logged(h: Harness) -> None:
@@ -146,13 +146,13 @@ async def test_quiet_hours_skip_and_are_logged(h: Harness) -> None:
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
     assert len(h.discord.to("1")) == 1  # only the 20:45 reminder, before the window
-    log = await h.engine.ledger.log_rows(created.campaign.id)
+    log = await h.engine.ledger_store.log_rows(created.campaign.id)
     skipped = [r for r in log if r["status"] == "skipped"]
     assert [r["reason"] for r in skipped] == ["quiet hours", "quiet hours"]
     # A quiet recipient missing from voice is still listed in the summary.
     assert "Waiting on (1): Ana" in h.poster.posts[0][1]
     assert "Follow-ups sent: 0 of 1" in h.poster.posts[0][1]
-    assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.FOLLOWUP_SENT
+    assert (await h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.FOLLOWUP_SENT
 
 
 async def test_quiet_hours_use_the_recipients_own_timezone(h: Harness) -> None:
@@ -178,7 +178,7 @@ async def test_database_refuses_a_second_campaign_even_without_the_service_check
     await h.add_player(1, "Ana")
     first = await h.engine.promote.create(h.actor())
     # Even the storage layer alone (no service pre-check) cannot insert a duplicate.
-    refused = await h.engine.campaigns.create(
+    refused = await h.engine.campaign_store.create(
         day=DAY,
         initiator=first.campaign.initiator,
         dry_run=False,
@@ -202,7 +202,7 @@ async def test_global_cooldown_allows_one_campaign_per_day_for_everyone(tmp_path
         tmp_path / "g.sqlite3", local(DAY, 18, 0), config=promotion_config(global_cooldown=True)
     )
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
-    await h.engine.players.set_tier(2000, PermissionTier.ADMIN, h.clock.now())
+    await h.engine.player_store.set_tier(2000, PermissionTier.ADMIN, h.clock.now())
     await h.add_player(2000, "Admin", status=None)
     await h.add_player(1, "Ana")
     await h.engine.promote.create(h.actor())
@@ -246,7 +246,7 @@ async def test_cancel_stops_pending_jobs(h: Harness) -> None:
     assert view.campaign.status is CampaignStatus.CANCELLED
     await h.run_evening()
     assert len(h.discord.to("1")) == 1
-    jobs = {j.job_type: j.status for j in await h.engine.campaigns.jobs(created.campaign.id)}
+    jobs = {j.job_type: j.status for j in await h.engine.campaign_store.jobs(created.campaign.id)}
     assert jobs == {
         JobType.REMINDER: JobStatus.SENT,
         JobType.START: JobStatus.CANCELLED,
@@ -268,7 +268,7 @@ async def test_refusals(h: Harness) -> None:
 
 
 async def test_a_second_campaign_the_same_day_does_not_message_twice(h: Harness) -> None:
-    await h.engine.players.set_tier(2000, PermissionTier.ROOT, h.clock.now())
+    await h.engine.player_store.set_tier(2000, PermissionTier.ROOT, h.clock.now())
     await h.add_player(2000, "Root", status=None)
     ana = await h.add_player(1, "Ana")
     first = await h.engine.promote.create(h.actor())
@@ -279,7 +279,7 @@ async def test_a_second_campaign_the_same_day_does_not_message_twice(h: Harness)
     finals = [
         r
         for c in (first, second)
-        for r in await h.engine.ledger.log_rows(c.campaign.id)
+        for r in await h.engine.ledger_store.log_rows(c.campaign.id)
         if r["player_id"] == ana and r["final"]
     ]
     assert sorted(r["status"] for r in finals) == ["sent"] * 3 + ["skipped"] * 3

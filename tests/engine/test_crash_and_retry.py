@@ -74,12 +74,12 @@ async def test_discord_fanout_resumes_after_a_crash_without_a_second_message(tmp
     delivered = Counter(m.address for m in h.discord.sent if m.text.startswith("⏰"))
     assert set(delivered) == {str(i) for i in range(1, N + 1)}
     assert set(delivered.values()) == {1}  # Discord's nonce dedup: nobody sees two reminders
-    counts = await h.engine.ledger.final_counts(
-        next(j.id for j in await h.engine.campaigns.jobs(campaign_id) if j.job_type is JobType.REMINDER)
+    counts = await h.engine.ledger_store.final_counts(
+        next(j.id for j in await h.engine.campaign_store.jobs(campaign_id) if j.job_type is JobType.REMINDER)
     )
     assert counts[DeliveryStatus.SENT] == N
     await h.run_evening()
-    assert (await h.engine.campaigns.get(campaign_id)).status is CampaignStatus.FOLLOWUP_SENT
+    assert (await h.engine.campaign_store.get(campaign_id)).status is CampaignStatus.FOLLOWUP_SENT
     await h.engine.db.close()
 
 
@@ -89,15 +89,15 @@ async def test_telegram_fanout_marks_the_in_flight_sends_unknown_and_never_resen
     await h.engine.dispatcher.run_until(local(DAY, 20, 50))
     delivered = Counter(m.address for m in h.telegram.sent)
     assert set(delivered.values()) == {1}  # at most one message per player for the key
-    reminder = next(j for j in await h.engine.campaigns.jobs(campaign_id) if j.job_type is JobType.REMINDER)
-    counts = await h.engine.ledger.final_counts(reminder.id)
+    reminder = next(j for j in await h.engine.campaign_store.jobs(campaign_id) if j.job_type is JobType.REMINDER)
+    counts = await h.engine.ledger_store.final_counts(reminder.id)
     assert counts[DeliveryStatus.SENT] + counts[DeliveryStatus.UNKNOWN] == N
     # Only sends that were really in flight are unknown: at most one window of them.
     assert 0 < counts[DeliveryStatus.UNKNOWN] <= h.engine.dispatcher.fanout.window
     assert counts[DeliveryStatus.SENT] == N - counts[DeliveryStatus.UNKNOWN]
     # Every recorded `sent` arrived; an `unknown` may or may not have (the crash hid which).
     assert counts[DeliveryStatus.SENT] <= len(delivered) <= N
-    log = await h.engine.ledger.log_rows(campaign_id)
+    log = await h.engine.ledger_store.log_rows(campaign_id)
     assert all("not resent" in r["reason"] for r in log if r["status"] == "unknown")
     await h.engine.db.close()
 
@@ -116,7 +116,7 @@ async def test_a_failing_job_is_retried_with_backoff_then_failed(tmp_path) -> No
     h.voice.discord_ids_in_voice = broken_probe  # type: ignore[method-assign]
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
-    jobs = {j.job_type: j for j in await h.engine.campaigns.jobs(created.campaign.id)}
+    jobs = {j.job_type: j for j in await h.engine.campaign_store.jobs(created.campaign.id)}
     voice = jobs[JobType.VOICE_CHECK]
     assert voice.status is JobStatus.FAILED and voice.attempts == 5 == len(calls)
     assert "gateway not ready" in voice.last_error
@@ -140,7 +140,7 @@ async def test_a_job_that_recovers_on_retry_completes(tmp_path) -> None:
     h.voice.discord_ids_in_voice = flaky_probe  # type: ignore[method-assign]
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
-    campaign = await h.engine.campaigns.get(created.campaign.id)
+    campaign = await h.engine.campaign_store.get(created.campaign.id)
     assert campaign.status is CampaignStatus.FOLLOWUP_SENT
     assert len(h.poster.posts) == 1
     await h.engine.db.close()
@@ -154,15 +154,15 @@ async def test_a_restart_after_the_evening_skips_overdue_pings(tmp_path) -> None
     h.clock.set(local(DAY, 23, 30))  # the bot was down all evening
     await h.run_evening()
     assert h.discord.sent == []
-    jobs = {j.job_type: j.status for j in await h.engine.campaigns.jobs(created.campaign.id)}
+    jobs = {j.job_type: j.status for j in await h.engine.campaign_store.jobs(created.campaign.id)}
     assert jobs == {
         JobType.REMINDER: JobStatus.SKIPPED,
         JobType.START: JobStatus.SKIPPED,
         JobType.VOICE_CHECK: JobStatus.SKIPPED,
     }
-    log = await h.engine.ledger.log_rows(created.campaign.id)
+    log = await h.engine.ledger_store.log_rows(created.campaign.id)
     assert {r["reason"].split(":")[0] for r in log} == {"overdue"}
-    assert (await h.engine.campaigns.get(created.campaign.id)).status is CampaignStatus.FAILED
+    assert (await h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.FAILED
     await h.engine.db.close()
 
 
@@ -183,8 +183,8 @@ async def test_cancelling_a_campaign_whose_job_died_mid_run_does_not_resume_it(t
     h = await _restart(tmp_path, first, minutes_later=2)
     await h.engine.promote.cancel(h.actor())
     assert await h.engine.dispatcher.start_due() == []
-    assert await h.engine.jobs.next_wakeup() is None  # nothing left to wake for: no busy loop
-    jobs = await h.engine.campaigns.jobs(campaign_id)
+    assert await h.engine.job_store.next_wakeup() is None  # nothing left to wake for: no busy loop
+    jobs = await h.engine.campaign_store.jobs(campaign_id)
     assert {j.status for j in jobs} == {JobStatus.CANCELLED}
     await h.engine.db.close()
 
@@ -202,10 +202,10 @@ async def test_a_long_retry_after_keeps_the_lease_and_is_not_run_twice(tmp_path)
         await asyncio.sleep(0)
         # Mid-wait the lease stays current (no other process may take over) and this process
         # does not start the job a second time.
-        assert (await h.engine.jobs.get(reminder_id)).lease_until > h.clock.now()
+        assert (await h.engine.job_store.get(reminder_id)).lease_until > h.clock.now()
         assert await h.engine.dispatcher.start_due() == []
     await task
-    reminder = await h.engine.jobs.get(reminder_id)
+    reminder = await h.engine.job_store.get(reminder_id)
     assert reminder.status is JobStatus.SENT and reminder.attempts == 1
     assert len(h.discord.to("1")) == 1
     await h.engine.db.close()
@@ -222,8 +222,8 @@ async def test_sends_that_never_reached_telegram_are_resent_after_a_crash(tmp_pa
     assert set(delivered.values()) == {1}
     stalled = {m.address for m in first.telegram.attempts[10:]}
     assert stalled and stalled <= set(delivered)  # every stalled send went out after the restart
-    reminder = next(j for j in await h.engine.campaigns.jobs(campaign_id) if j.job_type is JobType.REMINDER)
-    counts = await h.engine.ledger.final_counts(reminder.id)
+    reminder = next(j for j in await h.engine.campaign_store.jobs(campaign_id) if j.job_type is JobType.REMINDER)
+    counts = await h.engine.ledger_store.final_counts(reminder.id)
     assert counts[DeliveryStatus.SENT] + counts[DeliveryStatus.UNKNOWN] == N
     # Written off are only sends that had been handed to Telegram when the process died.
     assert counts[DeliveryStatus.UNKNOWN] <= 10

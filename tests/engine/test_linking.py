@@ -72,9 +72,8 @@ def make_linking(
 ) -> LinkingService:
     return LinkingService(
         players=h.engine.players,
-        links=h.engine.links,
-        requests=LinkRequestStore(h.engine.db),
-        promote=h.engine.promote,
+        link_store=h.engine.link_store,
+        link_request_store=LinkRequestStore(h.engine.db),
         cipher=h.cipher if cipher == "default" else cipher,  # type: ignore[arg-type]
         clock=h.clock,
         telegram_bot_username=username,
@@ -108,11 +107,11 @@ async def test_telegram_link_round_trip(h: Harness, linking: LinkingService) -> 
 
     player = await linking.complete_telegram_link(token, CHAT)
     assert player is not None and player.discord_user_id == ANA
-    [link] = await h.engine.links.links(player.id)
+    [link] = await h.engine.link_store.links(player.id)
     assert link.channel is Channel.TELEGRAM and h.cipher.decrypt(link.address_encrypted) == str(CHAT)
     assert str(CHAT) not in link.address_encrypted
     assert (
-        await h.engine.links.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(CHAT)))
+        await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(CHAT)))
         == player.id
     )
 
@@ -122,7 +121,7 @@ async def test_telegram_token_works_once(h: Harness, linking: LinkingService) ->
     token, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
     assert await linking.complete_telegram_link(token, CHAT) is not None
     assert await linking.complete_telegram_link(token, 999) is None
-    assert await h.engine.links.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes("999")) is None
+    assert await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes("999")) is None
 
 
 @bounded
@@ -130,7 +129,7 @@ async def test_telegram_token_expires(h: Harness, linking: LinkingService) -> No
     token, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
     h.clock.advance(30 * 60)
     assert await linking.complete_telegram_link(token, CHAT) is None
-    assert await h.engine.links.all_links() == []
+    assert await h.engine.link_store.all_links() == []
 
 
 @pytest.mark.parametrize("token", ["", "nope", "x" * 65, "a b", "../../etc", "é" * 10])
@@ -140,7 +139,7 @@ async def test_unknown_or_malformed_tokens_link_nothing(
 ) -> None:
     await linking.request_telegram_link(h.actor(ANA, "Ana"))
     assert await linking.complete_telegram_link(token, CHAT) is None
-    assert await h.engine.links.all_links() == []
+    assert await h.engine.link_store.all_links() == []
 
 
 @bounded
@@ -149,7 +148,7 @@ async def test_telegram_stop_unlinks_the_chat(h: Harness, linking: LinkingServic
     player = await linking.complete_telegram_link(token, CHAT)
     assert player is not None
     assert await linking.unlink_telegram_chat(CHAT) is True
-    assert await h.engine.links.links(player.id) == []
+    assert await h.engine.link_store.links(player.id) == []
     assert await linking.unlink_telegram_chat(CHAT) is False
 
 
@@ -160,9 +159,9 @@ async def test_a_chat_linked_again_moves_to_the_new_player(h: Harness, linking: 
     ana = await linking.complete_telegram_link(first, CHAT)
     bor = await linking.complete_telegram_link(second, CHAT)
     assert ana is not None and bor is not None
-    assert await h.engine.links.links(ana.id) == []
+    assert await h.engine.link_store.links(ana.id) == []
     assert (
-        await h.engine.links.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(CHAT)))
+        await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(CHAT)))
         == bor.id
     )
 
@@ -184,7 +183,7 @@ async def test_non_members_get_no_link(h: Harness, linking: LinkingService) -> N
         await linking.request_telegram_link(h.actor(ANA, "Ana", member=False))
     with pytest.raises(NotLinked):
         await linking.request_signal_link(h.actor(ANA, "Ana", member=False), NUMBER)
-    assert await h.engine.players.by_discord_id(ANA) is None
+    assert await h.engine.player_store.by_discord_id(ANA) is None
 
 
 @bounded
@@ -215,9 +214,9 @@ async def test_signal_link_round_trip(h: Harness, linking: LinkingService, signa
     assert code not in stored and NUMBER not in stored
 
     await linking.confirm_signal_link(h.actor(ANA, "Ana"), f" {code[:3]} {code[3:]} ")
-    player = await h.engine.players.by_discord_id(ANA)
+    player = await h.engine.player_store.by_discord_id(ANA)
     assert player is not None
-    [link] = await h.engine.links.links(player.id)
+    [link] = await h.engine.link_store.links(player.id)
     assert link.channel is Channel.SIGNAL and h.cipher.decrypt(link.address_encrypted) == NUMBER
     with pytest.raises(InvalidInput, match="No code is waiting"):
         await linking.confirm_signal_link(h.actor(ANA, "Ana"), code)
@@ -248,11 +247,11 @@ async def test_wrong_codes_lock_the_attempt(h: Harness, linking: LinkingService,
     assert messages[0] == "Wrong code; 4 tries left." and "too many wrong codes" in messages[-1]
     with pytest.raises(InvalidInput, match="too many wrong codes; request a new code"):
         await linking.confirm_signal_link(ana, right)
-    assert await h.engine.links.all_links() == []
+    assert await h.engine.link_store.all_links() == []
     # A new code starts afresh.
     await linking.request_signal_link(ana, NUMBER)
     await linking.confirm_signal_link(ana, signal.last_code())
-    assert len(await h.engine.links.all_links()) == 1
+    assert len(await h.engine.link_store.all_links()) == 1
 
 
 @bounded
@@ -274,7 +273,7 @@ async def test_expired_code_is_refused(h: Harness, linking: LinkingService, sign
     h.clock.advance(15 * 60)
     with pytest.raises(InvalidInput, match="expired"):
         await linking.confirm_signal_link(ana, signal.last_code())
-    assert await h.engine.links.all_links() == []
+    assert await h.engine.link_store.all_links() == []
 
 
 @bounded
@@ -290,7 +289,7 @@ async def test_a_new_code_replaces_the_old_one(
         with pytest.raises(InvalidInput, match="Wrong code"):
             await linking.confirm_signal_link(ana, old)
     await linking.confirm_signal_link(ana, new)
-    [link] = await h.engine.links.all_links()
+    [link] = await h.engine.link_store.all_links()
     assert h.cipher.decrypt(link[2]) == "+38641999888"
 
 
@@ -315,7 +314,7 @@ async def test_a_code_that_was_not_sent_cannot_be_confirmed(
     # Even if the code reached the number after all, it is void.
     with pytest.raises(InvalidInput, match="No code is waiting"):
         await linking.confirm_signal_link(ana, fake.last_code())
-    assert await h.engine.links.all_links() == []
+    assert await h.engine.link_store.all_links() == []
 
 
 @bounded
@@ -352,7 +351,7 @@ async def test_unlink_by_the_player(h: Harness, linking: LinkingService, signal:
     assert await linking.unlink(ana, Channel.TELEGRAM) is False
     with pytest.raises(InvalidInput):
         await linking.unlink(ana, Channel.DISCORD)
-    assert await h.engine.links.all_links() == []
+    assert await h.engine.link_store.all_links() == []
 
 
 # -- keys and logs -----------------------------------------------------------------------------
@@ -374,18 +373,18 @@ async def test_key_rotation_keeps_every_address(h: Harness, signal: FakeSignal) 
     assert await both.rotate_keys() == 2
     only_b = ContactCipher(key_b)
     after = make_linking(h, signal, cipher=only_b)
-    addresses = sorted(only_b.decrypt(enc) for _, _, enc in await h.engine.links.all_links())
+    addresses = sorted(only_b.decrypt(enc) for _, _, enc in await h.engine.link_store.all_links())
     assert addresses == sorted([str(CHAT), NUMBER])
-    player = await h.engine.players.by_discord_id(ANA)
+    player = await h.engine.player_store.by_discord_id(ANA)
     assert player is not None
     assert (
-        await h.engine.links.player_for_address(Channel.TELEGRAM, only_b.address_hashes(str(CHAT)))
+        await h.engine.link_store.player_for_address(Channel.TELEGRAM, only_b.address_hashes(str(CHAT)))
         == player.id
     )
-    assert await h.engine.links.player_for_address(Channel.SIGNAL, only_b.address_hashes(NUMBER)) == player.id
+    assert await h.engine.link_store.player_for_address(Channel.SIGNAL, only_b.address_hashes(NUMBER)) == player.id
     assert await after.unlink_telegram_chat(CHAT) is True
     # The pending request's number was re-encrypted too (its code was hashed under A, so is void now).
-    *_, (_, encrypted) = await after.requests.signal_numbers()
+    *_, (_, encrypted) = await after.link_request_store.signal_numbers()
     assert only_b.decrypt(encrypted) == "+38641999888"
     with pytest.raises(InvalidInput, match="Wrong code"):
         await after.confirm_signal_link(bor, pending_code)
@@ -398,7 +397,7 @@ async def test_codes_sent_before_a_rotation_still_work_during_it(h: Harness, sig
     rotating = make_linking(h, signal, cipher=ContactCipher(f"{key_b},{TEST_KEY}"))
     await rotating.rotate_keys()
     await rotating.confirm_signal_link(h.actor(ANA, "Ana"), signal.last_code())
-    [(_, _, encrypted)] = await h.engine.links.all_links()
+    [(_, _, encrypted)] = await h.engine.link_store.all_links()
     assert ContactCipher(key_b).decrypt(encrypted) == NUMBER
 
 
@@ -408,7 +407,7 @@ async def test_rotation_refuses_when_an_address_cannot_be_decrypted(h: Harness, 
     stranger = make_linking(h, signal, cipher=ContactCipher(ContactCipher.generate_key()))
     with pytest.raises(ValueError, match="cannot be decrypted"):
         await stranger.rotate_keys()
-    [(_, _, encrypted)] = await h.engine.links.all_links()
+    [(_, _, encrypted)] = await h.engine.link_store.all_links()
     assert h.cipher.decrypt(encrypted) == str(CHAT)  # untouched
     with pytest.raises(Unavailable):
         await make_linking(h, signal, cipher=None).rotate_keys()
