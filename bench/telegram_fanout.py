@@ -26,8 +26,9 @@ import aiohttp
 
 from bench.gated import run_gated
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from services.clock import SystemClock
 from services.delivery.base import Outcome, OutgoingMessage
-from services.delivery.telegram import TelegramSender, build_telegram_bot
+from services.delivery.telegram import Pacer, TelegramSender, build_telegram_bot
 from services.models import Channel
 
 TOKEN = "123456:bench"
@@ -62,7 +63,7 @@ async def main(chats: int = 1000, concurrency: int = 30, repeats: int = 3) -> No
         try:
             async with aiohttp.ClientSession(connector=connector) as session:
                 url = f"{emulator.base_url}{TOKEN}/sendMessage"
-                unpaced = TelegramSender(bot, pacing=False)
+                unpaced = TelegramSender(bot, pacer=None)
                 # Warm both connection pools so neither side pays for connecting in the figures.
                 await run_gated(concurrency, range(1, 2 * concurrency + 1), _via_sender(unpaced, 10_000_000))
                 await run_gated(concurrency, range(1, 2 * concurrency + 1), _via_bare_aiohttp(session, url, 10_000_000))
@@ -80,7 +81,7 @@ async def main(chats: int = 1000, concurrency: int = 30, repeats: int = 3) -> No
                     f"(best of {repeats})"
                 )
 
-            paced = TelegramSender(bot, global_rate=LIMIT, per_chat_interval=1.0)
+            paced = TelegramSender(bot, Pacer(SystemClock(), LIMIT, 1.0))
             elapsed = await run_gated(concurrency, range(1, chats + 1), _via_sender(paced, 30_000_000))
             # N sends span N - 1 slot intervals; the last request's own latency adds to `elapsed`.
             rate = (chats - 1) / elapsed

@@ -23,7 +23,7 @@ async def start_api_for(app: Application) -> web.AppRunner:
         promote=app.engine.promote,
         players=app.engine.players,
         membership=CachedMembership(
-            GuildMembership(app.bot, s.discord.guild_id), ttl_seconds=MEMBERSHIP_CACHE_SECONDS
+            GuildMembership(app.bot, s.discord.guild_id), app.clock, ttl_seconds=MEMBERSHIP_CACHE_SECONDS
         ),
         clock=app.clock,
         linking=app.linking,

@@ -177,7 +177,7 @@ class Application:
             return
         from bot.telegram_side import TelegramSide
         from services.delivery.signal import SignalClient, SignalSender
-        from services.delivery.telegram import TelegramSender
+        from services.delivery.telegram import Pacer, TelegramSender
         from services.linking import LinkingService
         from storage.link_requests import LinkRequestStore
 
@@ -204,7 +204,7 @@ class Application:
                 s.telegram.bot_username,
             )
             await self.telegram.start()
-            engine.senders[Channel.TELEGRAM] = TelegramSender(self.telegram.bot)
+            engine.senders[Channel.TELEGRAM] = TelegramSender(self.telegram.bot, Pacer(self.clock))
 
     async def _start_api(self) -> None:
         if not self.settings.api.enabled:

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 
 class Clock(Protocol):
     def now(self) -> datetime: ...
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never jumps (for intervals: pacing, caches, flush timers)."""
+        ...
 
     async def sleep(self, seconds: float) -> None: ...
 
@@ -21,6 +26,9 @@ class Clock(Protocol):
 class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
+
+    def monotonic(self) -> float:
+        return time.monotonic()
 
     async def sleep(self, seconds: float) -> None:
         await asyncio.sleep(max(0.0, seconds))
@@ -43,10 +51,15 @@ class FakeClock:
         if start.tzinfo is None:
             raise ValueError("FakeClock needs an aware datetime")
         self._now = start
+        self._start = start
         self.slept: list[float] = []
 
     def now(self) -> datetime:
         return self._now
+
+    def monotonic(self) -> float:
+        # Intervals on the fake clock are the fake time that passed.
+        return (self._now - self._start).total_seconds()
 
     def advance(self, seconds: float) -> None:
         self._now += timedelta(seconds=seconds)

@@ -11,7 +11,6 @@ import asyncio
 import functools
 import logging
 import random
-import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -214,7 +213,7 @@ class Fanout:
         per_channel: Counter[Channel] = Counter()
         done: list[DeliveryOutcome] = []
         lost: list[Attempt] = []
-        flushed_at = time.monotonic()
+        flushed_at = self.clock.monotonic()
 
         def start(r: SnapshotRecipient, chain: tuple[Channel, ...]) -> None:
             coro = self._deliver(job, r, contexts.get(r.player.id), chain, text_for, keep_alive)
@@ -256,15 +255,15 @@ class Fanout:
                 # if the process dies now.
                 timeout = KEEP_ALIVE_SECONDS
                 if done or lost:
-                    timeout = min(timeout, max(0.0, self.flush_interval - (time.monotonic() - flushed_at)))
+                    timeout = min(timeout, max(0.0, self.flush_interval - (self.clock.monotonic() - flushed_at)))
                 finished, _ = await asyncio.wait(in_flight, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
                 for task in finished:
                     per_channel[in_flight.pop(task)] -= 1
                     done.append(task.result())
-                if len(done) >= FLUSH_EVERY or time.monotonic() - flushed_at >= self.flush_interval:
+                if len(done) >= FLUSH_EVERY or self.clock.monotonic() - flushed_at >= self.flush_interval:
                     await self._record(job, done, lost, result)
                     done, lost = [], []
-                    flushed_at = time.monotonic()
+                    flushed_at = self.clock.monotonic()
         finally:
             for task in in_flight:
                 task.cancel()

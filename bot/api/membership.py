@@ -7,10 +7,10 @@ API calls costs one lookup.
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Protocol
 
+from services.clock import Clock
 from services.permissions import Actor
 
 
@@ -36,27 +36,27 @@ class CachedMembership:
     def __init__(
         self,
         inner: MembershipResolver,
+        clock: Clock,
         ttl_seconds: float = 30.0,
         *,
         max_entries: int = 10_000,
-        time_fn: Callable[[], float] = time.monotonic,
     ) -> None:
         self.inner = inner
+        self.clock = clock
         self.ttl = ttl_seconds
         self.max_entries = max_entries
-        self._time = time_fn
         self._cache: dict[int, tuple[float, Actor]] = {}
 
     async def resolve(self, discord_user_id: int) -> Actor:
         hit = self._cache.get(discord_user_id)
-        if hit is not None and hit[0] > self._time():
+        if hit is not None and hit[0] > self.clock.monotonic():
             return hit[1]
         actor = await self.inner.resolve(discord_user_id)
         self._cache.pop(discord_user_id, None)
         if len(self._cache) >= self.max_entries:
             # Dicts keep insertion order: the first entry is the oldest.
             del self._cache[next(iter(self._cache))]
-        self._cache[discord_user_id] = (self._time() + self.ttl, actor)
+        self._cache[discord_user_id] = (self.clock.monotonic() + self.ttl, actor)
         return actor
 
     def invalidate(self, discord_user_id: int | None = None) -> None:

@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 from telegram import Bot
@@ -30,6 +28,7 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from services.clock import Clock
 from services.delivery.base import OutgoingMessage, SendResult
 from services.models import Channel
 
@@ -87,19 +86,14 @@ class PacingSchedule:
 
 
 class Pacer:
-    """Wait for a send's turn under a `PacingSchedule`; sends to one chat keep their order."""
+    """Wait for a send's turn under a `PacingSchedule`; sends to one chat keep their order.
 
-    def __init__(
-        self,
-        rate: float,
-        per_chat_interval: float,
-        *,
-        clock: Callable[[], float] = time.monotonic,
-        sleep: Callable[[float], Awaitable[object]] = asyncio.sleep,
-    ) -> None:
+    The defaults are Telegram's limits: 30 messages per second, one per second in a chat.
+    """
+
+    def __init__(self, clock: Clock, rate: float = 30.0, per_chat_interval: float = 1.0) -> None:
         self.schedule = PacingSchedule(rate, per_chat_interval)
         self._clock = clock
-        self._sleep = sleep
         self._locks: dict[int, asyncio.Lock] = {}
         self._users: Counter[int] = Counter()
 
@@ -112,7 +106,7 @@ class Pacer:
             # chat measures its interval from this one's real slot.
             async with lock:
                 await self._sleep_until(self.schedule.chat_ready_at(chat_id))
-                start = self.schedule.reserve(chat_id, self._clock())
+                start = self.schedule.reserve(chat_id, self._clock.monotonic())
                 await self._sleep_until(start)
                 return start
         finally:
@@ -122,25 +116,18 @@ class Pacer:
                 del self._locks[chat_id]
 
     async def _sleep_until(self, when: float) -> None:
-        delay = when - self._clock()
+        delay = when - self._clock.monotonic()
         if delay > 0:
-            await self._sleep(delay)
+            await self._clock.sleep(delay)
 
 
 class TelegramSender:
     """Send one Telegram message per attempt and classify Telegram's answer."""
 
-    def __init__(
-        self,
-        bot: Bot,
-        *,
-        global_rate: float = 30.0,
-        per_chat_interval: float = 1.0,
-        pacing: bool = True,
-        pacer: Pacer | None = None,
-    ) -> None:
+    def __init__(self, bot: Bot, pacer: Pacer | None) -> None:
+        """`pacer` None sends without pacing (tests and benchmarks that measure the raw sender)."""
         self._bot = bot
-        self._pacer = pacer or (Pacer(global_rate, per_chat_interval) if pacing else None)
+        self._pacer = pacer
 
     @property
     def channel(self) -> Channel:

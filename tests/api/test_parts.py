@@ -38,22 +38,21 @@ async def test_static_membership_knows_its_members_and_no_one_else() -> None:
 
 
 async def test_cached_membership_answers_from_the_cache_until_the_ttl_runs_out() -> None:
-    now = [100.0]
+    clock = FakeClock(T0)
     inner = CountingResolver()
-    cached = CachedMembership(inner, ttl_seconds=30, time_fn=lambda: now[0])
+    cached = CachedMembership(inner, clock, ttl_seconds=30)
     first = await cached.resolve(7)
-    now[0] += 29.9
+    clock.advance(29.9)
     assert await cached.resolve(7) == first
     assert inner.calls == [7]
-    now[0] += 0.2
+    clock.advance(0.2)
     assert (await cached.resolve(7)).display_name == "user 2"
     assert inner.calls == [7, 7]
 
 
 async def test_cached_membership_does_not_cache_failures_and_can_forget() -> None:
-    now = [0.0]
     inner = CountingResolver()
-    cached = CachedMembership(inner, ttl_seconds=30, time_fn=lambda: now[0])
+    cached = CachedMembership(inner, FakeClock(T0), ttl_seconds=30)
     inner.fail = True
     with pytest.raises(ConnectionError):
         await cached.resolve(7)
@@ -66,7 +65,7 @@ async def test_cached_membership_does_not_cache_failures_and_can_forget() -> Non
 
 async def test_cached_membership_stays_bounded() -> None:
     inner = CountingResolver()
-    cached = CachedMembership(inner, ttl_seconds=30, max_entries=2, time_fn=lambda: 0.0)
+    cached = CachedMembership(inner, FakeClock(T0), ttl_seconds=30, max_entries=2)
     for user in (1, 2, 3):
         await cached.resolve(user)
     await cached.resolve(1)  # evicted as the oldest: asked again

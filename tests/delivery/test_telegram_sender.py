@@ -37,14 +37,17 @@ BOUND = 5  # seconds any single test may take
 
 
 class VirtualTime:
-    """A clock whose sleeps finish in virtual time, earliest first, once the running tasks are blocked."""
+    """A clock whose sleeps finish in virtual time, earliest first, once the running tasks are blocked.
+
+    (The part of `services.clock.Clock` that pacing reads: `monotonic()` and `sleep()`.)
+    """
 
     def __init__(self) -> None:
         self.now = 0.0
         self._sleepers: list[tuple[float, int, asyncio.Future[None]]] = []
         self._seq = 0
 
-    def __call__(self) -> float:
+    def monotonic(self) -> float:
         return self.now
 
     async def sleep(self, delay: float) -> None:
@@ -89,7 +92,7 @@ async def bot(emulator: TelegramEmulator) -> AsyncIterator[Bot]:
 
 @pytest.fixture
 def sender(bot: Bot) -> TelegramSender:
-    return TelegramSender(bot, pacing=False)
+    return TelegramSender(bot, pacer=None)
 
 
 async def bounded(awaitable: Awaitable[Any]) -> Any:
@@ -158,7 +161,7 @@ async def test_timeout_is_retryable(emulator: TelegramEmulator) -> None:
     try:
         await bounded(slow_bot.initialize())
         emulator.latency = 1.0
-        result = await bounded(TelegramSender(slow_bot, pacing=False).send(message(18)))
+        result = await bounded(TelegramSender(slow_bot, pacer=None).send(message(18)))
     finally:
         await slow_bot.shutdown()
     assert result.outcome is Outcome.RETRYABLE
@@ -263,7 +266,7 @@ def test_schedule_refuses_nonsense() -> None:
 
 async def test_concurrent_callers_get_slots_in_arrival_order() -> None:
     clock = VirtualTime()
-    pacer = Pacer(30.0, 1.0, clock=clock, sleep=clock.sleep)
+    pacer = Pacer(clock, 30.0, 1.0)
     async with asyncio.timeout(BOUND):
         starts = await clock.run(*(pacer.wait_turn(chat) for chat in range(60)))
     assert starts == pytest.approx([i / 30 for i in range(60)])
@@ -272,7 +275,7 @@ async def test_concurrent_callers_get_slots_in_arrival_order() -> None:
 
 async def test_a_busy_chat_waits_without_holding_up_the_others() -> None:
     clock = VirtualTime()
-    pacer = Pacer(30.0, 1.0, clock=clock, sleep=clock.sleep)
+    pacer = Pacer(clock, 30.0, 1.0)
     busy = [pacer.wait_turn(0) for _ in range(3)]
     others = [pacer.wait_turn(chat) for chat in range(1, 31)]
     async with asyncio.timeout(BOUND):
@@ -288,7 +291,7 @@ async def test_a_busy_chat_waits_without_holding_up_the_others() -> None:
 
 async def test_sender_waits_for_its_turn(bot: Bot, emulator: TelegramEmulator) -> None:
     clock = VirtualTime()
-    sender = TelegramSender(bot, pacer=Pacer(30.0, 1.0, clock=clock, sleep=clock.sleep))
+    sender = TelegramSender(bot, pacer=Pacer(clock))
     sends = [sender.send(message(1, f"to one #{i}")) for i in range(3)]
     sends += [sender.send(message(2, "to two"))]
     async with asyncio.timeout(BOUND):

@@ -76,7 +76,7 @@ class Rig:
     def route_through_emulators(self) -> None:
         """Deliver Telegram and Signal promotions through the real senders (one Bot for both sides)."""
         # The dict is shared with the fan-out, so replacing entries rewires the running engine.
-        self.h.engine.senders[Channel.TELEGRAM] = TelegramSender(self.side.bot, pacing=False)
+        self.h.engine.senders[Channel.TELEGRAM] = TelegramSender(self.side.bot, pacer=None)
         self.h.engine.senders[Channel.SIGNAL] = SignalSender(self.client)
 
 
