@@ -16,8 +16,9 @@ from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
-from services.delivery.base import ChannelPoster, Outcome, OutgoingMessage, Sender, VoiceProbe
-from services.fanout import Fanout, FanoutJob, FanoutResult
+from services.delivery.base import OutgoingMessage, Sender, VoiceProbe
+from services.fanout import Fanout
+from services.fanout_plan import FanoutJob
 from services.keys import ledger_key, message_nonce, summary_key
 from services.messages import followup_text, reminder_text, start_text, summary_text
 from services.models import (
@@ -58,7 +59,7 @@ class Dispatcher:
         ledger_store: LedgerStore,
         fanout: Fanout,
         senders: dict[Channel, Sender],
-        poster: ChannelPoster | None,
+        poster: Sender | None,
         voice: VoiceProbe | None,
         config: DispatchConfig,
         clock: Clock,
@@ -173,8 +174,7 @@ class Dispatcher:
             await self.campaign_store.set_status(campaign.id, CampaignStatus.RUNNING)
         if job.job_type is JobType.VOICE_CHECK:
             return await self._voice_check(job, campaign)
-        result = await self._message_job(job, campaign, None)
-        if result is None:
+        if not await self._message_job(job, campaign):
             return JobStatus.CANCELLED
         if job.job_type is JobType.START:
             counts = await self.ledger_store.final_counts(job.id)
@@ -203,9 +203,8 @@ class Dispatcher:
             await self.campaign_store.set_status(campaign.id, CampaignStatus.FAILED)
         return JobStatus.SKIPPED
 
-    async def _message_job(
-        self, job: Job, campaign: Campaign, only: frozenset[int] | None
-    ) -> FanoutResult | None:
+    async def _message_job(self, job: Job, campaign: Campaign, except_players: frozenset[int] = frozenset()) -> bool:
+        """Fan the job's message out to the snapshot (but `except_players`); False if stopped midway."""
         day = campaign.campaign_date
         key = ledger_key(job.job_type, day, dry_run_campaign_id=campaign.id if campaign.dry_run else None)
         start_at = (await self._start_time(campaign)) or job.due_at
@@ -218,9 +217,7 @@ class Dispatcher:
                 return start_text(start_at, zone, channel, campaign.dry_run)
             return followup_text(start_at, zone, channel, campaign.dry_run)
 
-        recipients = await self.campaign_store.recipients(campaign.id)
-        if only is not None:
-            recipients = [r for r in recipients if r.player.id not in only]
+        recipients = [r for r in await self.campaign_store.recipients(campaign.id) if r.player.id not in except_players]
         fanout_job = FanoutJob(campaign.id, job.id, job.job_type, key, campaign.dry_run, zone)
         return await self.fanout.run(
             fanout_job, recipients, text_for, keep_alive=self._keep_alive(job)
@@ -239,8 +236,7 @@ class Dispatcher:
         in_voice = await self.voice.discord_ids_in_voice() if self.voice is not None else frozenset()
         recipients = await self.campaign_store.recipients(campaign.id)
         present = frozenset(r.player.id for r in recipients if r.player.discord_user_id in in_voice)
-        result = await self._message_job(job, campaign, only=present)
-        if result is None:
+        if not await self._message_job(job, campaign, except_players=present):
             return JobStatus.CANCELLED
         missing = [r for r in recipients if r.player.id not in present]
         followups_sent = (await self.ledger_store.final_counts(job.id))[DeliveryStatus.SENT]
@@ -261,8 +257,10 @@ class Dispatcher:
         """Post once per target: the follow-up channel, or the initiator's DM for a dry run."""
         if campaign.dry_run:
             target = f"dm:{campaign.initiator.discord_user_id}"
+            sender, address = self.senders.get(Channel.DISCORD), str(campaign.initiator.discord_user_id)
         elif self.config.followup_channel_id:
             target = f"channel:{self.config.followup_channel_id}"
+            sender, address = self.poster, str(self.config.followup_channel_id)
         else:
             log.warning("campaign %d: no discord.followup_channel_id; summary not posted", campaign.id)
             return
@@ -271,37 +269,24 @@ class Dispatcher:
         if state is not None and state is not LedgerState.CLAIMED:
             return  # posted (or given up) before a restart
         # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
-        nonce = message_nonce(campaign.id, key, 0)
-        attempts: list[Attempt] = []
-        for _ in range(3):
-            if campaign.dry_run:
-                sender = self.senders.get(Channel.DISCORD)
-                if sender is None:
-                    break
-                res = await sender.send(
-                    OutgoingMessage(Channel.DISCORD, str(campaign.initiator.discord_user_id), text, nonce)
-                )
-            elif self.poster is not None:
-                res = await self.poster.post(self.config.followup_channel_id, text, nonce)
-            else:
-                break
-            if res.outcome is Outcome.SENT:
-                attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary",
-                                        res.provider_message_id))
-                await self.ledger_store.record_post(
-                    key, state=LedgerState.SENT, provider_message_id=res.provider_message_id,
-                    campaign_id=campaign.id, job_id=job.id, attempts=attempts, now=self.clock.now(),
-                )
-                return
-            attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {res.reason}"))
-            if res.outcome is Outcome.PERMANENT:
-                break
-            await self.clock.sleep(res.retry_after if res.retry_after is not None else 2.0)
-        await self.ledger_store.record_post(
-            key, state=LedgerState.FAILED, provider_message_id=None, campaign_id=campaign.id, job_id=job.id,
-            attempts=attempts, now=self.clock.now(),
+        message = OutgoingMessage(Channel.DISCORD, address, text, message_nonce(campaign.id, key, 0))
+        result, failures = (None, ["no Discord sender"]) if sender is None else (
+            await self.fanout.send(sender, message, self._keep_alive(job))
         )
-        log.error("campaign %d: summary could not be posted", campaign.id)
+        attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {r}") for r in failures]
+        if result is not None:
+            attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary", result.provider_message_id))
+        await self.ledger_store.record_post(
+            key,
+            state=LedgerState.SENT if result is not None else LedgerState.FAILED,
+            provider_message_id=result.provider_message_id if result is not None else None,
+            campaign_id=campaign.id,
+            job_id=job.id,
+            attempts=attempts,
+            now=self.clock.now(),
+        )
+        if result is None:
+            log.error("campaign %d: summary could not be posted", campaign.id)
 
 
 class _LeaseKeeper:

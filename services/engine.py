@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from services.clock import Clock
 from services.contacts import ContactCipher
-from services.delivery.base import ChannelPoster, Sender, VoiceProbe
+from services.delivery.base import Sender, VoiceProbe
 from services.dispatcher import DispatchConfig, Dispatcher
 from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
 from services.models import Channel
@@ -46,7 +46,7 @@ def build_engine(
     dispatch: DispatchConfig,
     clock: Clock,
     senders: dict[Channel, Sender] | None = None,
-    poster: ChannelPoster | None = None,
+    poster: Sender | None = None,
     voice: VoiceProbe | None = None,
     cipher: ContactCipher | None = None,
     send_concurrency: int = 16,

@@ -55,15 +55,14 @@ class LedgerStore:
         resolved: Sequence[DeliveryOutcome],
         notes: Sequence[Attempt],
         now: datetime,
-    ) -> list[DeliveryStatus]:
-        """Record outcomes reached without a send, in one transaction; return the statuses written.
+    ) -> None:
+        """Record outcomes reached without a send, in one transaction.
 
         `decided` rows are new (skips): inserted with their final state under the same conflict
         rule as a claim, so that a crash can never leave a skip looking like an interrupted send.
         `resolved` rows are this job's own interrupted claims, now given an outcome.
         """
         at = to_db_time(now)
-        written: list[DeliveryStatus] = []
         async with self.db.transaction() as tx:
             inserted: set[int] = set()
             if decided:
@@ -91,8 +90,6 @@ class LedgerStore:
             await tx.executemany(
                 _INSERT_LOG, [_log_row(at, campaign_id, job_id, job_type, a) for a in attempts]
             )
-            written = [a.status for a in attempts if a.final]
-        return written
 
     async def entries(self, key: str, player_ids: Sequence[int]) -> dict[int, LedgerEntry]:
         if not player_ids:

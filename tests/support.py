@@ -80,10 +80,17 @@ class RecordingSender:
 
 @dataclass
 class RecordingPoster:
-    posts: list[tuple[int, str, str]] = field(default_factory=list)
+    """The channel poster (a sender whose addresses are channel ids): records (channel id, text, nonce)."""
 
-    async def post(self, channel_id: int, text: str, nonce: str) -> SendResult:
-        self.posts.append((channel_id, text, nonce))
+    channel: Channel = Channel.DISCORD
+    supports_dedup: bool = True
+    posts: list[tuple[int, str, str]] = field(default_factory=list)
+    script: list[SendResult] = field(default_factory=list)  # answers before the posts go through
+
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        if self.script:
+            return self.script.pop(0)
+        self.posts.append((int(message.address), message.text, message.nonce))
         return SendResult.sent(f"post-{len(self.posts)}")
 
 

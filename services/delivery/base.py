@@ -75,12 +75,6 @@ class Sender(Protocol):
     async def send(self, message: OutgoingMessage) -> SendResult: ...
 
 
-class ChannelPoster(Protocol):
-    """Post one message to a Discord text channel (the voice-check summary)."""
-
-    async def post(self, channel_id: int, text: str, nonce: str) -> SendResult: ...
-
-
 class VoiceProbe(Protocol):
     """Tell who is connected to the community's voice channels right now."""
 

@@ -128,21 +128,14 @@ async def _post(client: discord.Client, channel_id: int, text: str, nonce: str) 
     return await client.http.send_message(channel_id, params=params)
 
 
-class DiscordDMSender:
-    """Send direct messages to Discord users, deduplicated by nonce."""
+class _DiscordSender:
+    """What both Discord senders share: one client, a bound on one attempt, dedup by nonce."""
 
     def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
         if max_rate_limit_wait <= 0:
             raise ValueError("max_rate_limit_wait must be positive")
         self._client = client
         self._max_wait = max_rate_limit_wait
-        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id (Discord keeps it stable)
-        if client.http.max_ratelimit_timeout is None:
-            log.warning(
-                "discord client has no max_ratelimit_timeout: long rate limits will surface as timeouts "
-                "after %g s, without Discord's retry_after",
-                max_rate_limit_wait,
-            )
 
     @property
     def channel(self) -> Channel:
@@ -151,6 +144,20 @@ class DiscordDMSender:
     @property
     def supports_dedup(self) -> bool:
         return True
+
+
+class DiscordDMSender(_DiscordSender):
+    """Send direct messages to Discord users, deduplicated by nonce."""
+
+    def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
+        super().__init__(client, max_rate_limit_wait=max_rate_limit_wait)
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id (Discord keeps it stable)
+        if client.http.max_ratelimit_timeout is None:
+            log.warning(
+                "discord client has no max_ratelimit_timeout: long rate limits will surface as timeouts "
+                "after %g s, without Discord's retry_after",
+                max_rate_limit_wait,
+            )
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         """Open (or reuse) the DM channel and post the text with the message's nonce."""
@@ -179,20 +186,21 @@ class DiscordDMSender:
         return channel_id
 
 
-class DiscordChannelPoster:
-    """Post to a guild text channel (the voice-check summary), deduplicated by nonce."""
+class DiscordChannelPoster(_DiscordSender):
+    """Post to a guild text channel (the voice-check summary), deduplicated by nonce.
 
-    def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
-        if max_rate_limit_wait <= 0:
-            raise ValueError("max_rate_limit_wait must be positive")
-        self._client = client
-        self._max_wait = max_rate_limit_wait
+    A sender like the others, whose addresses are text channel ids instead of user ids.
+    """
 
-    async def post(self, channel_id: int, text: str, nonce: str) -> SendResult:
-        """Post text to the channel with the nonce; classify any failure."""
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        """Post the text to the channel id in `message.address` with its nonce; classify any failure."""
+        try:
+            channel_id = int(message.address)
+        except ValueError:
+            return SendResult.permanent("discord: the address is not a channel id")
         try:
             async with asyncio.timeout(self._max_wait):
-                data = await _post(self._client, channel_id, text, nonce)
+                data = await _post(self._client, channel_id, message.text, message.nonce)
         except _FAILURES as exc:
             result = classify_failure(exc, max_wait=self._max_wait)
             log.info("discord post to channel %s: %s: %s", channel_id, result.outcome, result.reason)

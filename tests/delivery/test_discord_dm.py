@@ -205,10 +205,17 @@ def test_fit_message(text: str, limit: int, expected: str) -> None:
 
 async def test_channel_post_is_sent_once_per_nonce(emulator: DiscordEmulator, client: discord.Client) -> None:
     poster = DiscordChannelPoster(client)
+    assert (poster.channel, poster.supports_dedup) == (Channel.DISCORD, True)
+
+    def post(channel_id: int | str, text: str) -> OutgoingMessage:
+        return OutgoingMessage(Channel.DISCORD, str(channel_id), text, "c1:SUMMARY")
+
     async with asyncio.timeout(STEP):
-        first = await poster.post(GENERAL, "In voice: Bob. Waiting on: Alice.", "c1:SUMMARY")
-        again = await poster.post(GENERAL, "In voice: Bob. Waiting on: Alice.", "c1:SUMMARY")
-        missing = await poster.post(1_600_000_000_000_009_999, "lost", "c1:SUMMARY")
+        first = await poster.send(post(GENERAL, "In voice: Bob. Waiting on: Alice."))
+        again = await poster.send(post(GENERAL, "In voice: Bob. Waiting on: Alice."))
+        missing = await poster.send(post(1_600_000_000_000_009_999, "lost"))
+        not_an_id = await poster.send(post("#general", "lost"))
+    assert not_an_id.outcome is Outcome.PERMANENT
     assert first.outcome is Outcome.SENT and again.provider_message_id == first.provider_message_id
     assert [m["content"] for m in emulator.channel_messages(GENERAL)] == ["In voice: Bob. Waiting on: Alice."]
     assert missing.outcome is Outcome.PERMANENT and "10003" in missing.reason

@@ -333,3 +333,42 @@ async def test_a_stalled_channel_does_not_hold_back_the_others(h: Harness) -> No
         await h.engine.dispatcher.run_until(local(DAY, 20, 46))
     assert len(h.discord.to(str(CHUNK_SIZE + 10))) == 1
     assert len(h.telegram.sent) == CHUNK_SIZE + 1
+
+
+async def summary_log(h: Harness, campaign_id: int) -> list[tuple[str, str]]:
+    rows = await h.engine.ledger_store.log_rows(campaign_id)
+    return [(str(r["status"]), str(r["reason"])) for r in rows if r["player_id"] is None]
+
+
+async def test_the_summary_is_retried_like_any_send_honouring_retry_after(h: Harness) -> None:
+    await h.add_player(1, "Ana")
+    h.poster.script = [
+        SendResult.retryable("discord: server error (503)"),
+        SendResult.retryable("discord: rate limited for 7.0 s", retry_after=7.0),
+    ]
+    created = await h.engine.promote.create(h.actor())
+    await h.run_evening()
+
+    assert len(h.poster.posts) == 1
+    log = await summary_log(h, created.campaign.id)
+    assert [status for status, _ in log] == ["failed", "failed", "sent"]
+    assert log[0][1].startswith("summary: discord: server error (503); retrying in ")
+    assert log[1][1] == "summary: discord: rate limited for 7.0 s; retrying in 7.0s"
+    assert log[2][1] == "summary"
+    campaign = await h.engine.campaign_store.get(created.campaign.id)
+    assert campaign is not None and campaign.status is CampaignStatus.FOLLOWUP_SENT
+
+
+async def test_a_summary_refused_for_good_is_not_retried_and_never_reposted(h: Harness) -> None:
+    await h.add_player(1, "Ana")
+    h.poster.script = [SendResult.permanent("discord: forbidden (403, code 50013)")]
+    created = await h.engine.promote.create(h.actor())
+    await h.run_evening()
+
+    assert h.poster.posts == []
+    assert await summary_log(h, created.campaign.id) == [("failed", "summary: discord: forbidden (403, code 50013)")]
+    async with h.engine.db.read() as tx:
+        row = await tx.fetchone("SELECT state FROM post_ledger WHERE campaign_id = ?", (created.campaign.id,))
+    assert row is not None and row["state"] == "failed"
+    campaign = await h.engine.campaign_store.get(created.campaign.id)
+    assert campaign is not None and campaign.status is CampaignStatus.FOLLOWUP_SENT

@@ -1,0 +1,136 @@
+"""What a fan-out does with each recipient of a chunk, decided without I/O (a pure rule).
+
+Given the recipients, their current preferences and addresses, and the ledger rows already under the
+job's key, every recipient falls in exactly one bucket: send now, send again (this job claimed them
+before an interruption), record an outcome without sending, note that another campaign owns the key,
+or nothing at all (this job already recorded them).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from services.models import (
+    Attempt,
+    Channel,
+    DeliveryContext,
+    DeliveryOutcome,
+    DeliveryStatus,
+    JobType,
+    LedgerEntry,
+    LedgerState,
+    SnapshotRecipient,
+)
+from services.quiet_hours import in_quiet_hours
+from services.routing import fallback_chain
+
+# A row another job left `skipped` or `failed` reached nobody: this job may claim the key again.
+RECLAIMABLE = frozenset({LedgerState.SKIPPED, LedgerState.FAILED})
+
+PLAYER_GONE = "player no longer exists"
+OPTED_OUT = "promotions turned off by the player"
+QUIET_HOURS = "quiet hours"
+INTERRUPTED_UNKNOWN = "interrupted mid-send; not resent because the platform cannot deduplicate"
+
+
+@dataclass(frozen=True, slots=True)
+class FanoutJob:
+    campaign_id: int
+    job_id: int
+    job_type: JobType
+    key: str
+    dry_run: bool
+    zone: ZoneInfo
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """A recipient to hand to the senders, with the channels to try in order."""
+
+    recipient: SnapshotRecipient
+    context: DeliveryContext | None
+    chain: tuple[Channel, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkPlan:
+    fresh: tuple[Send, ...] = ()  # claim, then send
+    resend: tuple[Send, ...] = ()  # claimed by this job before an interruption, never delivered
+    decided: tuple[DeliveryOutcome, ...] = ()  # skipped without a send: quiet hours, opted out, gone
+    resolved: tuple[DeliveryOutcome, ...] = ()  # this job's interrupted sends that cannot be resent
+    notes: tuple[Attempt, ...] = ()  # the key belongs to another campaign's delivery
+
+
+def plan_chunk(
+    job: FanoutJob,
+    chunk: Sequence[SnapshotRecipient],
+    contexts: Mapping[int, DeliveryContext],
+    entries: Mapping[int, LedgerEntry],
+    dedup: Mapping[Channel, bool],
+    now: datetime,
+) -> ChunkPlan:
+    """Sort a chunk of recipients into what the fan-out must do with each.
+
+    `dedup` holds the enabled channels (those with a sender) and whether each deduplicates a resend.
+    """
+    fresh: list[Send] = []
+    resend: list[Send] = []
+    decided: list[DeliveryOutcome] = []
+    resolved: list[DeliveryOutcome] = []
+    notes: list[Attempt] = []
+    for r in chunk:
+        pid = r.player.id
+        ctx = contexts.get(pid)
+        chain = channel_chain(job, ctx, dedup.keys())
+        entry = entries.get(pid)
+        if entry is None or (entry.state in RECLAIMABLE and entry.job_id != job.job_id):
+            skip = skip_reason(job, ctx, now)
+            if skip:
+                decided.append(single(pid, chain[0], DeliveryStatus.SKIPPED, skip))
+            else:
+                fresh.append(Send(r, ctx, chain))
+        elif entry.job_id == job.job_id:
+            if entry.state is not LedgerState.CLAIMED:
+                continue  # the outcome was recorded before the interruption
+            channel = entry.channel or chain[0]
+            # Resend where the platform deduplicates, or where the message never left (a send without
+            # dedup is marked on the wire right before its request); otherwise it may have arrived.
+            if channel in dedup and (dedup[channel] or not entry.on_wire):
+                rest = chain[chain.index(channel) :] if channel in chain else (channel, *chain)
+                resend.append(Send(r, ctx, rest))
+            else:
+                resolved.append(single(pid, channel, DeliveryStatus.UNKNOWN, INTERRUPTED_UNKNOWN))
+        else:
+            reason = f"already handled for {job.key} by campaign {entry.campaign_id} ({entry.state})"
+            notes.append(Attempt(pid, entry.channel or chain[0], DeliveryStatus.SKIPPED, reason, None, True))
+    return ChunkPlan(tuple(fresh), tuple(resend), tuple(decided), tuple(resolved), tuple(notes))
+
+
+def channel_chain(job: FanoutJob, ctx: DeliveryContext | None, enabled: Iterable[Channel]) -> tuple[Channel, ...]:
+    """The channels to try for a recipient now: their current preference over their current links."""
+    if job.dry_run or ctx is None:
+        return (Channel.DISCORD,)
+    return fallback_chain(ctx.preferences.preferred_channel, ctx.encrypted_addresses, enabled)
+
+
+def skip_reason(job: FanoutJob, ctx: DeliveryContext | None, now: datetime) -> str | None:
+    """Why a recipient gets nothing now, or None to send."""
+    if ctx is None:
+        return PLAYER_GONE
+    if job.dry_run:
+        return None  # the initiator rehearses on purpose, whatever their preferences
+    prefs = ctx.preferences
+    if not prefs.allow_promotions:
+        return OPTED_OUT
+    zone = ZoneInfo(prefs.timezone) if prefs.timezone else job.zone
+    if in_quiet_hours(prefs.quiet_hours, zone, now):
+        return QUIET_HOURS
+    return None
+
+
+def single(player_id: int, channel: Channel, status: DeliveryStatus, reason: str) -> DeliveryOutcome:
+    """An outcome reached in one step (no send), with its one final send-log row."""
+    return DeliveryOutcome(player_id, status, channel, None, (Attempt(player_id, channel, status, reason, None, True),))
