@@ -29,8 +29,13 @@ class SchedulerCog(commands.Cog):
     # seconds=0: each iteration itself waits (until the next due job or a wake-up).
     @tasks.loop(seconds=0)
     async def drive(self) -> None:
+        dispatcher = self.bot.engine.dispatcher
+        if dispatcher.closing:
+            # Shutdown has begun: the producer stops first, before the running jobs are stopped.
+            self.drive.stop()
+            return
         try:
-            await self.bot.engine.dispatcher.tick()
+            await dispatcher.tick()
         except asyncio.CancelledError:
             raise
         except Exception:

@@ -79,21 +79,40 @@ class Dispatcher:
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._wake = asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
+        # Held while the loop reads the schedule or claims jobs: shutdown waits for it, so once
+        # shutdown has begun nothing is claimed and no query of the loop meets a closed database.
+        self._reading = asyncio.Lock()
+        self._closing = False
 
     # -- the loop ---------------------------------------------------------------------------
+
+    @property
+    def closing(self) -> bool:
+        """Shutdown has begun: the loop claims nothing more (its driver stops on seeing this)."""
+        return self._closing
 
     def wake(self) -> None:
         """A job was created or finished: re-read the schedule now."""
         self._wake.set()
 
     async def tick(self) -> None:
-        """Start every due job, then wait for the next due time (or a wake-up)."""
-        self._wake.clear()
-        await self.start_due()
-        next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
+        """Start every due job, then wait for the next due time (or a wake-up); at once when closing."""
+        async with self._reading:
+            if self._closing:
+                return
+            self._wake.clear()
+            await self._start_due()
+            next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
         await self.clock.sleep_until(next_at, self._wake)
 
     async def start_due(self) -> list[asyncio.Task[None]]:
+        """Claim and start every due job (nothing once shutdown has begun)."""
+        async with self._reading:
+            return await self._start_due()
+
+    async def _start_due(self) -> list[asyncio.Task[None]]:
+        if self._closing:
+            return []
         claimed = await self.job_store.claim_due(
             self.clock.now(), self.owner, self.config.lease, exclude=self._running.keys()
         )
@@ -113,19 +132,28 @@ class Dispatcher:
 
     async def run_until(self, deadline: datetime) -> None:
         """Run every job due up to `deadline`, moving the clock forward (tests and the demo)."""
-        while True:
+        while not self._closing:
             tasks = await self.start_due()
             if tasks:
                 await asyncio.gather(*tasks)
                 continue
-            next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
+            async with self._reading:
+                next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
             if next_at is None or next_at > deadline:
                 return
             self._wake.clear()
             await self.clock.sleep_until(next_at, self._wake)
 
     async def shutdown(self) -> None:
-        """Stop running jobs; their leases expire and the next start resumes them."""
+        """Stop the producer first, then the running jobs (their leases expire; the next start resumes them).
+
+        From the first line on nothing new is claimed: a tick asleep wakes and returns, one reading
+        the schedule finishes first (the jobs it claimed start and are stopped with the others).
+        """
+        self._closing = True
+        self._wake.set()
+        async with self._reading:
+            pass
         tasks = list(self._running.values())
         for task in tasks:
             task.cancel()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -39,6 +39,7 @@ class RecordingSender:
     script: dict[str, list[SendResult]] = field(default_factory=dict)
     always: dict[str, SendResult] = field(default_factory=dict)
     on_send: Callable[[OutgoingMessage], None] | None = None
+    before_send: Callable[[OutgoingMessage], Awaitable[None]] | None = None  # awaited first, e.g. to block
     delivered_nonces: dict[str, str] = field(default_factory=dict)
     # Crash simulation: every attempt after the first `hang_after` reaches the platform and then
     # never returns (the process dies before it learns the outcome).
@@ -48,6 +49,8 @@ class RecordingSender:
 
     async def send(self, message: OutgoingMessage) -> SendResult:
         self.attempts.append(message)
+        if self.before_send is not None:
+            await self.before_send(message)
         if self.stall_after is not None and len(self.attempts) > self.stall_after:
             self.hanging += 1  # stuck before the request, like a send waiting for its pacing slot
             await asyncio.Event().wait()

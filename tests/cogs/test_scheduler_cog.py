@@ -20,6 +20,7 @@ class ScriptedDispatcher:
         self.script = list(script)
         self.calls = 0
         self.idle = asyncio.Event()
+        self.closing = False
 
     async def tick(self) -> None:
         self.calls += 1
@@ -96,3 +97,18 @@ async def test_the_running_loop_waits_for_ready_and_survives_failing_iterations(
                 await task
     assert not cog.drive.is_running()
     assert [type(r.exc_info[1]) for r in failures(caplog)] == [RuntimeError, OSError]
+
+
+async def test_the_loop_stops_without_another_tick_once_the_dispatcher_is_closing() -> None:
+    cog, dispatcher = cog_with()
+    bot: SchedulerBot = cog.bot  # type: ignore[assignment]
+    bot.ready.set()
+    dispatcher.closing = True
+    await cog.cog_load()
+    task = cog.drive.get_task()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), timeout=5)
+    finally:
+        await cog.cog_unload()
+    assert dispatcher.calls == 0
+    assert not cog.drive.is_running()
