@@ -27,7 +27,7 @@ from aiohttp import web
 from pydantic import SecretStr
 
 from bot.api import ApiDeps, bound_port, create_app, start_api, stop_api
-from bot.app import build
+from bot.app import engine_for
 from bot.config import ApiSettings, DiscordSettings, Settings
 from services.clock import SystemClock
 from services.permissions import Actor
@@ -113,10 +113,12 @@ async def serve(db_path: Path, conn: Connection) -> None:
     """Child process: serve the API and the baseline until the parent says stop."""
     settings = bench_settings()
     db = await Database.open(db_path)
-    engine = build(settings, db, SystemClock())
+    # No channel is started: the API never sends (the bench settings enable Discord alone).
+    engine = engine_for(settings, db, SystemClock(), senders={})
     deps = ApiDeps(
         promote=engine.promote,
         players=engine.players,
+        linking=engine.linking,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
     )

@@ -2,7 +2,7 @@
 
 2,000 recipients by default: 1,500 on Discord, 200 on Telegram, 300 on Signal, spread evenly over the
 recipient list. Players, preferences and links are seeded in bulk (executemany, one transaction); the
-campaign is created with the real `PromoteService`; the bot is `bot.app.Application` with the sandbox
+campaign is created with the real `PromoteService`; the bot is started by `bot.app.started` with the sandbox
 configuration, Telegram pacing on (30 msg/s, as in production): 200 Telegram messages alone take
 (200 - 1) / 30 = 6.6 s, which is the floor of every figure below (use `--telegram` to change the mix).
 
@@ -28,6 +28,7 @@ os.environ.setdefault("PTB_TIMEDELTA", "1")
 
 import argparse
 import asyncio
+import contextlib
 import logging
 import platform
 import random
@@ -42,7 +43,7 @@ import aiohttp
 from discord.http import handle_message_parameters
 
 from bench.seed import seed_players
-from bot.app import Application
+from bot.app import started
 from bot.sandbox.stack import (
     GUILD_ID,
     PROMOTER_ID,
@@ -52,6 +53,7 @@ from bot.sandbox.stack import (
     Member,
     SandboxStack,
 )
+from services.clock import SystemClock
 from services.contacts import ContactCipher
 from services.messages import reminder_text, start_text
 from services.models import Channel, JobType
@@ -245,28 +247,28 @@ async def main(discord: int = 1500, telegram: int = 200, signal: int = 300) -> N
         settings = stack.settings()
         zone = settings.promotion.zone
         concurrency = settings.promotion.send_concurrency
-        app = Application(settings)
+        clock = SystemClock()
+        running = contextlib.AsyncExitStack()
         session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=3 * concurrency))
         try:
             db = await Database.open(settings.storage.path)
-            seeded = await seed(db, recipients, ContactCipher(stack.encryption_key), app.clock.now(), zone)
+            seeded = await seed(db, recipients, ContactCipher(stack.encryption_key), clock.now(), zone)
             await db.close()
             print(
                 f"seeded {len(recipients):,} players ({discord} Discord, {telegram} Telegram, "
                 f"{signal} Signal) with preferences and links in {seeded:.2f} s"
             )
-            await app.start()
+            app = await running.enter_async_context(started(settings, clock))
             await stack.discord.wait_for_commands(GUILD_ID, timeout=30)
             await asyncio.wait_for(app.bot.wait_until_ready(), timeout=30)
             engine = app.engine
-            assert engine is not None  # started above
 
             actor = Actor(PROMOTER_ID, True, frozenset({PROMOTER_ROLE_ID}), "Rally")
             t0 = time.perf_counter()
             created = await engine.promote.create(actor)
             create_s = time.perf_counter() - t0
             jobs = {j.job_type: j for j in created.jobs}
-            due_in = (jobs[JobType.REMINDER].due_at - app.clock.now()).total_seconds()
+            due_in = (jobs[JobType.REMINDER].due_at - clock.now()).total_seconds()
             print(
                 f"campaign {created.campaign.id}: {created.campaign.recipient_count:,} recipients, "
                 f"created in {create_s * 1000:.0f} ms; reminder due in {due_in:.1f} s"
@@ -282,9 +284,9 @@ async def main(discord: int = 1500, telegram: int = 200, signal: int = 300) -> N
             # The reminder-shaped baseline runs while the bot waits for the reminder, if it surely ends
             # well before it is due (the bot is idle meanwhile); else after the campaign.
             bare_reminder: dict[Channel, float] | None = None
-            if telegram / TELEGRAM_RATE + 3.0 < (jobs[JobType.REMINDER].due_at - app.clock.now()).total_seconds():
+            if telegram / TELEGRAM_RATE + 3.0 < (jobs[JobType.REMINDER].due_at - clock.now()).total_seconds():
                 bare_reminder = await bare.send_all(recipients, reminder_texts, open_dm=True)
-                if app.clock.now() >= jobs[JobType.REMINDER].due_at:
+                if clock.now() >= jobs[JobType.REMINDER].due_at:
                     raise RuntimeError("the baseline overlapped the reminder job; use fewer Telegram recipients")
 
             results = {}
@@ -302,7 +304,7 @@ async def main(discord: int = 1500, telegram: int = 200, signal: int = 300) -> N
             bare_start = await bare.send_all(recipients, start_texts, open_dm=False)
         finally:
             await session.close()
-            await app.stop()
+            await running.aclose()
             await stack.stop()
 
     for label, (_lateness, ours, per_ours, sent), per_bare in (

@@ -44,9 +44,7 @@ class InstantSender:
 def _engine(db: Database, clock, sender: InstantSender | None = None, concurrency: int = 64):
     return build_engine(
         db=db,
-        promotion=PromotionConfig(
-            ZONE, dtime(20, 45), dtime(21, 0), timedelta(seconds=30), False, 5, frozenset({Channel.DISCORD})
-        ),
+        promotion=PromotionConfig(ZONE, dtime(20, 45), dtime(21, 0), timedelta(seconds=30), False, 5),
         policy=PromoterPolicy(frozenset({10_000_000 + PROMOTER}), frozenset(), frozenset()),
         dispatch=DispatchConfig(ZONE, timedelta(seconds=60), timedelta(minutes=30), 0),
         clock=clock,

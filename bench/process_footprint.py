@@ -35,7 +35,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from bench.e2e_campaign import plan, seed
-from bot.app import build
+from bot.app import engine_for
 from bot.sandbox.stack import PROMOTER_ID, PROMOTER_ROLE_ID, Member, SandboxStack
 from services.clock import SystemClock
 from services.contacts import ContactCipher
@@ -150,7 +150,8 @@ async def main(idle: float = 60.0, players: int = 2000, settle: float = 3.0) -> 
             db = await Database.open(settings.storage.path)
             clock = SystemClock()
             await seed(db, recipients, ContactCipher(stack.encryption_key), clock.now(), settings.promotion.zone)
-            engine = build(settings, db, clock)
+            # The campaign is created here, the bot process sends it: this engine needs no sender.
+            engine = engine_for(settings, db, clock, senders={})
             created = await engine.promote.create(Actor(PROMOTER_ID, True, frozenset({PROMOTER_ROLE_ID}), "Rally"))
             await db.close()
             first_due = min(j.due_at for j in created.jobs)

@@ -1,4 +1,9 @@
-"""Composition root: config → storage + migrations → services → bot + API, closed in reverse."""
+"""Composition root: each part is built in order, complete, and closed in the exact reverse order.
+
+database → Discord bot → Telegram bot → senders → engine (services, linking) → cogs → Telegram side
+→ API → gateway. Every start registers its own close on one `AsyncExitStack`; the scheduler, which
+the gateway sets going, is stopped first of all.
+"""
 
 from __future__ import annotations
 
@@ -6,16 +11,30 @@ import asyncio
 import contextlib
 import logging
 import signal
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
 
 import aiohttp
+import telegram
+from aiohttp import web
 
+from bot.api import ApiDeps, CachedMembership, OAuthConfig, create_app, start_api
+from bot.client import RallypointBot
 from bot.config import ConfigError, Settings
 from bot.discord_endpoints import apply_discord_endpoints
+from bot.guild_membership import GuildMembership
+from bot.telegram_side import TelegramSide, deep_link_username
+from cogs.availability import AvailabilityCog
+from cogs.notify import NotifyCog
+from cogs.promote import PromoteCog
+from cogs.scheduler import SchedulerCog
 from services.clock import Clock, SystemClock
-from services.contacts import ContactCipher, ContactKeyMissing
+from services.contacts import ContactCipher
+from services.delivery.base import Sender, VoiceProbe
+from services.delivery.discord_dm import DiscordChannelPoster, DiscordDMSender, GatewayVoiceProbe
+from services.delivery.signal import SignalClient, SignalSender
+from services.delivery.telegram import Pacer, TelegramSender, build_telegram_bot
 from services.dispatcher import DispatchConfig
 from services.engine import Engine, build_engine
 from services.models import Channel
@@ -25,16 +44,14 @@ from storage.db import Database
 
 log = logging.getLogger(__name__)
 
+MEMBERSHIP_CACHE_SECONDS = 30.0
+GATEWAY_CLOSE_SECONDS = 10.0
+
+
+# -- settings → parts ------------------------------------------------------------------------
+
 
 def promotion_config(settings: Settings) -> PromotionConfig:
-    enabled = {Channel.DISCORD}
-    if settings.telegram.enabled:
-        enabled.add(Channel.TELEGRAM)
-    if settings.signal.enabled:
-        enabled.add(Channel.SIGNAL)
-    if not settings.security.contact_encryption_key.get_secret_value():
-        # Without a key no Telegram/Signal address can be stored or read: Discord only.
-        enabled = {Channel.DISCORD}
     p = settings.promotion
     return PromotionConfig(
         zone=p.zone,
@@ -43,13 +60,22 @@ def promotion_config(settings: Settings) -> PromotionConfig:
         voice_check_delay=timedelta(seconds=p.voice_check_delay_seconds),
         global_cooldown=p.global_cooldown,
         max_attempts=p.max_attempts,
-        enabled_channels=frozenset(enabled),
     )
 
 
 def promoter_policy(settings: Settings) -> PromoterPolicy:
     d = settings.discord
     return PromoterPolicy(frozenset(d.promoter_ids), frozenset(d.admin_ids), frozenset(d.promoter_role_ids))
+
+
+def dispatch_config(settings: Settings) -> DispatchConfig:
+    p = settings.promotion
+    return DispatchConfig(
+        zone=p.zone,
+        lease=timedelta(seconds=p.job_lease_seconds),
+        max_lateness=timedelta(minutes=p.max_lateness_minutes),
+        followup_channel_id=settings.discord.followup_channel_id,
+    )
 
 
 def contact_cipher(settings: Settings) -> ContactCipher | None:
@@ -62,24 +88,191 @@ def contact_cipher(settings: Settings) -> ContactCipher | None:
         raise ConfigError(f"invalid config key security.contact_encryption_key: {exc}") from None
 
 
-def build(settings: Settings, db: Database, clock: Clock, **parts: Any) -> Engine:
-    """Build the engine for these settings (senders are added once their clients exist)."""
-    p = settings.promotion
+def engine_for(
+    settings: Settings,
+    db: Database,
+    clock: Clock,
+    *,
+    senders: Mapping[Channel, Sender],
+    poster: Sender | None = None,
+    voice: VoiceProbe | None = None,
+    telegram_bot_username: str | None = None,
+) -> Engine:
+    """The engine for these settings over `db`, sending through `senders` (the app, rotate-keys, benchmarks)."""
     return build_engine(
         db=db,
         promotion=promotion_config(settings),
         policy=promoter_policy(settings),
-        dispatch=DispatchConfig(
-            zone=p.zone,
-            lease=timedelta(seconds=p.job_lease_seconds),
-            max_lateness=timedelta(minutes=p.max_lateness_minutes),
-            followup_channel_id=settings.discord.followup_channel_id,
-        ),
+        dispatch=dispatch_config(settings),
         clock=clock,
+        senders=senders,
+        poster=poster,
+        voice=voice,
         cipher=contact_cipher(settings),
-        send_concurrency=p.send_concurrency,
-        **parts,
+        telegram_bot_username=telegram_bot_username,
+        send_concurrency=settings.promotion.send_concurrency,
     )
+
+
+# -- the running process ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Running:
+    """Everything `started()` built, complete (tests, the demo and benchmarks look inside)."""
+
+    settings: Settings
+    clock: Clock
+    db: Database
+    bot: RallypointBot
+    engine: Engine
+    telegram: TelegramSide | None  # None: Telegram is not configured (or no contact key)
+    api: web.AppRunner | None  # None: api.enabled is false
+    gateway: asyncio.Task[None]  # the Discord connection; it ends only on a fatal error or at close
+
+
+@contextlib.asynccontextmanager
+async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterator[Running]:
+    """Start the whole process in order; leaving the block closes it in the exact reverse order."""
+    clock = clock or SystemClock()
+    _require_discord(settings)
+    cipher = contact_cipher(settings)
+    if cipher is None and (settings.telegram.enabled or settings.signal.enabled):
+        log.warning("security.contact_encryption_key is not set: Telegram and Signal are disabled")
+    apply_discord_endpoints(settings.discord.api_base_url, settings.discord.gateway_url)
+    async with contextlib.AsyncExitStack() as stack:
+        db = await Database.open(settings.storage.path)
+        stack.push_async_callback(db.close)
+        log.info("database ready at %s (schema version %d)", settings.storage.path, await db.schema_version())
+
+        # Entering the client readies it for cogs before any login; leaving it closes it (its cogs,
+        # the scheduler loop with them, and its HTTP session). On a normal shutdown the gateway step
+        # has closed it already, and this finds it closed.
+        bot = await stack.enter_async_context(RallypointBot(settings=settings))
+
+        telegram_bot = await _telegram_bot(stack, settings) if cipher is not None else None
+        senders = await _senders(stack, settings, bot, telegram_bot, cipher, clock)
+        engine = engine_for(
+            settings, db, clock,
+            senders=senders,
+            poster=DiscordChannelPoster(bot),
+            voice=GatewayVoiceProbe(bot, settings.discord.guild_id, settings.discord.voice_channel_ids),
+            telegram_bot_username=(
+                deep_link_username(settings.telegram.bot_username, telegram_bot) if telegram_bot else None
+            ),
+        )
+        for cog in (
+            PromoteCog(bot, engine), AvailabilityCog(bot, engine), NotifyCog(bot, engine), SchedulerCog(bot, engine)
+        ):
+            await bot.add_cog(cog)
+
+        side = None
+        if telegram_bot is not None:
+            side = TelegramSide(telegram_bot, engine.linking)
+            await stack.enter_async_context(side)
+        api = await _api(stack, settings, engine, bot, clock) if settings.api.enabled else None
+        gateway = await _gateway(stack, settings, bot, engine)
+        try:
+            yield Running(settings, clock, db, bot, engine, side, api, gateway)
+        finally:
+            log.info("shutting down")
+
+
+def _require_discord(settings: Settings) -> None:
+    if not settings.discord.token.get_secret_value():
+        raise ConfigError("invalid config key discord.token: the bot token is required to run")
+    if not settings.discord.guild_id:
+        raise ConfigError("invalid config key discord.guild_id: the community's guild id is required")
+
+
+async def _telegram_bot(stack: contextlib.AsyncExitStack, settings: Settings) -> telegram.Bot | None:
+    if not settings.telegram.enabled:
+        return None
+    bot = await build_telegram_bot(settings.telegram.token.get_secret_value(), settings.telegram.api_base_url or None)
+    stack.push_async_callback(bot.shutdown)
+    return bot
+
+
+async def _senders(
+    stack: contextlib.AsyncExitStack,
+    settings: Settings,
+    bot: RallypointBot,
+    telegram_bot: telegram.Bot | None,
+    cipher: ContactCipher | None,
+    clock: Clock,
+) -> dict[Channel, Sender]:
+    """One sender per configured channel: the channels a campaign may use are exactly these.
+
+    Telegram and Signal need the contact key (no address can be read without it).
+    """
+    senders: dict[Channel, Sender] = {Channel.DISCORD: DiscordDMSender(bot)}
+    if telegram_bot is not None:
+        senders[Channel.TELEGRAM] = TelegramSender(telegram_bot, Pacer(clock))
+    if settings.signal.enabled and cipher is not None:
+        http = await stack.enter_async_context(aiohttp.ClientSession())
+        senders[Channel.SIGNAL] = SignalSender(SignalClient(http, settings.signal.api_url, settings.signal.number))
+    return senders
+
+
+async def _api(
+    stack: contextlib.AsyncExitStack, settings: Settings, engine: Engine, bot: RallypointBot, clock: Clock
+) -> web.AppRunner:
+    membership = CachedMembership(
+        GuildMembership(bot, settings.discord.guild_id), clock, ttl_seconds=MEMBERSHIP_CACHE_SECONDS
+    )
+    deps = ApiDeps(
+        promote=engine.promote,
+        players=engine.players,
+        linking=engine.linking,
+        membership=membership,
+        clock=clock,
+        oauth=OAuthConfig.from_settings(settings),
+    )
+    runner = await start_api(create_app(deps, settings), settings.api.host, settings.api.port)
+    stack.push_async_callback(runner.cleanup)
+    return runner
+
+
+async def _gateway(
+    stack: contextlib.AsyncExitStack, settings: Settings, bot: RallypointBot, engine: Engine
+) -> asyncio.Task[None]:
+    """Log in and connect; once the gateway is ready the scheduler cog starts claiming jobs."""
+    await bot.login(settings.discord.token.get_secret_value())
+    gateway = asyncio.create_task(bot.connect(reconnect=True), name="discord-gateway")
+    gateway.add_done_callback(_log_gateway_end)
+    stack.push_async_callback(_disconnect, bot, gateway)
+    # Registered last, so it runs first: nothing is claimed once shutdown begins, and the jobs in
+    # flight stop before the clients they send through close.
+    stack.push_async_callback(engine.dispatcher.shutdown)
+    return gateway
+
+
+async def _disconnect(bot: RallypointBot, gateway: asyncio.Task[None]) -> None:
+    await bot.close()
+    gateway.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        async with asyncio.timeout(GATEWAY_CLOSE_SECONDS):
+            await gateway
+
+
+def _log_gateway_end(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("discord connection ended", exc_info=task.exception())
+
+
+async def run(settings: Settings) -> None:
+    """Run until SIGINT/SIGTERM; a hard kill is safe too (job leases expire and resume)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    async with started(settings) as app:
+        stopper = asyncio.create_task(stop.wait())
+        await asyncio.wait({app.gateway, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        stopper.cancel()
+
+
+# -- one-shot commands -----------------------------------------------------------------------
 
 
 async def migrate(settings: Settings) -> list[str]:
@@ -96,168 +289,14 @@ async def rotate_contact_keys(settings: Settings) -> int:
         raise ConfigError("security.contact_encryption_key is not set: nothing to rotate")
     db = await Database.open(settings.storage.path)
     try:
-        from services.linking import LinkingService
-        from storage.link_requests import LinkRequestStore
-
-        engine = build(settings, db, SystemClock())
-        linking = LinkingService(
-            players=engine.players,
-            link_store=engine.link_store,
-            link_request_store=LinkRequestStore(db),
-            cipher=engine.cipher,
-            clock=engine.clock,
-            telegram_bot_username=None,
-            signal=None,
-        )
+        # Built as `run` builds it, without any channel: nothing is sent.
+        engine = engine_for(settings, db, SystemClock(), senders={})
         try:
-            return await linking.rotate_keys()
+            return await engine.linking.rotate_keys()
         except ValueError as exc:
             raise ConfigError(str(exc)) from None
     finally:
         await db.close()
 
 
-@dataclass
-class Application:
-    """The running process: everything started in `start()` is closed by `stop()` in reverse."""
-
-    settings: Settings
-    clock: Clock = field(default_factory=SystemClock)
-    db: Database | None = None
-    engine: Engine | None = None
-    bot: Any = None
-    api_runner: Any = None
-    telegram: Any = None
-    linking: Any = None
-    http: aiohttp.ClientSession | None = None
-    _bot_task: asyncio.Task[None] | None = None
-
-    async def start(self) -> None:
-        s = self.settings
-        if not s.discord.token.get_secret_value():
-            raise ConfigError("invalid config key discord.token: the bot token is required to run")
-        if not s.discord.guild_id:
-            raise ConfigError("invalid config key discord.guild_id: the community's guild id is required")
-        apply_discord_endpoints(s.discord.api_base_url, s.discord.gateway_url)
-        self.db = await Database.open(s.storage.path)
-        log.info("database ready at %s (schema version %d)", s.storage.path, await self.db.schema_version())
-
-        from bot.client import RallypointBot
-        from services.delivery.discord_dm import (
-            DiscordChannelPoster,
-            DiscordDMSender,
-            GatewayVoiceProbe,
-        )
-
-        self.bot = RallypointBot(settings=s)
-        self.engine = build(
-            s,
-            self.db,
-            self.clock,
-            poster=DiscordChannelPoster(self.bot),
-            voice=GatewayVoiceProbe(self.bot, s.discord.guild_id, s.discord.voice_channel_ids),
-        )
-        self.engine.senders[Channel.DISCORD] = DiscordDMSender(self.bot)
-        self.bot.engine = self.engine
-        await self._start_telegram_and_signal()
-        await self._start_api()
-        await self.bot.login(s.discord.token.get_secret_value())
-        self._bot_task = asyncio.create_task(self.bot.connect(reconnect=True), name="discord-gateway")
-        self._bot_task.add_done_callback(_log_task_failure)
-
-    async def _start_telegram_and_signal(self) -> None:
-        """Signal client, Telegram side and the linking service, when configured (and a key is set)."""
-        s = self.settings
-        engine = self.engine
-        if engine is None:
-            raise RuntimeError("engine must be built before the channels")
-        if engine.cipher is None:
-            if s.telegram.enabled or s.signal.enabled:
-                log.warning("security.contact_encryption_key is not set: Telegram and Signal are disabled")
-            return
-        from bot.telegram_side import TelegramSide
-        from services.delivery.signal import SignalClient, SignalSender
-        from services.delivery.telegram import Pacer, TelegramSender
-        from services.linking import LinkingService
-        from storage.link_requests import LinkRequestStore
-
-        signal_client = None
-        if s.signal.enabled:
-            self.http = aiohttp.ClientSession()
-            signal_client = SignalClient(self.http, s.signal.api_url, s.signal.number)
-            engine.senders[Channel.SIGNAL] = SignalSender(signal_client)
-        self.linking = LinkingService(
-            players=engine.players,
-            link_store=engine.link_store,
-            link_request_store=LinkRequestStore(engine.db),
-            cipher=engine.cipher,
-            clock=self.clock,
-            telegram_bot_username=s.telegram.bot_username or None if s.telegram.enabled else None,
-            signal=signal_client,
-        )
-        self.bot.linking = self.linking
-        if s.telegram.enabled:
-            self.telegram = TelegramSide(
-                s.telegram.token.get_secret_value(),
-                s.telegram.api_base_url or None,
-                self.linking,
-                s.telegram.bot_username,
-            )
-            await self.telegram.start()
-            engine.senders[Channel.TELEGRAM] = TelegramSender(self.telegram.bot, Pacer(self.clock))
-
-    async def _start_api(self) -> None:
-        if not self.settings.api.enabled:
-            return
-        from bot.api_wiring import start_api_for
-
-        self.api_runner = await start_api_for(self)
-
-    async def wait(self) -> None:
-        if self._bot_task is not None:
-            await self._bot_task
-
-    async def stop(self) -> None:
-        log.info("shutting down")
-        if self.engine is not None:
-            await self.engine.dispatcher.shutdown()
-        if self.api_runner is not None:
-            await self.api_runner.cleanup()
-        if self.bot is not None:
-            await self.bot.close()
-        if self._bot_task is not None:
-            self._bot_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._bot_task
-        if self.telegram is not None:
-            await self.telegram.stop()
-        if self.http is not None:
-            await self.http.close()
-        if self.db is not None:
-            await self.db.close()
-
-
-def _log_task_failure(task: asyncio.Task[None]) -> None:
-    if not task.cancelled() and task.exception() is not None:
-        log.error("discord connection ended", exc_info=task.exception())
-
-
-async def run(settings: Settings) -> None:
-    """Run until SIGINT/SIGTERM; a hard kill is safe too (job leases expire and resume)."""
-    app = Application(settings)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await app.start()
-        waiter = asyncio.create_task(app.wait())
-        stopper = asyncio.create_task(stop.wait())
-        await asyncio.wait({waiter, stopper}, return_when=asyncio.FIRST_COMPLETED)
-        for t in (waiter, stopper):
-            t.cancel()
-    finally:
-        await app.stop()
-
-
-__all__ = ["Application", "ContactKeyMissing", "migrate", "rotate_contact_keys", "run"]
+__all__ = ["Running", "engine_for", "migrate", "rotate_contact_keys", "run", "started"]

@@ -1,24 +1,17 @@
-"""The commands.Bot subclass: intents, extensions, command sync, one error handler."""
+"""The commands.Bot subclass: intents, command sync, one error handler (the command tree)."""
 
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import discord
-from discord import app_commands
 from discord.ext import commands
 
-from cogs.common import reply_ephemeral
-from services.errors import RallypointError
-
-if TYPE_CHECKING:
-    from bot.config import Settings
-    from services.engine import Engine
+from bot.config import Settings
+from bot.tree import RallypointTree
 
 log = logging.getLogger(__name__)
-
-EXTENSIONS = ("cogs.promote", "cogs.availability", "cogs.notify", "cogs.scheduler")
 
 
 def bot_intents() -> discord.Intents:
@@ -34,50 +27,34 @@ def bot_intents() -> discord.Intents:
 
 
 class RallypointBot(commands.Bot):
-    engine: Engine
+    """The Discord client. Its cogs are added by the app once the engine they drive exists."""
 
     def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
             help_command=None,
+            tree_cls=RallypointTree,
             # A 429 longer than this surfaces as RateLimited to the DM sender instead of stalling.
             max_ratelimit_timeout=30.0,
             **kwargs,
         )
-        self.settings = settings
-        self.guild_object = discord.Object(id=settings.discord.guild_id)
-        self.linking: Any = None  # set by the app when Telegram or Signal is configured
-        self.tree.on_error = self.on_app_command_error
+        self._settings = settings
+
+    @property
+    def settings(self) -> Settings:
+        return self._settings
+
+    @property
+    def guild_object(self) -> discord.Object:
+        """The community's guild, where the slash commands live."""
+        return discord.Object(id=self._settings.discord.guild_id)
 
     async def setup_hook(self) -> None:
-        for name in EXTENSIONS:
-            try:
-                await self.load_extension(name)
-            except Exception:
-                log.exception("failed to load extension %s", name)
         # Guild commands appear at once (global ones can take an hour to propagate).
         self.tree.copy_global_to(guild=self.guild_object)
         synced = await self.tree.sync(guild=self.guild_object)
         log.info("synced %d application commands to guild %d", len(synced), self.guild_object.id)
 
     async def on_ready(self) -> None:
-        log.info("connected as %s (%s)", self.user, getattr(self.user, "id", "?"))
-
-    async def on_app_command_error(
-        self, interaction: discord.Interaction, error: app_commands.AppCommandError
-    ) -> None:
-        """Turn domain errors into a polite ephemeral reply; log anything unexpected."""
-        original = getattr(error, "original", error)
-        if isinstance(original, RallypointError):
-            message = original.message
-        elif isinstance(error, app_commands.CheckFailure):
-            message = "You can't use this command here."
-        elif isinstance(error, app_commands.TransformerError):
-            message = f"That value is not valid: {error.value!r}."
-        else:
-            log.error(
-                "command %s failed", getattr(interaction.command, "qualified_name", "?"), exc_info=original
-            )
-            message = "Something went wrong on our side. Please try again in a moment."
-        await reply_ephemeral(interaction, message)
+        log.info("connected as %s (%s)", self.user, self.user.id if self.user is not None else "?")

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from bot.app import Application
+from bot.app import Running, started
 from bot.sandbox.stack import (
     FOLLOWUP_CHANNEL_ID,
     GUILD_ID,
@@ -25,7 +25,7 @@ from bot.sandbox.stack import (
     Member,
     SandboxStack,
 )
-from services.models import CampaignStatus
+from services.models import Campaign, CampaignStatus, DeliveryStatus, JobType
 
 ZONE_NAME = "Europe/Ljubljana"
 BASE_ID = 810_000_000_000_000_000
@@ -57,29 +57,27 @@ async def run_demo() -> int:
 
 
 async def _run(workdir: Path) -> int:
-    started = time.monotonic()
+    began = time.monotonic()
     # Times in the past shift to now + 10 s / now + 20 s (DESIGN.md rule 4): a compressed evening.
     stack = SandboxStack(workdir, promotion={"reminder_time": "00:00", "start_time": "00:00"})
     members = [Member(PROMOTER_ID, "rally", nick="Rally (promoter)", promoter=True)]
     members += [Member(BASE_ID + i, name.lower(), nick=name) for i, (name, *_rest) in enumerate(PLAYERS)]
     await stack.start(members)
-    app = Application(stack.settings())
     try:
         _say("== Rallypoint demo: an evening against the built-in Discord, Telegram and Signal emulators")
-        await app.start()
-        await stack.discord.wait_for_commands(GUILD_ID, timeout=20)
-        await stack.discord.wait_for_bot(timeout=20)
-        await asyncio.wait_for(app.bot.wait_until_ready(), timeout=20)
-        _say(f"bot connected, slash commands synced ({time.monotonic() - started:.1f}s)")
-        await _players_set_up(stack)
-        await _promote(stack, app)
-        campaign = await _wait_for_evening(app)
-        await _transcript(stack, app, campaign)
-        await _website_view(app)
+        async with started(stack.settings()) as app:
+            await stack.discord.wait_for_commands(GUILD_ID, timeout=20)
+            await stack.discord.wait_for_bot(timeout=20)
+            await asyncio.wait_for(app.bot.wait_until_ready(), timeout=20)
+            _say(f"bot connected, slash commands synced ({time.monotonic() - began:.1f}s)")
+            await _players_set_up(stack)
+            await _promote(stack, app)
+            campaign = await _wait_for_evening(app)
+            await _transcript(stack, app, campaign)
+            await _website_view(app)
     finally:
-        await app.stop()
         await stack.stop()
-    _say(f"\n== done in {time.monotonic() - started:.0f}s")
+    _say(f"\n== done in {time.monotonic() - began:.0f}s")
     return 0
 
 
@@ -142,7 +140,7 @@ async def _link_signal(stack: SandboxStack, user_id: int, number: str) -> None:
         raise RuntimeError(f"Signal verification failed: {answer.get('content')!r}")
 
 
-async def _promote(stack: SandboxStack, app: Application) -> None:
+async def _promote(stack: SandboxStack, app: Running) -> None:
     _say("\n-- the promoter runs /promote preview include_available:true")
     preview = await _slash(stack, PROMOTER_ID, "promote preview", include_available=True)
     for embed in preview.get("embeds", []):
@@ -162,8 +160,7 @@ async def _promote(stack: SandboxStack, app: Application) -> None:
             _say(f"   {f['name']}: {f['value']}")
 
 
-async def _wait_for_evening(app: Application) -> Any:
-    assert app.engine is not None  # noqa: S101 - started above
+async def _wait_for_evening(app: Running) -> Campaign:
     _say("\n-- waiting for the reminder, the start ping and the voice check (about 30 s)")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -177,25 +174,22 @@ async def _wait_for_evening(app: Application) -> Any:
     raise RuntimeError("the campaign did not finish in time")
 
 
-async def _transcript(stack: SandboxStack, app: Application, campaign: Any) -> None:
-    assert app.engine is not None  # noqa: S101
+async def _transcript(stack: SandboxStack, app: Running, campaign: Campaign) -> None:
     _say(f"\n== transcript of campaign {campaign.id}: status {campaign.status.value}")
     names = {BASE_ID + i: name for i, (name, *_r) in enumerate(PLAYERS)}
-    log = await app.engine.ledger_store.log_rows(campaign.id)
+    log = await app.engine.ledger_store.send_log(campaign.id)
     players = {
-        p.id: p for p in [await app.engine.player_store.get(r["player_id"]) for r in log if r["player_id"]] if p
+        p.id: p for p in [await app.engine.player_store.get(r.player_id) for r in log if r.player_id] if p
     }
+    jobs = {JobType.REMINDER: "reminder", JobType.START: "start", JobType.VOICE_CHECK: "follow-up"}
     by_player: dict[str, list[str]] = {}
     for row in log:
-        if row["player_id"] is None:
+        if row.player_id is None:
             continue
-        player = players[row["player_id"]]
+        player = players[row.player_id]
         label = names.get(player.discord_user_id, player.display_name)
-        job = {"send_reminder_2045": "reminder", "send_start_2100": "start", "voice_check_2100": "follow-up"}[
-            row["job_type"]
-        ]
-        reason = f" ({row['reason']})" if row["status"] != "sent" or row["reason"] else ""
-        by_player.setdefault(label, []).append(f"{job}: {row['status']} on {row['channel']}{reason}")
+        reason = f" ({row.reason})" if row.status is not DeliveryStatus.SENT or row.reason else ""
+        by_player.setdefault(label, []).append(f"{jobs[row.job_type]}: {row.status} on {row.channel}{reason}")
     for label, lines in sorted(by_player.items()):
         _say(f"   {label}")
         for line in lines:
@@ -216,15 +210,15 @@ async def _transcript(stack: SandboxStack, app: Application, campaign: Any) -> N
     )
 
 
-async def _website_view(app: Application) -> None:
+async def _website_view(app: Running) -> None:
     """What the community website sees: the status endpoint of the embedded API (aggregates only)."""
     import aiohttp
 
     from bot.api import bound_port
 
-    if app.api_runner is None:
+    if app.api is None:
         return
-    url = f"http://127.0.0.1:{bound_port(app.api_runner)}/api/availability/promotions/campaign"
+    url = f"http://127.0.0.1:{bound_port(app.api)}/api/availability/promotions/campaign"
     headers = {"Authorization": f"Bearer {SERVICE_TOKEN}", "X-Discord-User-Id": str(PROMOTER_ID)}
     async with aiohttp.ClientSession() as http, http.get(url, headers=headers) as response:
         body = await response.json()

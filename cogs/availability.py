@@ -11,7 +11,9 @@ from discord.ext import commands
 
 from cogs.common import PoliteView, actor_from, parse_date_option
 from cogs.embeds import board_embed
+from services.engine import Engine
 from services.models import PlayerStatus
+from services.players import PlayerService
 
 if TYPE_CHECKING:
     from bot.client import RallypointBot
@@ -49,15 +51,12 @@ class BoardView(PoliteView):
 class AvailabilityCog(commands.Cog):
     availability = app_commands.Group(name="availability", description="Tonight's availability board")
 
-    def __init__(self, bot: RallypointBot) -> None:
+    def __init__(self, bot: RallypointBot, engine: Engine) -> None:
         self.bot = bot
+        self.players: PlayerService = engine.players
 
     async def cog_load(self) -> None:
         self.bot.add_view(BoardView(self))
-
-    @property
-    def players(self):
-        return self.bot.engine.players
 
     @app_commands.command(name="available", description="Tell the community whether you play tonight")
     @app_commands.describe(status="Your status", date="YYYY-MM-DD (default: today)")
@@ -83,6 +82,3 @@ class AvailabilityCog(commands.Cog):
         board = await self.players.board()
         await interaction.response.edit_message(embed=board_embed(board), view=BoardView(self))
 
-
-async def setup(bot: RallypointBot) -> None:
-    await bot.add_cog(AvailabilityCog(bot))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import zoneinfo
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import discord
 from discord import app_commands
@@ -12,8 +12,10 @@ from discord.ext import commands
 
 from cogs.common import actor_from
 from cogs.embeds import preferences_embed
-from services.errors import InvalidInput, Unavailable
+from services.engine import Engine
+from services.errors import InvalidInput
 from services.models import Channel, PreferredChannel, QuietHours
+from services.permissions import Actor
 from services.players import UNSET
 from services.quiet_hours import parse_hhmm
 
@@ -54,19 +56,14 @@ def parse_timezone_option(value: str) -> str | None:
 class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint reaches you"):
     link = app_commands.Group(name="link", description="Link Telegram or Signal")
 
-    def __init__(self, bot: RallypointBot) -> None:
+    def __init__(self, bot: RallypointBot, engine: Engine) -> None:
         self.bot = bot
+        self.players = engine.players
+        self.linking = engine.linking  # refuses politely when Telegram or Signal is not set up
         super().__init__()
 
-    def actor(self, interaction: discord.Interaction) -> Any:
+    def actor(self, interaction: discord.Interaction) -> Actor:
         return actor_from(interaction, self.bot.settings.discord.guild_id)
-
-    @property
-    def linking(self) -> Any:
-        service = getattr(self.bot, "linking", None)
-        if service is None:
-            raise Unavailable("Telegram and Signal linking is not set up on this server.")
-        return service
 
     @app_commands.command(name="settings", description="Change how and when you get promotions")
     @app_commands.describe(
@@ -83,7 +80,7 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
         quiet_hours: app_commands.Range[str, 1, 20] | None = None,
         timezone: app_commands.Range[str, 1, 64] | None = None,
     ) -> None:
-        view = await self.bot.engine.players.update_preferences(
+        view = await self.players.update_preferences(
             self.actor(interaction),
             allow_promotions=UNSET if allow_promotions is None else allow_promotions,
             preferred_channel=UNSET if preferred_channel is None else PreferredChannel(preferred_channel),
@@ -102,7 +99,7 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
 
     @app_commands.command(name="show", description="Show your promotion settings and linked channels")
     async def show(self, interaction: discord.Interaction) -> None:
-        view = await self.bot.engine.players.preferences(self.actor(interaction))
+        view = await self.players.preferences(self.actor(interaction))
         await interaction.response.send_message(embed=preferences_embed(view), ephemeral=True)
 
     @link.command(name="telegram", description="Get a one-time link that connects your Telegram")
@@ -139,6 +136,3 @@ class NotifyCog(commands.GroupCog, name="notify", description="How Rallypoint re
             ephemeral=True,
         )
 
-
-async def setup(bot: RallypointBot) -> None:
-    await bot.add_cog(NotifyCog(bot))

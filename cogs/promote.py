@@ -11,10 +11,13 @@ from discord.ext import commands
 
 from cogs.common import PoliteView, actor_from, parse_date_option
 from cogs.embeds import created_embed, preview_embed, status_embed
+from services.engine import Engine
 from services.errors import RallypointError
 from services.permissions import Actor
 
 if TYPE_CHECKING:
+    from zoneinfo import ZoneInfo
+
     from bot.client import RallypointBot
 
 log = logging.getLogger(__name__)
@@ -81,16 +84,13 @@ class ConfirmSchedule(PoliteView):
 
 
 class PromoteCog(commands.GroupCog, name="promote", description="Promote tonight's session"):
-    def __init__(self, bot: RallypointBot) -> None:
+    def __init__(self, bot: RallypointBot, engine: Engine) -> None:
         self.bot = bot
+        self.engine = engine
         super().__init__()
 
     @property
-    def engine(self):
-        return self.bot.engine
-
-    @property
-    def zone(self):
+    def zone(self) -> ZoneInfo:
         return self.bot.settings.promotion.zone
 
     def actor(self, interaction: discord.Interaction) -> Actor:
@@ -155,6 +155,3 @@ class PromoteCog(commands.GroupCog, name="promote", description="Promote tonight
             ephemeral=True,
         )
 
-
-async def setup(bot: RallypointBot) -> None:
-    await bot.add_cog(PromoteCog(bot))

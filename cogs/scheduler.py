@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 
 from discord.ext import commands, tasks
 
+from services.engine import Engine
+
 if TYPE_CHECKING:
     from bot.client import RallypointBot
 
@@ -17,8 +19,9 @@ ERROR_PAUSE_SECONDS = 1.0
 
 
 class SchedulerCog(commands.Cog):
-    def __init__(self, bot: RallypointBot) -> None:
+    def __init__(self, bot: RallypointBot, engine: Engine) -> None:
         self.bot = bot
+        self.dispatcher = engine.dispatcher
 
     async def cog_load(self) -> None:
         self.drive.start()
@@ -29,7 +32,7 @@ class SchedulerCog(commands.Cog):
     # seconds=0: each iteration itself waits (until the next due job or a wake-up).
     @tasks.loop(seconds=0)
     async def drive(self) -> None:
-        dispatcher = self.bot.engine.dispatcher
+        dispatcher = self.dispatcher
         if dispatcher.closing:
             # Shutdown has begun: the producer stops first, before the running jobs are stopped.
             self.drive.stop()
@@ -48,6 +51,3 @@ class SchedulerCog(commands.Cog):
         await self.bot.wait_until_ready()
         log.info("scheduler running")
 
-
-async def setup(bot: RallypointBot) -> None:
-    await bot.add_cog(SchedulerCog(bot))

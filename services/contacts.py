@@ -64,6 +64,7 @@ class ContactCipher:
         return Fernet.generate_key().decode()
 
 
-def mask_chat_id(chat_id: str) -> str:
-    """Show at most the last two digits of a Telegram chat id."""
-    return "•••" + chat_id[-2:] if len(chat_id) > 2 else "•••"
+def mask_chat_id(chat_id: int | str) -> str:
+    """Show at most the last two digits of a Telegram chat id (for logs and masked displays)."""
+    text = str(chat_id)
+    return "•••" + text[-2:] if len(text) > 2 else "•••"

@@ -11,6 +11,7 @@ import functools
 import logging
 import random
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -58,7 +59,7 @@ class Dispatcher:
         job_store: JobStore,
         ledger_store: LedgerStore,
         fanout: Fanout,
-        senders: dict[Channel, Sender],
+        senders: Mapping[Channel, Sender],
         poster: Sender | None,
         voice: VoiceProbe | None,
         config: DispatchConfig,

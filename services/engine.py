@@ -1,15 +1,18 @@
-"""Wire storage and services together (used by bot/app.py, the demo, tests and benchmarks)."""
+"""Build storage and services over one database (used by bot/app.py, rotate-keys, the demo, tests and benchmarks)."""
 
 from __future__ import annotations
 
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
+from types import MappingProxyType
 
 from services.clock import Clock
 from services.contacts import ContactCipher
 from services.delivery.base import Sender, VoiceProbe
 from services.dispatcher import DispatchConfig, Dispatcher
 from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
+from services.linking import LinkingService
 from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
@@ -18,22 +21,27 @@ from storage.campaigns import CampaignStore
 from storage.db import Database
 from storage.jobs import JobStore
 from storage.ledger import LedgerStore
+from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class Engine:
+    """Every store (`*_store`) and service over one database, wired once."""
+
     db: Database
     player_store: PlayerStore
     link_store: LinkStore
+    link_request_store: LinkRequestStore
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
     players: PlayerService
     promote: PromoteService
+    linking: LinkingService
     dispatcher: Dispatcher
-    senders: dict[Channel, Sender]
+    senders: Mapping[Channel, Sender]
     clock: Clock
     cipher: ContactCipher | None
 
@@ -45,19 +53,27 @@ def build_engine(
     policy: PromoterPolicy,
     dispatch: DispatchConfig,
     clock: Clock,
-    senders: dict[Channel, Sender] | None = None,
+    senders: Mapping[Channel, Sender],
     poster: Sender | None = None,
     voice: VoiceProbe | None = None,
     cipher: ContactCipher | None = None,
+    telegram_bot_username: str | None = None,
     send_concurrency: int = 16,
     owner: str | None = None,
     rng: random.Random | None = None,
     flush_interval: float = FLUSH_INTERVAL_SECONDS,
 ) -> Engine:
-    """Build every store and service over one database; senders may be added later."""
-    senders = senders if senders is not None else {}
+    """Build every store and service; the channels a campaign may use are the senders' channels.
+
+    `poster` posts the voice-check summary to a text channel (its addresses are channel ids);
+    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram).
+    """
+    if cipher is None and set(senders) - {Channel.DISCORD}:
+        raise ValueError("Telegram and Signal need the contact encryption key: no address can be read without it")
+    senders = MappingProxyType(dict(senders))
     player_store = PlayerStore(db)
     link_store = LinkStore(db)
+    link_request_store = LinkRequestStore(db)
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
@@ -74,10 +90,15 @@ def build_engine(
     )
     promote = PromoteService(
         players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
-        policy=policy, clock=clock, on_jobs_created=dispatcher.wake,
+        policy=policy, channels=frozenset(senders), clock=clock, on_jobs_created=dispatcher.wake,
+    )
+    linking = LinkingService(
+        players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
+        telegram_bot_username=telegram_bot_username if Channel.TELEGRAM in senders else None,
+        signal=senders.get(Channel.SIGNAL),
     )
     return Engine(
-        db=db, player_store=player_store, link_store=link_store, campaign_store=campaign_store,
-        job_store=job_store, ledger_store=ledger_store, players=players, promote=promote,
-        dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
+        db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, players=players,
+        promote=promote, linking=linking, dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
     )

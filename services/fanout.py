@@ -66,6 +66,8 @@ class Fanout:
         self.player_store = player_store
         self.ledger_store = ledger_store
         self.senders = senders
+        # The channels a recipient may be reached on, and whether each deduplicates a resend.
+        self._dedup = {channel: sender.supports_dedup for channel, sender in senders.items()}
         self.cipher = cipher
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
@@ -131,7 +133,7 @@ class Fanout:
         ids = [r.player.id for r in chunk]
         contexts = await self.player_store.delivery_contexts(ids)
         entries = await self.ledger_store.entries(job.key, ids)
-        plan = plan_chunk(job, chunk, contexts, entries, self._channels(), self.clock.now())
+        plan = plan_chunk(job, chunk, contexts, entries, self._dedup, self.clock.now())
         for outcome in plan.decided:
             if outcome.attempts[0].reason == QUIET_HOURS:
                 log.info("player %d skipped for %s: quiet hours", outcome.player_id, job.key)
@@ -142,9 +144,10 @@ class Fanout:
                 outcome.player_id, job.key, outcome.channel.value, outcome.channel.value,
             )
         for send in plan.resend:
+            how = "with the same nonce" if self._dedup.get(send.chain[0]) else "(it never left)"
             log.info(
-                "player %d: sending %s on %s again after an interrupted run",
-                send.recipient.player.id, job.key, send.chain[0].value,
+                "player %d: resending %s on %s %s after an interrupted run",
+                send.recipient.player.id, job.key, send.chain[0].value, how,
             )
         if plan.decided or plan.resolved or plan.notes:
             await self.ledger_store.decide(
@@ -158,15 +161,6 @@ class Fanout:
                 now=self.clock.now(),
             )
         await self._send_window(job, plan.resend, plan.fresh, text_for, keep_alive)
-
-    def _channels(self) -> dict[Channel, bool]:
-        """The channels a recipient may be reached on now, and whether each deduplicates a resend."""
-        return {
-            channel: sender.supports_dedup
-            for channel, sender in self.senders.items()
-            # Without the key no Telegram or Signal address can be read.
-            if channel is Channel.DISCORD or self.cipher is not None
-        }
 
     async def _send_window(
         self,

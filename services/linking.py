@@ -17,11 +17,11 @@ import math
 import re
 import secrets
 from datetime import datetime, timedelta
-from typing import Final, Protocol
+from typing import Final
 
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
-from services.delivery.base import Outcome, SendResult
+from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
 from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.models import Channel, Player, Throttle, Throttled
 from services.permissions import Actor
@@ -46,12 +46,6 @@ DEFAULT_THROTTLE: Final = Throttle(limit=5, window=timedelta(hours=1))
 NO_KEY_MESSAGE: Final = (
     "Telegram and Signal linking is off: the contact encryption key is not set on this server."
 )
-
-
-class SignalCodeSender(Protocol):
-    """Send one text to a Signal number (`services.delivery.signal.SignalClient` is one)."""
-
-    async def send_text(self, recipient: str, text: str) -> SendResult: ...
 
 
 def token_hash(token: str) -> str:
@@ -85,7 +79,7 @@ class LinkingService:
         cipher: ContactCipher | None,
         clock: Clock,
         telegram_bot_username: str | None,
-        signal: SignalCodeSender | None,
+        signal: Sender | None,
         token_ttl: timedelta = DEFAULT_TOKEN_TTL,
         code_ttl: timedelta = DEFAULT_CODE_TTL,
         max_code_attempts: int = 5,
@@ -131,7 +125,7 @@ class LinkingService:
 
     async def complete_telegram_link(self, token: str, chat_id: int) -> Player | None:
         """Link `chat_id` to the player who holds `token`; None if the token is unknown, used or expired."""
-        masked = mask_chat_id(str(chat_id))
+        masked = mask_chat_id(chat_id)
         if self.cipher is None:
             log.warning("Telegram /start in chat %s ignored: no contact encryption key", masked)
             return None
@@ -155,7 +149,7 @@ class LinkingService:
 
     async def unlink_telegram_chat(self, chat_id: int) -> bool:
         """Forget the link of `chat_id` (Telegram `/stop`); False if the chat was not linked."""
-        masked = mask_chat_id(str(chat_id))
+        masked = mask_chat_id(chat_id)
         if self.cipher is None:
             return False
         player_id = await self.link_store.player_for_address(
@@ -205,7 +199,10 @@ class LinkingService:
             "if you did not ask for it, ignore this message."
         )
         try:
-            result = await self.signal.send_text(number, text)
+            # One attempt, no fallback: a code that did not leave is withdrawn below.
+            result = await self.signal.send(
+                OutgoingMessage(Channel.SIGNAL, number, text, nonce=f"code-{created.id}", player_id=player.id)
+            )
         except Exception as exc:  # a sender bug must still leave no usable code behind
             log.error("player %d: Signal code to %s raised %s", player.id, masked, type(exc).__name__)
             result = SendResult.permanent(f"sender error: {type(exc).__name__}")
@@ -312,4 +309,4 @@ class LinkingService:
         return self.cipher
 
 
-__all__ = ["LinkingService", "SignalCodeSender", "Throttle", "token_hash"]
+__all__ = ["LinkingService", "token_hash"]

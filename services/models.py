@@ -282,6 +282,23 @@ class Attempt:
 
 
 @dataclass(frozen=True, slots=True)
+class SendLogEntry:
+    """One row of the send log as stored (rule 9); `player_id` None is the summary post."""
+
+    id: int
+    at: datetime
+    campaign_id: int
+    job_id: int
+    job_type: JobType
+    player_id: int | None
+    channel: Channel
+    status: DeliveryStatus
+    reason: str
+    provider_message_id: str | None
+    final: bool
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryOutcome:
     """The final result of one (player, key) delivery, with every attempt that led to it."""
 

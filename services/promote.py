@@ -39,7 +39,6 @@ class PromotionConfig:
     voice_check_delay: timedelta
     global_cooldown: bool
     max_attempts: int
-    enabled_channels: frozenset[Channel]
 
     @property
     def timezone(self) -> str:
@@ -71,14 +70,17 @@ class PromoteService:
         campaign_store: CampaignStore,
         config: PromotionConfig,
         policy: PromoterPolicy,
+        channels: frozenset[Channel],
         clock: Clock,
         on_jobs_created: Callable[[], None] = lambda: None,
     ) -> None:
+        """`channels`: the channels with a sender on this server (Discord always counts)."""
         self.players = players
         self.player_store = player_store
         self.campaign_store = campaign_store
         self.config = config
         self.policy = policy
+        self.channels = channels | {Channel.DISCORD}
         self.clock = clock
         self._on_jobs_created = on_jobs_created
 
@@ -116,7 +118,7 @@ class PromoteService:
                 candidates,
                 include_available=include_available,
                 include_maybe=include_maybe,
-                enabled_channels=self.config.enabled_channels,
+                enabled_channels=self.channels,
             )
         schedule = compute_schedule(
             now, self.config.zone, self.config.reminder_at, self.config.start_at,
@@ -130,7 +132,7 @@ class PromoteService:
             start_time=self.config.start_at,
             recipients=tuple(recipients),
             channels_summary=ChannelsSummary.of(recipients),
-            unavailable_channels=frozenset(Channel) - self.config.enabled_channels - {Channel.DISCORD},
+            unavailable_channels=frozenset(Channel) - self.channels,
             dry_run=dry_run,
         )
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from services.models import Attempt, Channel, DeliveryOutcome, DeliveryStatus, JobType, LedgerEntry, LedgerState
-from storage.db import Database, json_ids, to_db_time
+from services.models import (
+    Attempt,
+    Channel,
+    DeliveryOutcome,
+    DeliveryStatus,
+    JobType,
+    LedgerEntry,
+    LedgerState,
+    SendLogEntry,
+)
+from storage.db import Database, from_db_time, json_ids, to_db_time
 
 
 class LedgerStore:
@@ -232,13 +241,28 @@ class LedgerStore:
             counts[DeliveryStatus(r["status"])] = r["n"]
         return counts
 
-    async def log_rows(self, campaign_id: int) -> list[dict[str, object]]:
+    async def send_log(self, campaign_id: int) -> list[SendLogEntry]:
         """The campaign's send log, oldest first (for the demo transcript and tests)."""
         async with self.db.read() as tx:
             rows = await tx.fetchall(
                 "SELECT * FROM send_log WHERE campaign_id = ? ORDER BY id", (campaign_id,)
             )
-        return [dict(r) for r in rows]
+        return [
+            SendLogEntry(
+                id=r["id"],
+                at=from_db_time(r["at"]),
+                campaign_id=r["campaign_id"],
+                job_id=r["job_id"],
+                job_type=JobType(r["job_type"]),
+                player_id=r["player_id"],
+                channel=Channel(r["channel"]),
+                status=DeliveryStatus(r["status"]),
+                reason=r["reason"],
+                provider_message_id=r["provider_message_id"],
+                final=bool(r["final"]),
+            )
+            for r in rows
+        ]
 
 
 # Claim (player, key) rows from a JSON list of [player_id, channel] (state 'claimed') or

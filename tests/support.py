@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+import functools
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from services.clock import FakeClock
 from services.contacts import ContactCipher
-from services.delivery.base import OutgoingMessage, SendResult
+from services.delivery.base import OutgoingMessage, Sender, SendResult
 from services.dispatcher import DispatchConfig
 from services.engine import Engine, build_engine
 from services.models import Channel, PlayerStatus, Preferences
@@ -21,6 +23,7 @@ from storage.db import Database
 
 ZONE = ZoneInfo("Europe/Ljubljana")
 PROMOTER_ID = 1000
+TELEGRAM_BOT = "rallypoint_bot"
 TEST_KEY = ContactCipher.generate_key()
 
 
@@ -116,7 +119,6 @@ def promotion_config(**overrides: object) -> PromotionConfig:
         "voice_check_delay": timedelta(seconds=30),
         "global_cooldown": False,
         "max_attempts": 5,
-        "enabled_channels": frozenset(Channel),
     }
     values.update(overrides)
     return PromotionConfig(**values)  # type: ignore[arg-type]
@@ -133,6 +135,11 @@ class Harness:
     voice: StaticVoice
     cipher: ContactCipher
     path: Path
+    build: Callable[..., Engine]  # build_engine with this harness's parts; keywords replace them
+
+    def engine_with(self, **changes: Any) -> Engine:
+        """Another engine over the same database and clock, e.g. after a restart with other settings."""
+        return self.build(**changes)
 
     async def add_player(
         self,
@@ -180,7 +187,15 @@ async def make_harness(
     max_lateness: timedelta = timedelta(minutes=30),
     owner: str | None = None,
     concurrency: int = 8,
+    channels: frozenset[Channel] = frozenset(Channel),
+    senders: Mapping[Channel, Sender] | None = None,
+    policy: PromoterPolicy | None = None,
+    telegram_bot_username: str | None = TELEGRAM_BOT,
 ) -> Harness:
+    """An engine over a fresh database at `start` (fake clock), with recording senders on `channels`.
+
+    `senders` replace the recording senders of their channels (a test that sends through the emulators).
+    """
     clock = FakeClock(start.astimezone(UTC))
     db = await Database.open(path)
     cipher = ContactCipher(TEST_KEY)
@@ -189,10 +204,12 @@ async def make_harness(
     signal = RecordingSender(Channel.SIGNAL)
     poster = RecordingPoster()
     voice = StaticVoice()
-    engine = build_engine(
+    recording: dict[Channel, Sender] = {Channel.DISCORD: discord, Channel.TELEGRAM: telegram, Channel.SIGNAL: signal}
+    build = functools.partial(
+        build_engine,
         db=db,
         promotion=config or promotion_config(),
-        policy=PromoterPolicy(frozenset({PROMOTER_ID}), frozenset(), frozenset()),
+        policy=policy or PromoterPolicy(frozenset({PROMOTER_ID}), frozenset(), frozenset()),
         dispatch=DispatchConfig(
             zone=ZONE,
             lease=timedelta(seconds=lease_seconds),
@@ -200,12 +217,13 @@ async def make_harness(
             followup_channel_id=FOLLOWUP_CHANNEL,
         ),
         clock=clock,
-        senders={Channel.DISCORD: discord, Channel.TELEGRAM: telegram, Channel.SIGNAL: signal},
+        senders={**{c: s for c, s in recording.items() if c in channels}, **(senders or {})},
         poster=poster,
         voice=voice,
         cipher=cipher,
+        telegram_bot_username=telegram_bot_username,
         send_concurrency=concurrency,
         owner=owner,
         flush_interval=0.0,  # record every completion at once, so crash tests see exact windows
     )
-    return Harness(engine, clock, discord, telegram, signal, poster, voice, cipher, path)
+    return Harness(build(), clock, discord, telegram, signal, poster, voice, cipher, path, build)

@@ -2,13 +2,11 @@
 
 from bot.api.app import bound_port, create_app, start_api, stop_api
 from bot.api.deps import ApiDeps, OAuthConfig
-from bot.api.linking import LinkingApi
 from bot.api.membership import CachedMembership, MembershipResolver, StaticMembership
 
 __all__ = [
     "ApiDeps",
     "CachedMembership",
-    "LinkingApi",
     "MembershipResolver",
     "OAuthConfig",
     "StaticMembership",

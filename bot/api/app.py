@@ -4,46 +4,25 @@ from __future__ import annotations
 
 import json
 import logging
-from datetime import timedelta
 
 from aiohttp import web
 
 from bot.api.auth import auth_middleware
-from bot.api.deps import (
-    CONFIRM_THROTTLE,
-    DEPS,
-    LINK_THROTTLE,
-    OPENAPI,
-    PUBLIC_ROUTES,
-    SETTINGS,
-    SIGNER,
-    ApiDeps,
-    package_version,
-)
+from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
 from bot.api.errors import MAX_BODY_BYTES, error_middleware
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
 from bot.api.openapi import build_openapi
 from bot.api.routes import OPERATIONS, setup_routes
 from bot.api.sessions import CookieSigner
-from bot.api.throttle import Throttle
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
-
-LINK_REQUESTS_PER_WINDOW = 5
-LINK_CONFIRMS_PER_WINDOW = 10
-LINK_WINDOW = timedelta(minutes=10)
-
 
 def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
     """Build the API: routes, auth and error middlewares, the login flow when configured, the document."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
     app[SETTINGS] = settings
-    app[LINK_THROTTLE] = Throttle(LINK_REQUESTS_PER_WINDOW, LINK_WINDOW, deps.clock, what="link requests")
-    app[CONFIRM_THROTTLE] = Throttle(
-        LINK_CONFIRMS_PER_WINDOW, LINK_WINDOW, deps.clock, what="confirmation attempts"
-    )
     setup_routes(app, OPERATIONS)
     public = {op.path for op in OPERATIONS if op.public}
     if deps.oauth is not None:

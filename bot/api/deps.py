@@ -12,12 +12,11 @@ import yarl
 from aiohttp import web
 from pydantic import SecretStr
 
-from bot.api.linking import LinkingApi
 from bot.api.membership import MembershipResolver
 from bot.api.sessions import CookieSigner
-from bot.api.throttle import Throttle
 from bot.config import Settings
 from services.clock import Clock
+from services.linking import LinkingService
 from services.permissions import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
@@ -75,9 +74,9 @@ class OAuthConfig:
 class ApiDeps:
     promote: PromoteService
     players: PlayerService
+    linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up
     membership: MembershipResolver
     clock: Clock
-    linking: LinkingApi | None = None  # None: the link endpoints answer 409 unavailable
     oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored
 
 
@@ -92,8 +91,6 @@ DEPS = web.AppKey("deps", ApiDeps)
 SETTINGS = web.AppKey("settings", Settings)
 SIGNER = web.AppKey("cookie_signer", CookieSigner)
 HTTP = web.AppKey("oauth_http", aiohttp.ClientSession)
-LINK_THROTTLE = web.AppKey("link_throttle", Throttle)
-CONFIRM_THROTTLE = web.AppKey("confirm_throttle", Throttle)
 OPENAPI = web.AppKey("openapi_json", bytes)
 PUBLIC_ROUTES = web.AppKey("public_routes", frozenset)
 

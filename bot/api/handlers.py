@@ -12,20 +12,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.api import models as m
-from bot.api.deps import (
-    CONFIRM_THROTTLE,
-    DEPS,
-    LINK_THROTTLE,
-    OPENAPI,
-    SETTINGS,
-    actor_of,
-    package_version,
-)
-from bot.api.linking import LinkingApi
-from services.errors import Unavailable
+from bot.api.deps import DEPS, OPENAPI, SETTINGS, actor_of, package_version
 from services.models import Channel, PlayerStatus
 from services.models import QuietHours as DomainQuietHours
-from services.permissions import Actor
 from services.players import UNSET, PreferencesView
 from services.promote import CampaignStatusView
 from services.quiet_hours import format_hhmm, parse_hhmm
@@ -131,21 +120,10 @@ async def update_preferences(request: web.Request, body: m.PreferencesUpdate) ->
     return _preferences(view, _zone(request))
 
 
-async def _linking_for(request: web.Request) -> tuple[LinkingApi, Actor]:
-    """The linking service and the acting (linked) player, or the reason linking is refused."""
-    deps = request.app[DEPS]
-    actor = actor_of(request)
-    await deps.players.player_for(actor)
-    if deps.linking is None:
-        raise Unavailable("Linking Telegram and Signal is not available on this server.")
-    return deps.linking, actor
-
-
 async def link_token(
     request: web.Request, body: m.LinkTokenRequest
 ) -> m.TelegramLinkResponse | m.SignalLinkResponse:
-    linking, actor = await _linking_for(request)
-    request.app[LINK_THROTTLE].hit(actor.discord_user_id)
+    linking, actor = request.app[DEPS].linking, actor_of(request)
     zone = _zone(request)
     if body.channel == "telegram":
         token, deep_link, expires_at = await linking.request_telegram_link(actor)
@@ -159,10 +137,8 @@ async def link_token(
 
 
 async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.LinkConfirmResponse:
-    linking, actor = await _linking_for(request)
-    # Codes are short: bound the guesses per player whatever the linking service does.
-    request.app[CONFIRM_THROTTLE].hit(actor.discord_user_id)
-    await linking.confirm_signal_link(actor, body.code)
+    # Guesses are bounded by the service: a code locks after a few wrong ones, and new codes are throttled.
+    await request.app[DEPS].linking.confirm_signal_link(actor_of(request), body.code)
     return m.LinkConfirmResponse()
 
 

@@ -29,6 +29,7 @@ from telegram.error import (
 from telegram.request import HTTPXRequest
 
 from services.clock import Clock
+from services.contacts import mask_chat_id
 from services.delivery.base import OutgoingMessage, SendResult
 from services.models import Channel
 
@@ -38,12 +39,8 @@ DEFAULT_BASE_URL = "https://api.telegram.org/bot"
 # Room for ~30 sends in flight (one second of traffic at the global limit) plus a spare.
 _POOL_SIZE = 32
 _PRUNE_AT = 4096  # chats remembered by the pacer before forgetting the ones long ready
-
-
-def mask_chat_id(chat_id: object) -> str:
-    """Mask a chat id for logs, keeping at most its last two digits."""
-    text = str(chat_id)
-    return "•••" + text[-2:] if len(text) > 2 else "•••"
+# Both log request URLs, and Telegram's URLs contain the bot token.
+_NOISY_LOGGERS = ("httpx", "telegram")
 
 
 def retry_after_seconds(value: int | float | timedelta) -> float:
@@ -182,16 +179,38 @@ class TelegramSender:
         return SendResult.sent(str(sent.message_id))
 
 
-async def build_telegram_bot(token: str, base_url: str | None) -> Bot:
-    """Create and initialise a `telegram.Bot` for `token`; `base_url` empty means Telegram's own."""
-    request = HTTPXRequest(
-        connection_pool_size=_POOL_SIZE,
+def _request(pool_size: int) -> HTTPXRequest:
+    return HTTPXRequest(
+        connection_pool_size=pool_size,
         connect_timeout=5.0,
         read_timeout=10.0,
         write_timeout=10.0,
         pool_timeout=10.0,
     )
-    bot = Bot(token, base_url=base_url or DEFAULT_BASE_URL, request=request)
+
+
+def _quiet_noisy_loggers() -> None:
+    for name in _NOISY_LOGGERS:
+        logger = logging.getLogger(name)
+        # The logger's own level (NOTSET included), so that lowering the root later, e.g. to
+        # DEBUG, does not bring the URLs back.
+        if logger.level < logging.WARNING:
+            logger.setLevel(logging.WARNING)
+
+
+async def build_telegram_bot(token: str, base_url: str | None) -> Bot:
+    """Create and initialise the one `telegram.Bot` of the process; `base_url` empty means Telegram's own.
+
+    It sends promotions (`TelegramSender`) and polls for updates (`bot.telegram_side`), each over its
+    own connection pool; `bot.username` is known once this returns.
+    """
+    _quiet_noisy_loggers()
+    bot = Bot(
+        token,
+        base_url=base_url or DEFAULT_BASE_URL,
+        request=_request(_POOL_SIZE),
+        get_updates_request=_request(1),
+    )
     try:
         await bot.initialize()
     except InvalidToken:

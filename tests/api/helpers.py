@@ -1,6 +1,6 @@
 """The API over a real SQLite engine (tests.support) and a fake clock, plus fakes of its neighbours.
 
-- `FakeLinking`: the Telegram/Signal linking service, recording what it was asked.
+- The engine is the real one, linking service included; its senders record what they were given.
 - `FakeDiscordOAuth`: Discord's `/oauth2/token` and `/users/@me` on 127.0.0.1, for the login flow.
 - `api_client()`: the app behind aiohttp's TestServer/TestClient, with helpers to call it as a user.
 """
@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from bot.api import ApiDeps, OAuthConfig, StaticMembership, create_app
 from bot.config import ApiSettings, DiscordSettings, SecuritySettings, Settings
-from services.errors import InvalidInput
+from services.models import Channel
 from services.permissions import Actor
 from tests.support import PROMOTER_ID, Harness, local, make_harness
 
@@ -38,28 +38,6 @@ MEMBERS = {
     PROMOTER_ID: Actor(PROMOTER_ID, True, frozenset(), "Promoter"),
     MEMBER_ID: Actor(MEMBER_ID, True, frozenset(), "Mia"),
 }
-
-
-@dataclass
-class FakeLinking:
-    """Answers like the linking service would; code "123456" confirms, anything else is refused."""
-
-    clock: Any
-    calls: list[tuple[str, int, str]] = field(default_factory=list)
-
-    async def request_telegram_link(self, actor: Actor) -> tuple[str, str, datetime]:
-        token = f"tok{len(self.calls)}"
-        self.calls.append(("telegram", actor.discord_user_id, ""))
-        return token, f"https://t.me/rallypoint_bot?start={token}", self.clock.now() + timedelta(minutes=15)
-
-    async def request_signal_link(self, actor: Actor, address: str) -> datetime:
-        self.calls.append(("signal", actor.discord_user_id, address))
-        return self.clock.now() + timedelta(minutes=10)
-
-    async def confirm_signal_link(self, actor: Actor, code: str) -> None:
-        self.calls.append(("confirm", actor.discord_user_id, code))
-        if code != "123456":
-            raise InvalidInput("That code is wrong or has expired.")
 
 
 @dataclass
@@ -122,7 +100,6 @@ class Api:
     h: Harness
     client: TestClient[web.Request, web.Application]
     membership: StaticMembership
-    linking: FakeLinking | None
     settings: Settings
 
     @staticmethod
@@ -190,29 +167,31 @@ def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = 
 async def api_client(
     tmp_path: Path,
     *,
-    linking: bool = True,
+    channels: frozenset[Channel] = frozenset(Channel),
     oauth: FakeDiscordOAuth | None = None,
     start: datetime | None = None,
 ) -> AsyncIterator[Api]:
-    """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created."""
-    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0))
+    """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
+
+    `channels` are the channels with a sender (Telegram and Signal linking need theirs).
+    """
+    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0), channels=channels)
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
-    fake_linking = FakeLinking(h.clock) if linking else None
     settings = make_settings(oauth=oauth)
     deps = ApiDeps(
         promote=h.engine.promote,
         players=h.engine.players,
+        linking=h.engine.linking,
         membership=membership,
         clock=h.clock,
-        linking=fake_linking,
         oauth=OAuthConfig.from_settings(settings),
     )
     client = TestClient(TestServer(create_app(deps, settings), host="127.0.0.1", port=0))
     await client.start_server()
     try:
-        yield Api(h, client, membership, fake_linking, settings)
+        yield Api(h, client, membership, settings)
     finally:
         await client.close()
         await h.engine.db.close()

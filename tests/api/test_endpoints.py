@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
 
-from services.models import PlayerStatus, Preferences, PreferredChannel
+from services.models import Channel, PlayerStatus, Preferences, PreferredChannel
 from tests.api.helpers import DAY, MEMBER_ID, Api, api_client
 from tests.support import PROMOTER_ID
 
@@ -127,27 +128,34 @@ async def test_linked_channels_show_as_linked_without_their_handles(api: Api) ->
 async def test_telegram_link_token(api: Api) -> None:
     status, body = await api.post("/api/availability/link-token", json={"channel": "telegram"})
     assert status == 200
-    assert body == {
-        "token": "tok0",
-        "deep_link": "https://t.me/rallypoint_bot?start=tok0",
-        "expires_at": "2026-11-24T18:15:00+01:00",
-    }
+    assert set(body) == {"token", "deep_link", "expires_at"}
+    assert re.fullmatch(r"[A-Za-z0-9_-]{43}", body["token"])
+    assert body["deep_link"] == f"https://t.me/rallypoint_bot?start={body['token']}"
+    assert body["expires_at"] == "2026-11-24T18:30:00+01:00"
+
+
+def last_code(api: Api, number: str) -> str:
+    found = re.search(r"Your Rallypoint code is (\d{6})\b", api.h.signal.attempts[-1].text)
+    assert found and api.h.signal.attempts[-1].address == number
+    return found.group(1)
 
 
 async def test_signal_link_sends_a_code_to_the_normalised_number(api: Api) -> None:
     status, body = await api.post(
         "/api/availability/link-token", json={"channel": "signal", "address": "+386 40 123-456"}
     )
-    assert (status, body) == (200, {"expires_at": "2026-11-24T18:10:00+01:00"})
-    assert api.linking is not None
-    assert api.linking.calls == [("signal", PROMOTER_ID, "+38640123456")]
+    assert (status, body) == (200, {"expires_at": "2026-11-24T18:15:00+01:00"})
+    code = last_code(api, "+38640123456")
 
     confirm = "/api/availability/link-confirm"
-    status, body = await api.post(confirm, json={"channel": "signal", "code": "123456"})
-    assert (status, body) == (200, {"linked": True})
-    status, body = await api.post(confirm, json={"channel": "signal", "code": "999999"})
+    wrong = "000000" if code != "000000" else "111111"
+    status, body = await api.post(confirm, json={"channel": "signal", "code": wrong})
     assert status == 400
-    assert body["error"] == {"code": "invalid_input", "message": "That code is wrong or has expired."}
+    assert body["error"] == {"code": "invalid_input", "message": "Wrong code; 4 tries left."}
+    status, body = await api.post(confirm, json={"channel": "signal", "code": code})
+    assert (status, body) == (200, {"linked": True})
+    status, body = await api.get("/api/availability/promotion-preferences")
+    assert body["links"]["signal"]["linked"] is True
 
 
 async def test_link_requests_are_throttled_per_player(api: Api) -> None:
@@ -158,36 +166,53 @@ async def test_link_requests_are_throttled_per_player(api: Api) -> None:
         "/api/availability/link-token", headers=api.auth(), json={"channel": "telegram"}
     ) as response:
         assert response.status == 429
-        assert (await response.json())["error"]["code"] == "rate_limited"
-        assert response.headers["Retry-After"] == "600"
+        error = (await response.json())["error"]
+        assert error == {
+            "code": "rate_limited",
+            "message": "Too many Telegram link requests; try again in 60 minutes.",
+        }
+        assert response.headers["Retry-After"] == "3600"
     # Someone else is not affected.
     status, _ = await api.post(
         "/api/availability/link-token", as_user=MEMBER_ID, json={"channel": "telegram"}
     )
     assert status == 200
-    api.h.clock.advance(600)
+    api.h.clock.advance(3600)
     status, _ = await api.post("/api/availability/link-token", json={"channel": "telegram"})
     assert status == 200
 
 
-async def test_confirmation_guesses_are_throttled(api: Api) -> None:
-    for _ in range(10):
-        await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": "000000"})
-    status, body = await api.post(
-        "/api/availability/link-confirm", json={"channel": "signal", "code": "123456"}
-    )
-    assert (status, body["error"]["code"]) == (429, "rate_limited")
+async def test_wrong_codes_lock_the_code_even_against_the_right_one(api: Api) -> None:
+    await api.post("/api/availability/link-token", json={"channel": "signal", "address": "+38640123456"})
+    code = last_code(api, "+38640123456")
+    wrong = "000000" if code != "000000" else "111111"
+    for _ in range(4):
+        await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": wrong})
+    status, body = await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": wrong})
+    assert (status, body["error"]["message"]) == (400, "Wrong code: too many wrong codes; request a new code")
+    status, body = await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": code})
+    assert (status, body["error"]["code"]) == (400, "invalid_input")
+    status, body = await api.get("/api/availability/promotion-preferences")
+    assert body["links"]["signal"]["linked"] is False
 
 
-async def test_without_a_linking_service_the_link_endpoints_are_unavailable(tmp_path) -> None:
-    async with api_client(tmp_path, linking=False) as api:
-        for path, body in [
-            ("/api/availability/link-token", {"channel": "telegram"}),
-            ("/api/availability/link-token", {"channel": "signal", "address": "+38640123456"}),
-            ("/api/availability/link-confirm", {"channel": "signal", "code": "123456"}),
+async def test_without_telegram_and_signal_the_link_endpoints_are_unavailable(tmp_path) -> None:
+    async with api_client(tmp_path, channels=frozenset({Channel.DISCORD})) as api:
+        for path, body, message in [
+            ("/api/availability/link-token", {"channel": "telegram"}, "Telegram is not set up on this server."),
+            (
+                "/api/availability/link-token",
+                {"channel": "signal", "address": "+38640123456"},
+                "Signal is not set up on this server.",
+            ),
+            (
+                "/api/availability/link-confirm",
+                {"channel": "signal", "code": "123456"},
+                "Signal is not set up on this server.",
+            ),
         ]:
             status, answer = await api.post(path, json=body)
-            assert (status, answer["error"]["code"]) == (409, "unavailable")
+            assert (status, answer["error"]) == (409, {"code": "unavailable", "message": message})
 
 
 # -- promotions ------------------------------------------------------------------------------

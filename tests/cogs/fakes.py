@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import inspect
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -23,10 +23,11 @@ from weakref import WeakKeyDictionary
 import discord
 
 from bot.app import promoter_policy
+from bot.client import RallypointBot
 from bot.config import Settings, load_settings
 from services.engine import Engine
 from services.models import Channel
-from tests.support import PROMOTER_ID, Harness, local, make_harness, promotion_config
+from tests.support import PROMOTER_ID, Harness, local, make_harness
 
 GUILD_ID = 4242
 OTHER_GUILD_ID = 9999
@@ -66,32 +67,47 @@ def settings(**promotion: Any) -> Settings:
     )
 
 
-@dataclass
-class BotStub:
-    """What the cogs use of RallypointBot: engine, settings, linking and add_view."""
+_VIEWS: WeakKeyDictionary[Any, list[tuple[discord.ui.View, int | None]]] = WeakKeyDictionary()
 
-    engine: Engine
-    settings: Settings
-    linking: Any = None
-    views: list[tuple[discord.ui.View, int | None]] = field(default_factory=list)
 
-    def add_view(self, view: discord.ui.View, *, message_id: int | None = None) -> None:
-        # The same checks as discord.Client.add_view, so a non-persistent view fails here too.
+def bot_stub(config: Settings) -> Any:
+    """A strict fake of RallypointBot (spec_set: the cogs can use only what the real bot has).
+
+    `settings` are real; `add_view` checks what discord.Client.add_view checks and records the view.
+    """
+    fake = strict(RallypointBot)
+    fake.settings = config
+    views: list[tuple[discord.ui.View, int | None]] = []
+
+    def add_view(view: discord.ui.View, *, message_id: int | None = None) -> None:
         if not isinstance(view, discord.ui.View):
             raise TypeError(f"expected an instance of View not {view.__class__.__name__}")
         if not view.is_persistent():
             raise ValueError("View is not persistent.")
         if view.is_finished():
             raise ValueError("View is already finished.")
-        self.views.append((view, message_id))
+        views.append((view, message_id))
+
+    fake.add_view = add_view
+    _VIEWS[fake] = views
+    return fake
+
+
+def views_of(bot: Any) -> list[tuple[discord.ui.View, int | None]]:
+    """The views the cogs registered with the bot stub (persistent ones, as at start-up)."""
+    return _VIEWS[bot]
 
 
 @dataclass
 class Rig:
-    """The bot stub the cogs see, and the harness behind its engine (clock, senders, players)."""
+    """The bot stub the cogs see, the engine the app would give them, and the harness behind it."""
 
-    bot: BotStub
+    bot: Any
     h: Harness
+
+    @property
+    def engine(self) -> Engine:
+        return self.h.engine
 
     async def close(self) -> None:
         await self.h.engine.db.close()
@@ -107,12 +123,11 @@ async def make_rig(
     **promotion: Any,
 ) -> Rig:
     """A bot stub over a real engine; its promoter policy comes from the settings, as in bot.app."""
-    harness = await make_harness(
-        path, local(day, hour, minute), config=promotion_config(enabled_channels=channels)
-    )
     config = settings(**promotion)
-    harness.engine.promote.policy = promoter_policy(config)
-    return Rig(BotStub(harness.engine, config), harness)
+    harness = await make_harness(
+        path, local(day, hour, minute), channels=channels, policy=promoter_policy(config)
+    )
+    return Rig(bot_stub(config), harness)
 
 
 @functools.cache

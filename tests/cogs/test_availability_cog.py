@@ -9,7 +9,7 @@ import pytest
 from cogs.availability import AvailabilityCog, BoardButton, BoardView
 from services.errors import InvalidInput, NotLinked
 from services.models import PlayerStatus
-from tests.cogs.fakes import DAY, Rig, interaction, make_rig, member, no_reply, only_reply, press, user
+from tests.cogs.fakes import DAY, Rig, interaction, make_rig, member, no_reply, only_reply, press, user, views_of
 
 ME = 3000
 BOARD_IDS = [
@@ -35,7 +35,7 @@ async def stored(rig: Rig, day: date = DAY, discord_id: int = ME) -> PlayerStatu
 
 async def available(rig: Rig, status: str, date: str | None = None, who=None):
     i = interaction(who or member(ME, "Mia"))
-    await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status=status, date=date)
+    await AvailabilityCog.available.callback(AvailabilityCog(rig.bot, rig.engine), i, status=status, date=date)
     return only_reply(i)
 
 
@@ -80,7 +80,7 @@ async def test_available_for_a_date_out_of_range_is_refused_and_stores_nothing(r
     i = interaction(member(ME, "Mia"))
     with pytest.raises(InvalidInput, match=r"date must be between 2026-11-23 and 2026-12-22"):
         await AvailabilityCog.available.callback(
-            AvailabilityCog(rig.bot), i, status="LOOKING", date=day.isoformat()
+            AvailabilityCog(rig.bot, rig.engine), i, status="LOOKING", date=day.isoformat()
         )
     no_reply(i)
     assert await stored(rig, day) is None
@@ -93,7 +93,7 @@ async def test_available_for_a_date_out_of_range_is_refused_and_stores_nothing(r
 async def test_available_with_a_malformed_date_is_refused_and_stores_nothing(rig: Rig, bad: str) -> None:
     i = interaction(member(ME, "Mia"))
     with pytest.raises(InvalidInput, match=r"is not a date; use YYYY-MM-DD"):
-        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=bad)
+        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot, rig.engine), i, status="LOOKING", date=bad)
     no_reply(i)
     assert await rig.h.engine.player_store.by_discord_id(ME) is None  # parsed before anything is stored
 
@@ -106,7 +106,7 @@ async def test_available_blank_date_means_today(rig: Rig) -> None:
 async def test_available_for_a_non_member_is_not_linked_and_creates_nothing(rig: Rig) -> None:
     i = interaction(user(ME), guild_id=None)
     with pytest.raises(NotLinked):
-        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=None)
+        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot, rig.engine), i, status="LOOKING", date=None)
     no_reply(i)
     assert await rig.h.engine.player_store.by_discord_id(ME) is None
 
@@ -118,7 +118,7 @@ async def test_board_is_public_with_four_stable_buttons_and_no_timeout(rig: Rig)
     await rig.h.add_player(1, "Ana")
     await rig.h.add_player(2, "Bor", status=PlayerStatus.MAYBE)
     i = interaction(member(ME, "Mia"))
-    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot), i)
+    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot, rig.engine), i)
 
     reply = only_reply(i)
     assert reply.method == "send_message" and not reply.ephemeral  # everyone sees the board
@@ -135,8 +135,8 @@ async def test_board_is_public_with_four_stable_buttons_and_no_timeout(rig: Rig)
 
 
 async def test_cog_load_registers_the_persistent_board_view(rig: Rig) -> None:
-    await AvailabilityCog(rig.bot).cog_load()
-    [(view, message_id)] = rig.bot.views
+    await AvailabilityCog(rig.bot, rig.engine).cog_load()
+    [(view, message_id)] = views_of(rig.bot)
     assert isinstance(view, BoardView) and message_id is None
     assert [b.custom_id for b in view.children] == BOARD_IDS
 
@@ -148,7 +148,7 @@ def button(view: BoardView, status: PlayerStatus) -> BoardButton:
 
 async def test_pressing_a_board_button_stores_the_status_and_updates_the_counts(rig: Rig) -> None:
     await rig.h.add_player(1, "Ana")
-    cog = AvailabilityCog(rig.bot)
+    cog = AvailabilityCog(rig.bot, rig.engine)
     post = interaction(member(ME, "Mia"))
     await AvailabilityCog.board.callback(cog, post)
     view = only_reply(post).view
@@ -171,9 +171,9 @@ async def test_pressing_a_board_button_stores_the_status_and_updates_the_counts(
 
 
 async def test_the_registered_view_handles_presses_on_boards_from_before_a_restart(rig: Rig) -> None:
-    cog = AvailabilityCog(rig.bot)
+    cog = AvailabilityCog(rig.bot, rig.engine)
     await cog.cog_load()
-    [(view, _)] = rig.bot.views
+    [(view, _)] = views_of(rig.bot)
     click = interaction(member(ME, "Mia"))
     await press(view, button(view, PlayerStatus.NOT_PLAYING), click)
     assert await stored(rig) is PlayerStatus.NOT_PLAYING
@@ -181,7 +181,7 @@ async def test_the_registered_view_handles_presses_on_boards_from_before_a_resta
 
 
 async def test_a_refused_board_press_gets_a_polite_ephemeral_answer(rig: Rig) -> None:
-    cog = AvailabilityCog(rig.bot)
+    cog = AvailabilityCog(rig.bot, rig.engine)
     view = BoardView(cog)
     click = interaction(user(ME), guild_id=None)
     await press(view, button(view, PlayerStatus.LOOKING), click)

@@ -8,10 +8,10 @@ from unittest import mock
 import pytest
 from discord import AppCommandOptionType, app_commands
 
-from bot.client import RallypointBot
+from bot.tree import RallypointTree
 from cogs.promote import PromoteCog
 from services.errors import InvalidInput, NotLinked, NotPromoter, TooManyRequests
-from tests.cogs.fakes import OTHER_GUILD_ID, Rig, interaction, make_rig, member, only_reply
+from tests.cogs.fakes import OTHER_GUILD_ID, Rig, interaction, make_rig, member, only_reply, strict
 
 GENERIC = "Something went wrong on our side. Please try again in a moment."
 
@@ -25,17 +25,17 @@ async def rig(tmp_path):
 
 async def handle(rig: Rig, i, error: Exception, cog: PromoteCog | None = None) -> None:
     """What discord.py does with an exception from a callback: wrap it, then call tree.on_error."""
-    command = (cog or PromoteCog(rig.bot)).preview
+    command = (cog or PromoteCog(rig.bot, rig.engine)).preview
     wrapped = (
         error
         if isinstance(error, app_commands.AppCommandError)
         else (app_commands.CommandInvokeError(command, error))
     )
-    await RallypointBot.on_app_command_error(rig.bot, i, wrapped)
+    await RallypointTree.on_error(strict(RallypointTree), i, wrapped)
 
 
 async def test_a_non_promoter_gets_a_polite_ephemeral_refusal(rig: Rig) -> None:
-    cog = PromoteCog(rig.bot)
+    cog = PromoteCog(rig.bot, rig.engine)
     i = interaction(member(2000, "Player"), command=cog.preview)
     with pytest.raises(NotPromoter) as caught:
         await PromoteCog.preview.callback(cog, i, include_available=False, include_maybe=False)
@@ -46,7 +46,7 @@ async def test_a_non_promoter_gets_a_polite_ephemeral_refusal(rig: Rig) -> None:
 
 
 async def test_a_non_member_is_told_to_join_the_server(rig: Rig) -> None:
-    cog = PromoteCog(rig.bot)
+    cog = PromoteCog(rig.bot, rig.engine)
     i = interaction(member(2000, "Visitor"), guild_id=OTHER_GUILD_ID, command=cog.preview)
     with pytest.raises(NotLinked) as caught:
         await PromoteCog.preview.callback(cog, i, include_available=False, include_maybe=False)
@@ -71,15 +71,15 @@ async def test_every_domain_error_shows_its_own_message(rig: Rig, error: Excepti
 
 
 async def test_an_unexpected_error_is_logged_and_answered_generically(rig: Rig, caplog) -> None:
-    cog = PromoteCog(rig.bot)
+    cog = PromoteCog(rig.bot, rig.engine)
     i = interaction(command=cog.preview)
-    with caplog.at_level(logging.ERROR, logger="bot.client"):
+    with caplog.at_level(logging.ERROR, logger="bot.tree"):
         await handle(rig, i, RuntimeError("database is locked: /srv/secret/path"), cog)
 
     reply = only_reply(i)
     assert reply.ephemeral and reply.content == GENERIC
     assert "database" not in reply.content
-    [record] = [r for r in caplog.records if r.name == "bot.client"]
+    [record] = [r for r in caplog.records if r.name == "bot.tree"]
     assert record.levelno == logging.ERROR
     assert record.getMessage() == "command promote preview failed"
     assert record.exc_info is not None and isinstance(record.exc_info[1], RuntimeError)

@@ -8,7 +8,7 @@ import pytest
 from cogs.promote import ConfirmSchedule
 from services.linking import LinkingService
 from services.permissions import Actor
-from tests.cogs.fakes import BotStub, interaction, member, only_reply, settings, strict, user
+from tests.cogs.fakes import bot_stub, interaction, member, only_reply, settings, strict, user
 
 
 async def test_an_attribute_discord_py_does_not_have_fails() -> None:
@@ -54,7 +54,18 @@ async def test_members_are_members_and_users_are_not() -> None:
 
 
 async def test_the_bot_stub_refuses_a_view_that_cannot_persist() -> None:
-    bot = BotStub(engine=None, settings=settings())  # type: ignore[arg-type]
+    bot = bot_stub(settings())
     view = ConfirmSchedule(None, Actor(1, True), False, False, False)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not persistent"):
         bot.add_view(view)
+
+
+async def test_the_bot_stub_has_only_what_the_real_bot_has() -> None:
+    bot = bot_stub(settings())
+    assert bot.settings.discord.guild_id == settings().discord.guild_id
+    with pytest.raises(AttributeError):
+        bot.engine  # noqa: B018 - the cogs get the engine in their constructor, not from the bot
+    with pytest.raises(AttributeError):
+        bot.linking  # noqa: B018
+    with pytest.raises(TypeError):
+        await bot.wait_until_ready(timeout=1)

@@ -17,6 +17,7 @@ from tests.cogs.fakes import (
     member,
     only_reply,
     press,
+    views_of,
 )
 from tests.support import PROMOTER_ID
 
@@ -54,7 +55,7 @@ def assert_inert(reply: Reply) -> None:
 async def test_hostile_names_are_escaped_in_the_preview(rig: Rig) -> None:
     await rig.h.add_player(1, HOSTILE[:100])
     i = interaction(member(PROMOTER_ID, HOSTILE))
-    await PromoteCog.preview.callback(PromoteCog(rig.bot), i, include_available=False, include_maybe=False)
+    await PromoteCog.preview.callback(PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False)
     reply = only_reply(i)
     assert "Boss" in reply.field("Who")  # shown, but inert
     assert_inert(reply)
@@ -65,7 +66,7 @@ async def test_hostile_initiator_name_is_escaped_in_the_status(rig: Rig) -> None
     await rig.h.add_player(PROMOTER_ID, HOSTILE[:100], status=None)
     await rig.h.engine.promote.create(rig.h.actor(name=HOSTILE))
     i = interaction(member(ME, "Mia"))
-    await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=None)
+    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=None)
     reply = only_reply(i)
     assert "started by" in reply.embed.description
     assert_inert(reply)
@@ -73,7 +74,7 @@ async def test_hostile_initiator_name_is_escaped_in_the_status(rig: Rig) -> None
 
 async def test_hostile_names_are_escaped_on_the_board_and_after_a_press(rig: Rig) -> None:
     await rig.h.add_player(1, HOSTILE[:100])
-    cog = AvailabilityCog(rig.bot)
+    cog = AvailabilityCog(rig.bot, rig.engine)
     post = interaction(member(ME, "Mia"))
     await AvailabilityCog.board.callback(cog, post)
     assert_inert(only_reply(post))
@@ -91,7 +92,7 @@ async def test_an_overlong_display_name_is_cut_to_100_characters(rig: Rig) -> No
     await rig.h.add_player(1, "Ana")
     i = interaction(member(PROMOTER_ID, "N" * 5000))
     await PromoteCog.schedule.callback(
-        PromoteCog(rig.bot), i, include_available=False, include_maybe=False, dry_run=True
+        PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False, dry_run=True
     )
     reply = only_reply(i)
     assert reply.field("Who") == "🟢 " + "N" * 100 + " → discord"  # the dry run: the initiator alone
@@ -101,7 +102,7 @@ async def test_an_overlong_display_name_is_cut_to_100_characters(rig: Rig) -> No
 
 async def test_a_blank_display_name_falls_back_to_the_user_id(rig: Rig) -> None:
     i = interaction(member(ME, "   "))
-    await AvailabilityCog.available.callback(AvailabilityCog(rig.bot), i, status="LOOKING", date=None)
+    await AvailabilityCog.available.callback(AvailabilityCog(rig.bot, rig.engine), i, status="LOOKING", date=None)
     player = await rig.h.engine.player_store.by_discord_id(ME)
     assert player.display_name == str(ME)
 
@@ -110,7 +111,7 @@ async def test_many_recipients_are_listed_while_they_fit_then_counted(rig: Rig) 
     for n in range(120):
         await rig.h.add_player(100 + n, f"P{n:03d}")
     i = interaction(member(PROMOTER_ID))
-    await PromoteCog.preview.callback(PromoteCog(rig.bot), i, include_available=False, include_maybe=False)
+    await PromoteCog.preview.callback(PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False)
     who = only_reply(i).field("Who")
     lines = who.splitlines()
     assert len(who) <= 1024
@@ -123,7 +124,7 @@ async def test_a_long_board_ends_with_a_count(rig: Rig) -> None:
     for n in range(300):
         await rig.h.add_player(100 + n, f"P{n:03d}")
     i = interaction(member(ME, "Mia"))
-    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot), i)
+    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot, rig.engine), i)
     field = only_reply(i).field("🟢 Looking (300)")
     assert len(field) <= 1024
     shown = field.count("P")
@@ -142,7 +143,7 @@ async def test_preview_with_25_long_names_stays_within_discord_limits(rig: Rig) 
     for n in range(25):
         await rig.h.add_player(100 + n, long_name(n))
     i = interaction(member(PROMOTER_ID))
-    await PromoteCog.preview.callback(PromoteCog(rig.bot), i, include_available=False, include_maybe=False)
+    await PromoteCog.preview.callback(PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False)
     reply = only_reply(i)  # the fake refuses an oversized embed, as Discord's HTTP 400 would
     assert len(reply.field("Who")) <= EMBED_LIMITS["field.value"]
     assert reply.field("Recipients") == "25"
@@ -152,7 +153,7 @@ async def test_board_with_31_long_names_stays_within_discord_limits(rig: Rig) ->
     for n in range(31):
         await rig.h.add_player(100 + n, long_name(n))
     i = interaction(member(ME, "Mia"))
-    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot), i)
+    await AvailabilityCog.board.callback(AvailabilityCog(rig.bot, rig.engine), i)
     reply = only_reply(i)
     field = reply.field("🟢 Looking (31)")
     shown = field.count("abcdefghijklmnopqrstuvwxyz0123")
@@ -163,9 +164,9 @@ async def test_board_with_31_long_names_stays_within_discord_limits(rig: Rig) ->
 async def test_pressing_a_big_board_still_updates_it(rig: Rig) -> None:
     for n in range(31):
         await rig.h.add_player(100 + n, long_name(n))
-    cog = AvailabilityCog(rig.bot)
+    cog = AvailabilityCog(rig.bot, rig.engine)
     await cog.cog_load()
-    [(view, _)] = rig.bot.views
+    [(view, _)] = views_of(rig.bot)
     [maybe] = [b for b in view.children if isinstance(b, BoardButton) and b.status is PlayerStatus.MAYBE]
     click = interaction(member(ME, "Mia"))
     await press(view, maybe, click)

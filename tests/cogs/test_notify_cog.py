@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import zoneinfo
 from datetime import UTC, datetime, time
 
@@ -35,7 +36,7 @@ async def settings(rig: Rig, **options):
     values = {"allow_promotions": None, "preferred_channel": None, "quiet_hours": None, "timezone": None}
     values.update(options)
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.settings.callback(NotifyCog(rig.bot), i, **values)
+    await NotifyCog.settings.callback(NotifyCog(rig.bot, rig.engine), i, **values)
     return only_reply(i)
 
 
@@ -44,7 +45,7 @@ async def refused_settings(rig: Rig, **options) -> InvalidInput:
     values.update(options)
     i = interaction(member(ME, "Mia"))
     with pytest.raises(InvalidInput) as caught:
-        await NotifyCog.settings.callback(NotifyCog(rig.bot), i, **values)
+        await NotifyCog.settings.callback(NotifyCog(rig.bot, rig.engine), i, **values)
     no_reply(i)
     return caught.value
 
@@ -146,7 +147,7 @@ async def test_a_bad_timezone_is_refused_and_nothing_changes(rig: Rig, bad: str)
 
 
 async def test_timezone_autocomplete_offers_at_most_25_matching_iana_names(rig: Rig) -> None:
-    cog = NotifyCog(rig.bot)
+    cog = NotifyCog(rig.bot, rig.engine)
     i = interaction(member(ME, "Mia"))
     choices = await cog._timezone_autocomplete(i, "europe")
     assert 0 < len(choices) <= 25
@@ -166,7 +167,7 @@ async def test_timezone_autocomplete_offers_at_most_25_matching_iana_names(rig: 
 async def test_show_renders_settings_and_linked_channels(rig: Rig) -> None:
     await rig.h.add_player(ME, "Mia", status=None, prefs=KNOWN, telegram="5001")
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.show.callback(NotifyCog(rig.bot), i)
+    await NotifyCog.show.callback(NotifyCog(rig.bot, rig.engine), i)
 
     reply = only_reply(i)
     assert reply.ephemeral and reply.embed.title == "Your promotion settings"
@@ -180,7 +181,7 @@ async def test_show_renders_settings_and_linked_channels(rig: Rig) -> None:
 
 async def test_show_for_a_new_player_shows_the_defaults(rig: Rig) -> None:
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.show.callback(NotifyCog(rig.bot), i)
+    await NotifyCog.show.callback(NotifyCog(rig.bot, rig.engine), i)
     reply = only_reply(i)
     assert reply.field("Quiet hours") == "none"
     assert reply.field("Timezone") == "the server's"
@@ -190,24 +191,34 @@ async def test_show_for_a_new_player_shows_the_defaults(rig: Rig) -> None:
 # -- link / verify / unlink ----------------------------------------------------------------------
 
 LINK_CALLS = [
-    ("link_telegram", {}),
-    ("link_signal", {"number": "+38640123456"}),
-    ("verify", {"code": "123456"}),
-    ("unlink", {"channel": "telegram"}),
+    ("link_telegram", {}, "Telegram is not set up on this server."),
+    ("link_signal", {"number": "+38640123456"}, "Signal is not set up on this server."),
+    ("verify", {"code": "123456"}, "Signal is not set up on this server."),
 ]
 
 
-@pytest.mark.parametrize(("command", "options"), LINK_CALLS, ids=[c for c, _ in LINK_CALLS])
-async def test_linking_commands_without_a_linking_service_are_unavailable(rig: Rig, command, options) -> None:
-    assert rig.bot.linking is None
-    i = interaction(member(ME, "Mia"))
-    with pytest.raises(Unavailable, match=r"linking is not set up on this server"):
-        await getattr(NotifyCog, command).callback(NotifyCog(rig.bot), i, **options)
-    no_reply(i)
+@pytest.mark.parametrize(("command", "options", "refusal"), LINK_CALLS, ids=[c for c, _, _ in LINK_CALLS])
+async def test_linking_commands_without_telegram_or_signal_are_unavailable(
+    tmp_path, command, options, refusal
+) -> None:
+    rig = await make_rig(tmp_path / "discord-only.sqlite3", channels=frozenset({Channel.DISCORD}))
+    try:
+        i = interaction(member(ME, "Mia"))
+        with pytest.raises(Unavailable) as refused:
+            await getattr(NotifyCog, command).callback(NotifyCog(rig.bot, rig.engine), i, **options)
+        assert refused.value.message == refusal
+        no_reply(i)
+    finally:
+        await rig.close()
 
 
 def linking(**effects) -> LinkingService:
     return strict(LinkingService, effects)
+
+
+def cog_with(rig: Rig, fake: LinkingService) -> NotifyCog:
+    """The cog over an engine whose linking service is `fake` (the rest is the real engine)."""
+    return NotifyCog(rig.bot, dataclasses.replace(rig.engine, linking=fake))
 
 
 MIA = Actor(ME, True, frozenset(), "Mia")
@@ -215,9 +226,9 @@ MIA = Actor(ME, True, frozenset(), "Mia")
 
 async def test_link_telegram_answers_the_deep_link_ephemerally(rig: Rig) -> None:
     link = "https://t.me/rallybot?start=TOKEN123"
-    rig.bot.linking = linking(request_telegram_link=lambda actor: ("TOKEN123", link, EXPIRES))
+    fake = linking(request_telegram_link=lambda actor: ("TOKEN123", link, EXPIRES))
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.link_telegram.callback(NotifyCog(rig.bot), i)
+    await NotifyCog.link_telegram.callback(cog_with(rig, fake), i)
 
     reply = only_reply(i)
     assert reply.ephemeral  # the link is a credential: only the caller may see it
@@ -225,40 +236,40 @@ async def test_link_telegram_answers_the_deep_link_ephemerally(rig: Rig) -> None
         f"Open {link} and press **Start** in Telegram. "
         f"The link works once and expires <t:{int(EXPIRES.timestamp())}:R>."
     )
-    rig.bot.linking.request_telegram_link.assert_awaited_once_with(MIA)
+    fake.request_telegram_link.assert_awaited_once_with(MIA)
 
 
 async def test_link_signal_says_a_code_is_coming(rig: Rig) -> None:
-    rig.bot.linking = linking(request_signal_link=lambda actor, number: EXPIRES)
+    fake = linking(request_signal_link=lambda actor, number: EXPIRES)
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.link_signal.callback(NotifyCog(rig.bot), i, number="+38640123456")
+    await NotifyCog.link_signal.callback(cog_with(rig, fake), i, number="+38640123456")
 
     reply = only_reply(i)
     assert reply.ephemeral
     assert "/notify verify code:" in reply.content
     assert f"<t:{int(EXPIRES.timestamp())}:t>" in reply.content
     assert "+38640123456" not in reply.content
-    rig.bot.linking.request_signal_link.assert_awaited_once_with(MIA, "+38640123456")
+    fake.request_signal_link.assert_awaited_once_with(MIA, "+38640123456")
 
 
 async def test_verify_strips_the_code_and_confirms(rig: Rig) -> None:
-    rig.bot.linking = linking()
+    fake = linking()
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.verify.callback(NotifyCog(rig.bot), i, code="  123456 ")
+    await NotifyCog.verify.callback(cog_with(rig, fake), i, code="  123456 ")
 
     reply = only_reply(i)
     assert reply.ephemeral and reply.content == "Signal linked. ✅"
-    rig.bot.linking.confirm_signal_link.assert_awaited_once_with(MIA, "123456")
+    fake.confirm_signal_link.assert_awaited_once_with(MIA, "123456")
 
 
 async def test_a_wrong_code_reaches_the_user_unchanged(rig: Rig) -> None:
     def wrong(actor, code):
         raise InvalidInput("Wrong code; 2 tries left.")
 
-    rig.bot.linking = linking(confirm_signal_link=wrong)
+    fake = linking(confirm_signal_link=wrong)
     i = interaction(member(ME, "Mia"))
     with pytest.raises(InvalidInput, match=r"Wrong code; 2 tries left\."):
-        await NotifyCog.verify.callback(NotifyCog(rig.bot), i, code="000000")
+        await NotifyCog.verify.callback(cog_with(rig, fake), i, code="000000")
     no_reply(i)
 
 
@@ -266,10 +277,10 @@ async def test_a_throttled_link_request_is_refused(rig: Rig) -> None:
     def throttled(actor):
         raise TooManyRequests("Too many Telegram link requests; try again in 10 minutes.", 600.0)
 
-    rig.bot.linking = linking(request_telegram_link=throttled)
+    fake = linking(request_telegram_link=throttled)
     i = interaction(member(ME, "Mia"))
     with pytest.raises(TooManyRequests):
-        await NotifyCog.link_telegram.callback(NotifyCog(rig.bot), i)
+        await NotifyCog.link_telegram.callback(cog_with(rig, fake), i)
     no_reply(i)
 
 
@@ -283,10 +294,10 @@ async def test_a_throttled_link_request_is_refused(rig: Rig) -> None:
     ],
 )
 async def test_unlink(rig: Rig, channel: str, removed: bool, text: str) -> None:
-    rig.bot.linking = linking(unlink=lambda actor, ch: removed)
+    fake = linking(unlink=lambda actor, ch: removed)
     i = interaction(member(ME, "Mia"))
-    await NotifyCog.unlink.callback(NotifyCog(rig.bot), i, channel=channel)
+    await NotifyCog.unlink.callback(cog_with(rig, fake), i, channel=channel)
 
     reply = only_reply(i)
     assert reply.ephemeral and reply.content == text
-    rig.bot.linking.unlink.assert_awaited_once_with(MIA, Channel(channel))
+    fake.unlink.assert_awaited_once_with(MIA, Channel(channel))

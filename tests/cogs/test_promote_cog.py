@@ -89,7 +89,7 @@ async def schedule(cog: PromoteCog, who=None, *, dry_run=None, **options):
 
 async def test_preview_by_a_listed_promoter_shows_date_local_times_counts_and_recipients(rig: Rig) -> None:
     await add_community(rig)
-    reply = await preview(PromoteCog(rig.bot), member(PROMOTER_ID, "Promoter"))
+    reply = await preview(PromoteCog(rig.bot, rig.engine), member(PROMOTER_ID, "Promoter"))
 
     assert reply.method == "send_message" and reply.ephemeral
     assert reply.embed.title == "Promotion preview"
@@ -104,7 +104,7 @@ async def test_preview_by_a_listed_promoter_shows_date_local_times_counts_and_re
 
 async def test_preview_with_available_and_maybe_adds_them(rig: Rig) -> None:
     await add_community(rig)
-    reply = await preview(PromoteCog(rig.bot), include_available=True, include_maybe=True)
+    reply = await preview(PromoteCog(rig.bot, rig.engine), include_available=True, include_maybe=True)
     assert reply.field("Recipients") == "5"
     who = reply.field("Who")
     assert "🔵 Dora → discord" in who and "🟡 Eva → discord" in who
@@ -114,7 +114,7 @@ async def test_preview_with_available_and_maybe_adds_them(rig: Rig) -> None:
 async def test_preview_by_promoter_role_on_the_member(rig: Rig) -> None:
     await add_community(rig)
     reply = await preview(
-        PromoteCog(rig.bot), member(PLAYER_ID, "Roley", roles=(PLAIN_ROLE_ID, PROMOTER_ROLE_ID))
+        PromoteCog(rig.bot, rig.engine), member(PLAYER_ID, "Roley", roles=(PLAIN_ROLE_ID, PROMOTER_ROLE_ID))
     )
     assert reply.ephemeral and reply.field("Recipients") == "3"
 
@@ -123,7 +123,7 @@ async def test_preview_with_only_other_roles_is_not_a_promoter(rig: Rig) -> None
     i = interaction(member(PLAYER_ID, "Roley", roles=(PLAIN_ROLE_ID,)))
     with pytest.raises(NotPromoter):
         await PromoteCog.preview.callback(
-            PromoteCog(rig.bot), i, include_available=False, include_maybe=False
+            PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False
         )
     no_reply(i)
 
@@ -141,7 +141,7 @@ async def test_preview_by_a_non_member_is_not_linked_and_creates_no_profile(rig:
     i = interaction(who, guild_id=guild_id)
     with pytest.raises(NotLinked):
         await PromoteCog.preview.callback(
-            PromoteCog(rig.bot), i, include_available=False, include_maybe=False
+            PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False
         )
     no_reply(i)
     assert await rig.h.engine.player_store.by_discord_id(PROMOTER_ID) is None
@@ -151,7 +151,7 @@ async def test_preview_in_summer_shows_cest(tmp_path) -> None:
     rig = await make_rig(tmp_path / "rp.sqlite3", day=date(2026, 7, 14))
     try:
         await rig.h.add_player(1, "Ana")
-        reply = await preview(PromoteCog(rig.bot))
+        reply = await preview(PromoteCog(rig.bot, rig.engine))
         assert reply.field("Reminder").startswith("20:45 CEST")
         assert reply.field("Start").startswith("21:00 CEST")
     finally:
@@ -162,7 +162,7 @@ async def test_preview_after_the_reminder_time_shows_the_real_moved_times(tmp_pa
     rig = await make_rig(tmp_path / "rp.sqlite3", hour=20, minute=50)
     try:
         await rig.h.add_player(1, "Ana")
-        reply = await preview(PromoteCog(rig.bot))
+        reply = await preview(PromoteCog(rig.bot, rig.engine))
         assert reply.field("Reminder").startswith("20:50 CET")  # now + 10 s, not a stale 20:45
         assert reply.field("Start").startswith("21:00 CET")
     finally:
@@ -170,7 +170,7 @@ async def test_preview_after_the_reminder_time_shows_the_real_moved_times(tmp_pa
 
 
 async def test_preview_with_nobody_looking_says_so(rig: Rig) -> None:
-    reply = await preview(PromoteCog(rig.bot))
+    reply = await preview(PromoteCog(rig.bot, rig.engine))
     assert reply.field("Recipients") == "0"
     assert reply.field("Who") == "Nobody is looking yet."
 
@@ -180,7 +180,7 @@ async def test_preview_with_nobody_looking_says_so(rig: Rig) -> None:
 
 async def test_schedule_asks_for_confirmation_and_stores_nothing_yet(rig: Rig) -> None:
     await add_community(rig)
-    _, reply, view = await schedule(PromoteCog(rig.bot))
+    _, reply, view = await schedule(PromoteCog(rig.bot, rig.engine))
     assert reply.ephemeral and reply.content == "Schedule this campaign?"
     assert reply.embed.title == "Promotion preview" and reply.field("Recipients") == "3"
     assert [(b.label, b.custom_id) for b in view.children] == [
@@ -193,7 +193,7 @@ async def test_schedule_asks_for_confirmation_and_stores_nothing_yet(rig: Rig) -
 
 async def test_confirm_creates_the_campaign_and_edits_the_message(rig: Rig) -> None:
     await add_community(rig)
-    _, _, view = await schedule(PromoteCog(rig.bot))
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
 
@@ -219,7 +219,7 @@ async def test_confirm_creates_the_campaign_and_edits_the_message(rig: Rig) -> N
 
 async def test_confirm_from_another_user_is_refused_and_the_promoter_can_still_confirm(rig: Rig) -> None:
     await add_community(rig)
-    _, _, view = await schedule(PromoteCog(rig.bot))
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     intruder = interaction(member(PLAYER_ID, "Intruder", roles=(PROMOTER_ROLE_ID,)))
     await press(view, view.confirm, intruder)
 
@@ -234,7 +234,7 @@ async def test_confirm_from_another_user_is_refused_and_the_promoter_can_still_c
 
 async def test_cancel_schedules_nothing_and_the_buttons_stop_working(rig: Rig) -> None:
     await add_community(rig)
-    _, _, view = await schedule(PromoteCog(rig.bot))
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     click = interaction(member(PROMOTER_ID))
     await press(view, view.cancel, click)
 
@@ -248,7 +248,7 @@ async def test_cancel_schedules_nothing_and_the_buttons_stop_working(rig: Rig) -
 async def test_confirm_when_already_promoted_today_is_refused_in_the_message(rig: Rig) -> None:
     await add_community(rig)
     existing = await rig.h.engine.promote.create(rig.h.actor())
-    _, _, view = await schedule(PromoteCog(rig.bot))
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
 
@@ -260,7 +260,7 @@ async def test_confirm_when_already_promoted_today_is_refused_in_the_message(rig
 
 
 async def test_confirm_with_nobody_looking_is_refused_in_the_message(rig: Rig) -> None:
-    _, _, view = await schedule(PromoteCog(rig.bot))
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
     assert only_reply(click).content == "Not scheduled: Nobody is looking yet: there is no one to promote to."
@@ -269,7 +269,7 @@ async def test_confirm_with_nobody_looking_is_refused_in_the_message(rig: Rig) -
 
 async def test_dry_run_option_schedules_a_rehearsal_for_the_initiator_only(rig: Rig) -> None:
     await add_community(rig)
-    _, reply, view = await schedule(PromoteCog(rig.bot), dry_run=True)
+    _, reply, view = await schedule(PromoteCog(rig.bot, rig.engine), dry_run=True)
     assert reply.embed.title == "Promotion preview (dry run)"
     assert reply.field("Recipients") == "1" and "Promoter" in reply.field("Who")
     click = interaction(member(PROMOTER_ID))
@@ -295,7 +295,7 @@ async def test_dry_run_default_applies_only_when_the_option_is_left_out(
     rig = await make_rig(tmp_path / "rp.sqlite3", dry_run_default=default)
     try:
         await add_community(rig)
-        _, reply, view = await schedule(PromoteCog(rig.bot), dry_run=option)
+        _, reply, view = await schedule(PromoteCog(rig.bot, rig.engine), dry_run=option)
         assert reply.embed.title.endswith("(dry run)") is expect_dry
         await press(view, view.confirm, interaction(member(PROMOTER_ID)))
         assert (await rig.h.engine.campaign_store.for_date(DAY)).dry_run is expect_dry
@@ -306,7 +306,7 @@ async def test_dry_run_default_applies_only_when_the_option_is_left_out(
 async def test_a_dry_run_is_allowed_after_the_real_campaign(rig: Rig) -> None:
     await add_community(rig)
     await rig.h.engine.promote.create(rig.h.actor())
-    _, _, view = await schedule(PromoteCog(rig.bot), dry_run=True)
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine), dry_run=True)
     click = interaction(member(PROMOTER_ID))
     await press(view, view.confirm, click)
     assert only_reply(click).embed.title.endswith("(dry run: only you)")
@@ -316,14 +316,14 @@ async def test_schedule_by_a_non_promoter_is_refused_before_any_question(rig: Ri
     i = interaction(member(PLAYER_ID, "Player"))
     with pytest.raises(NotPromoter):
         await PromoteCog.schedule.callback(
-            PromoteCog(rig.bot), i, include_available=False, include_maybe=False, dry_run=None
+            PromoteCog(rig.bot, rig.engine), i, include_available=False, include_maybe=False, dry_run=None
         )
     no_reply(i)
 
 
 async def test_an_expired_confirmation_edits_the_original_message(rig: Rig) -> None:
     await add_community(rig)
-    origin, _, view = await schedule(PromoteCog(rig.bot))
+    origin, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     await view.on_timeout()
     origin.edit_original_response.assert_awaited_once_with(
         content="This confirmation expired; run /promote schedule again.", embed=None, view=None
@@ -333,7 +333,7 @@ async def test_an_expired_confirmation_edits_the_original_message(rig: Rig) -> N
 
 async def test_a_confirmed_view_does_not_claim_to_have_expired(rig: Rig) -> None:
     await add_community(rig)
-    origin, _, view = await schedule(PromoteCog(rig.bot))
+    origin, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     await press(view, view.confirm, interaction(member(PROMOTER_ID)))
     await view.on_timeout()
     origin.edit_original_response.assert_not_awaited()
@@ -346,7 +346,7 @@ async def test_a_confirmed_view_does_not_claim_to_have_expired(rig: Rig) -> None
 async def test_status_with_a_bad_date_explains_the_format(rig: Rig, bad: str) -> None:
     i = interaction(member(PLAYER_ID, "Player"))
     with pytest.raises(InvalidInput) as caught:
-        await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=bad)
+        await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=bad)
     assert "is not a date; use YYYY-MM-DD, for example 2026-11-24." in caught.value.message
     assert len(caught.value.message) < 120  # an oversized value is not echoed back in full
     no_reply(i)
@@ -354,7 +354,7 @@ async def test_status_with_a_bad_date_explains_the_format(rig: Rig, bad: str) ->
 
 async def test_status_without_a_campaign(rig: Rig) -> None:
     i = interaction(member(PLAYER_ID, "Player"))
-    await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=None)
+    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=None)
     reply = only_reply(i)
     assert reply.ephemeral and reply.content == "No campaign for that date." and reply.embed is None
 
@@ -363,7 +363,7 @@ async def test_status_shows_aggregates_and_no_recipient_names(rig: Rig) -> None:
     await add_community(rig)
     created = await rig.h.engine.promote.create(rig.h.actor())
     i = interaction(member(PLAYER_ID, "Player"))  # any linked player may look
-    await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=" 2026-11-24 ")
+    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=" 2026-11-24 ")
 
     reply = only_reply(i)
     assert reply.ephemeral
@@ -387,7 +387,7 @@ async def test_status_after_the_evening_counts_deliveries(rig: Rig) -> None:
     rig.h.voice.ids = {3}
     await rig.h.run_evening()
     i = interaction(member(PLAYER_ID, "Player"))
-    await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=None)
+    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=None)
 
     reply = only_reply(i)
     assert reply.embed.description.startswith("Status: **followup_sent**")
@@ -400,14 +400,14 @@ async def test_status_of_another_date(rig: Rig) -> None:
     await add_community(rig)
     await rig.h.engine.promote.create(rig.h.actor())
     i = interaction(member(PLAYER_ID, "Player"))
-    await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=(DAY - timedelta(days=1)).isoformat())
+    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=(DAY - timedelta(days=1)).isoformat())
     assert only_reply(i).content == "No campaign for that date."
 
 
 async def test_status_for_a_non_member_is_not_linked(rig: Rig) -> None:
     i = interaction(user(PLAYER_ID))
     with pytest.raises(NotLinked):
-        await PromoteCog.status.callback(PromoteCog(rig.bot), i, date=None)
+        await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=None)
     no_reply(i)
 
 
@@ -418,7 +418,7 @@ async def test_cancel_cancels_the_campaign_and_its_pending_jobs(rig: Rig) -> Non
     await add_community(rig)
     created = await rig.h.engine.promote.create(rig.h.actor())
     i = interaction(member(PROMOTER_ID))
-    await PromoteCog.cancel.callback(PromoteCog(rig.bot), i)
+    await PromoteCog.cancel.callback(PromoteCog(rig.bot, rig.engine), i)
 
     reply = only_reply(i)
     assert reply.ephemeral and reply.content == f"Campaign {created.campaign.id} cancelled."
@@ -436,7 +436,7 @@ async def test_cancel_cancels_the_campaign_and_its_pending_jobs(rig: Rig) -> Non
 async def test_cancel_without_a_campaign_is_not_found(rig: Rig) -> None:
     i = interaction(member(PROMOTER_ID))
     with pytest.raises(NotFound, match=r"There is no campaign to cancel\."):
-        await PromoteCog.cancel.callback(PromoteCog(rig.bot), i)
+        await PromoteCog.cancel.callback(PromoteCog(rig.bot, rig.engine), i)
     no_reply(i)
 
 
@@ -445,7 +445,7 @@ async def test_cancel_by_a_non_promoter_changes_nothing(rig: Rig) -> None:
     created = await rig.h.engine.promote.create(rig.h.actor())
     i = interaction(member(PLAYER_ID, "Player"))
     with pytest.raises(NotPromoter):
-        await PromoteCog.cancel.callback(PromoteCog(rig.bot), i)
+        await PromoteCog.cancel.callback(PromoteCog(rig.bot, rig.engine), i)
     no_reply(i)
     assert (await rig.h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.SCHEDULED
 
@@ -453,16 +453,16 @@ async def test_cancel_by_a_non_promoter_changes_nothing(rig: Rig) -> None:
 async def test_cancel_twice_says_it_is_already_over(rig: Rig) -> None:
     await add_community(rig)
     await rig.h.engine.promote.create(rig.h.actor())
-    await PromoteCog.cancel.callback(PromoteCog(rig.bot), interaction(member(PROMOTER_ID)))
+    await PromoteCog.cancel.callback(PromoteCog(rig.bot, rig.engine), interaction(member(PROMOTER_ID)))
     with pytest.raises(NotFound, match="already over"):
-        await PromoteCog.cancel.callback(PromoteCog(rig.bot), interaction(member(PROMOTER_ID)))
+        await PromoteCog.cancel.callback(PromoteCog(rig.bot, rig.engine), interaction(member(PROMOTER_ID)))
 
 
 async def test_edit_message_leaves_nothing_stale(rig: Rig) -> None:
     """Every edit of the confirmation states content, embed and view, so nothing of the question stays."""
     await add_community(rig)
     for button in ("confirm", "cancel"):
-        _, _, view = await schedule(PromoteCog(rig.bot), dry_run=True)
+        _, _, view = await schedule(PromoteCog(rig.bot, rig.engine), dry_run=True)
         click = interaction(member(PROMOTER_ID))
         await press(view, getattr(view, button), click)
         reply = only_reply(click)
@@ -473,7 +473,7 @@ async def test_preview_names_channels_that_are_not_configured(tmp_path) -> None:
     rig = await make_rig(tmp_path / "rp.sqlite3", channels=frozenset({Channel.DISCORD}))
     try:
         await add_community(rig)
-        reply = await preview(PromoteCog(rig.bot))
+        reply = await preview(PromoteCog(rig.bot, rig.engine))
         assert reply.field("Channels") == "discord: 3 · telegram: 0 · signal: 0"
         assert reply.embed.footer.text == (
             "Not configured here: signal, telegram (those players are reached on Discord)."
@@ -484,7 +484,7 @@ async def test_preview_names_channels_that_are_not_configured(tmp_path) -> None:
 
 async def test_a_double_click_on_confirm_schedules_once(rig: Rig) -> None:
     await add_community(rig)
-    _, _, view = await schedule(PromoteCog(rig.bot))
+    _, _, view = await schedule(PromoteCog(rig.bot, rig.engine))
     first, second = interaction(member(PROMOTER_ID)), interaction(member(PROMOTER_ID))
     await asyncio.gather(press(view, view.confirm, first), press(view, view.confirm, second))
     campaign = await rig.h.engine.campaign_store.for_date(DAY)

@@ -37,9 +37,8 @@ class EngineStub:
 
 @dataclass
 class SchedulerBot:
-    """What SchedulerCog uses of the bot: the engine's dispatcher and wait_until_ready."""
+    """What SchedulerCog uses of the bot: wait_until_ready."""
 
-    engine: EngineStub
     ready: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def wait_until_ready(self) -> None:
@@ -53,7 +52,7 @@ def no_pause(monkeypatch) -> None:
 
 def cog_with(*script: BaseException) -> tuple[SchedulerCog, ScriptedDispatcher]:
     dispatcher = ScriptedDispatcher(*script)
-    return SchedulerCog(SchedulerBot(EngineStub(dispatcher))), dispatcher  # type: ignore[arg-type]
+    return SchedulerCog(SchedulerBot(), EngineStub(dispatcher)), dispatcher  # type: ignore[arg-type]
 
 
 def failures(caplog) -> list[logging.LogRecord]:

@@ -10,7 +10,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import AsyncIterator, Awaitable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from datetime import timedelta
 from typing import Any
 
@@ -20,20 +20,19 @@ from telegram.error import InvalidToken
 from telegram.request import HTTPXRequest
 
 from bot.sandbox.telegram_emulator import TelegramEmulator
+from services.contacts import mask_chat_id
 from services.delivery.base import Outcome, OutgoingMessage
 from services.delivery.telegram import (
     Pacer,
     PacingSchedule,
     TelegramSender,
     build_telegram_bot,
-    mask_chat_id,
     retry_after_seconds,
 )
 from services.models import Channel
-from tests.emulators import running
+from tests.emulators import BOUND, bounded, running
 
 TOKEN = "123456:sandbox"
-BOUND = 5  # seconds any single test may take
 
 
 class VirtualTime:
@@ -95,10 +94,6 @@ def sender(bot: Bot) -> TelegramSender:
     return TelegramSender(bot, pacer=None)
 
 
-async def bounded(awaitable: Awaitable[Any]) -> Any:
-    async with asyncio.timeout(BOUND):
-        return await awaitable
-
 
 # -- the protocol ----------------------------------------------------------------------------
 
@@ -108,92 +103,102 @@ def test_channel_and_dedup(sender: TelegramSender) -> None:
     assert sender.supports_dedup is False
 
 
+@bounded
 async def test_sent_carries_the_message_id(sender: TelegramSender, emulator: TelegramEmulator) -> None:
-    first = await bounded(sender.send(message(4242, "first")))
-    second = await bounded(sender.send(message(4242, "second")))
+    first = await sender.send(message(4242, "first"))
+    second = await sender.send(message(4242, "second"))
     assert first.outcome is Outcome.SENT
     assert first.provider_message_id == str(emulator.messages_to(4242)[0]["message_id"])
     assert second.provider_message_id == str(emulator.messages_to(4242)[1]["message_id"])
     assert [m["text"] for m in emulator.messages_to(4242)] == ["first", "second"]
 
 
+@bounded
 async def test_blocked_is_permanent(sender: TelegramSender, emulator: TelegramEmulator) -> None:
     emulator.blocked_chat_ids.add(13)
-    result = await bounded(sender.send(message(13)))
+    result = await sender.send(message(13))
     assert result.outcome is Outcome.PERMANENT
     assert "blocked" in result.reason
 
 
+@bounded
 async def test_chat_not_found_is_permanent(sender: TelegramSender, emulator: TelegramEmulator) -> None:
     emulator.unknown_chat_ids.add(14)
-    result = await bounded(sender.send(message(14)))
+    result = await sender.send(message(14))
     assert result.outcome is Outcome.PERMANENT
     assert result.reason.lower() == "chat not found"
 
 
+@bounded
 async def test_other_bad_request_is_permanent_with_the_description(sender: TelegramSender) -> None:
-    result = await bounded(sender.send(message(15, "x" * 5000)))
+    result = await sender.send(message(15, "x" * 5000))
     assert result.outcome is Outcome.PERMANENT
     assert result.reason == "Message is too long"
 
 
+@bounded
 async def test_rate_limit_is_retryable_with_the_exact_retry_after(
     sender: TelegramSender, emulator: TelegramEmulator
 ) -> None:
     emulator.rate_limit_next(1, retry_after=17)
-    limited = await bounded(sender.send(message(16)))
-    after = await bounded(sender.send(message(16)))
+    limited = await sender.send(message(16))
+    after = await sender.send(message(16))
     assert limited.outcome is Outcome.RETRYABLE
     assert limited.retry_after == 17.0
     assert after.outcome is Outcome.SENT
 
 
+@bounded
 async def test_server_error_is_retryable(sender: TelegramSender, emulator: TelegramEmulator) -> None:
     emulator.server_error_next(1)
-    result = await bounded(sender.send(message(17)))
+    result = await sender.send(message(17))
     assert result.outcome is Outcome.RETRYABLE
     assert result.retry_after is None
     assert emulator.messages_to(17) == []
 
 
+@bounded
 async def test_timeout_is_retryable(emulator: TelegramEmulator) -> None:
     slow_bot = Bot(TOKEN, base_url=emulator.base_url, request=HTTPXRequest(read_timeout=0.1))
     try:
-        await bounded(slow_bot.initialize())
+        await slow_bot.initialize()
         emulator.latency = 1.0
-        result = await bounded(TelegramSender(slow_bot, pacer=None).send(message(18)))
+        result = await TelegramSender(slow_bot, pacer=None).send(message(18))
     finally:
         await slow_bot.shutdown()
     assert result.outcome is Outcome.RETRYABLE
     assert "timed out" in result.reason
 
 
+@bounded
 async def test_unreachable_api_is_retryable(sender: TelegramSender, emulator: TelegramEmulator) -> None:
-    await bounded(emulator.stop())
-    result = await bounded(sender.send(message(19)))
+    await emulator.stop()
+    result = await sender.send(message(19))
     assert result.outcome is Outcome.RETRYABLE
 
 
+@bounded
 async def test_invalid_address_is_permanent_without_a_request(
     sender: TelegramSender, emulator: TelegramEmulator
 ) -> None:
-    result = await bounded(sender.send(message("@someone")))
+    result = await sender.send(message("@someone"))
     assert result.outcome is Outcome.PERMANENT
     assert emulator.method_calls["sendmessage"] == 0
 
 
+@bounded
 async def test_logs_never_show_the_chat_id_or_the_text(
     sender: TelegramSender, emulator: TelegramEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     chat, text = 98765432, "secret rendezvous text"
     caplog.set_level(logging.DEBUG)
     emulator.rate_limit_next(1, retry_after=3)
-    await bounded(sender.send(message(chat, text)))
+    await sender.send(message(chat, text))
     emulator.server_error_next(1)
-    await bounded(sender.send(message(chat, text)))
-    await bounded(sender.send(message(chat, text)))
+    await sender.send(message(chat, text))
+    await sender.send(message(chat, text))
     emulator.blocked_chat_ids.add(chat)
-    await bounded(sender.send(message(chat, text)))
+    await sender.send(message(chat, text))
     ours = [r.getMessage() for r in caplog.records if r.name.startswith("services.")]
     assert len(ours) >= 4
     assert not [line for line in ours if str(chat) in line or text in line]
@@ -222,9 +227,10 @@ async def test_build_telegram_bot_initialises_against_the_emulator(bot: Bot) -> 
     assert bot.base_url.endswith("/bot" + TOKEN)
 
 
+@bounded
 async def test_build_telegram_bot_keeps_the_token_out_of_the_error(emulator: TelegramEmulator) -> None:
     with pytest.raises(InvalidToken) as info:
-        await bounded(build_telegram_bot("999:wrong-secret", emulator.base_url))
+        await build_telegram_bot("999:wrong-secret", emulator.base_url)
     assert "wrong-secret" not in str(info.value)
     assert info.value.__suppress_context__
 

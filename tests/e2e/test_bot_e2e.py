@@ -9,6 +9,7 @@ order and each leaves the world in a state the next ones account for. The evenin
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -18,7 +19,7 @@ from typing import Any
 import pytest
 import pytest_asyncio
 
-from bot.app import Application
+from bot.app import Running, started
 from bot.sandbox.stack import (
     FOLLOWUP_CHANNEL_ID,
     GENERAL_CHANNEL_ID,
@@ -67,14 +68,15 @@ TEST_BOUND = 60.0  # seconds any one test may take
 class World:
     stack: SandboxStack
     db_path: Path
-    app: Application = field(init=False)
+    app: Running = field(init=False)
     starts: int = 0
+    running: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     async def start_bot(self) -> None:
         """Start a bot on this world's database and wait until it is connected with commands synced."""
         previous = [s.session_id for s in self.stack.discord.sessions()]
-        self.app = Application(self.stack.settings())
-        await self.app.start()
+        self.running = contextlib.AsyncExitStack()
+        self.app = await self.running.enter_async_context(started(self.stack.settings()))
         self.starts += 1  # each start syncs the guild's commands once
         await self.stack.discord.wait_for_bot(timeout=BOT_START_TIMEOUT, other_than=previous[-1] if previous else None)
         await self.stack.discord.wait_for_commands(GUILD_ID, timeout=BOT_START_TIMEOUT, min_syncs=self.starts)
@@ -82,7 +84,7 @@ class World:
 
     async def restart_bot(self) -> None:
         """Stop the bot and start a new one on the same database and emulators (a redeploy)."""
-        await self.app.stop()
+        await self.running.aclose()
         await self.start_bot()
 
 
@@ -108,13 +110,11 @@ async def world(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[World
             yield w
         finally:
             async with asyncio.timeout(15):
-                if hasattr(w, "app"):
-                    await w.app.stop()
+                await w.running.aclose()
                 await stack.stop()
 
 
 async def player_ids(w: World) -> set[int]:
-    assert w.app.engine is not None
     async with w.app.engine.db.read() as tx:
         rows = await tx.fetchall("SELECT discord_user_id FROM players")
     return {int(r["discord_user_id"]) for r in rows}
@@ -278,14 +278,13 @@ async def test_a_whole_campaign(world: World) -> None:
         telegram = [m["text"] for m in stack.telegram.messages_to(ANA_CHAT)]
         assert telegram[0].startswith("Linked!")
         assert promotions(telegram[1:]) == (1, 1, 1) and len(telegram) == 4
-        assert world.app.engine is not None
         ana_id = await _pid(world, ANA)
-        ana_rows = [r for r in await world.app.engine.ledger_store.log_rows(campaign_id) if r["player_id"] == ana_id]
-        assert [(r["channel"], r["status"]) for r in ana_rows] == [
+        ana_rows = [r for r in await world.app.engine.ledger_store.send_log(campaign_id) if r.player_id == ana_id]
+        assert [(r.channel, r.status) for r in ana_rows] == [
             ("discord", "failed"),
             ("telegram", "sent"),
         ] * 3
-        assert all("50007" in str(r["reason"]) for r in ana_rows if r["channel"] == "discord")
+        assert all("50007" in str(r.reason) for r in ana_rows if r.channel == "discord")
 
         # The summary in the follow-up channel.
         [summary] = stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID)
@@ -321,7 +320,6 @@ async def _campaign_is(w: World, campaign_id: int, status: str) -> bool:
 
 
 async def _pid(w: World, discord_user_id: int) -> int:
-    assert w.app.engine is not None
     player = await w.app.engine.player_store.by_discord_id(discord_user_id)
     assert player is not None
     return player.id

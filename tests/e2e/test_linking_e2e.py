@@ -10,7 +10,7 @@ import logging
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date
 from pathlib import Path
 
 import aiohttp
@@ -18,15 +18,22 @@ import pytest
 
 from bot.sandbox.signal_emulator import SignalEmulator
 from bot.sandbox.telegram_emulator import TelegramEmulator
-from bot.telegram_side import LINK_FAILED, LINKED, NOT_LINKED, START_HELP, UNLINKED, TelegramSide
+from bot.telegram_side import (
+    LINK_FAILED,
+    LINKED,
+    NOT_LINKED,
+    START_HELP,
+    UNLINKED,
+    TelegramSide,
+    deep_link_username,
+)
 from services.contacts import ContactCipher
 from services.delivery.signal import SignalClient, SignalSender
-from services.delivery.telegram import TelegramSender
+from services.delivery.telegram import TelegramSender, build_telegram_bot
 from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel, Preferences, PreferredChannel, Throttle
+from services.models import Channel, Preferences, PreferredChannel
 from services.permissions import Actor
-from storage.link_requests import LinkRequestStore
 from tests.emulators import bounded
 from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness
 
@@ -41,12 +48,15 @@ BOUND = 5  # seconds any single test (or fixture step) may take
 
 @dataclass
 class Rig:
+    """The engine sends Telegram and Signal through the emulators (one Telegram Bot for both sides)."""
+
     h: Harness
     telegram: TelegramEmulator
     signal: SignalEmulator
-    client: SignalClient
-    side: TelegramSide
-    linking: LinkingService
+
+    @property
+    def linking(self) -> LinkingService:
+        return self.h.engine.linking
 
     def actor(self, discord_id: int = ANA, name: str = "Anastazija") -> Actor:
         return self.h.actor(discord_id, name)
@@ -73,11 +83,6 @@ class Rig:
         await self.linking.request_signal_link(who, number)
         await self.linking.confirm_signal_link(who, self.last_code(number))
 
-    def route_through_emulators(self) -> None:
-        """Deliver Telegram and Signal promotions through the real senders (one Bot for both sides)."""
-        # The dict is shared with the fan-out, so replacing entries rewires the running engine.
-        self.h.engine.senders[Channel.TELEGRAM] = TelegramSender(self.side.bot, pacer=None)
-        self.h.engine.senders[Channel.SIGNAL] = SignalSender(self.client)
 
 
 @pytest.fixture
@@ -85,25 +90,24 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
     stack = contextlib.AsyncExitStack()
     try:
         async with asyncio.timeout(BOUND):
-            h = await make_harness(tmp_path / "rp.sqlite3", local(DAY, 18, 0))
-            stack.push_async_callback(h.engine.db.close)
             telegram = await stack.enter_async_context(TelegramEmulator(token=TOKEN))
             signal = await stack.enter_async_context(SignalEmulator(number=BOT_NUMBER))
             http = await stack.enter_async_context(aiohttp.ClientSession())
-            client = SignalClient(http, signal.api_url, BOT_NUMBER, timeout=BOUND)
-            linking = LinkingService(
-                players=h.engine.players,
-                link_store=h.engine.link_store,
-                link_request_store=LinkRequestStore(h.engine.db),
-                cipher=h.cipher,
-                clock=h.clock,
-                telegram_bot_username=telegram.bot_username,
-                signal=client,
-                throttle=Throttle(limit=3, window=timedelta(hours=1)),
+            bot = await build_telegram_bot(TOKEN, telegram.base_url)
+            stack.push_async_callback(bot.shutdown)
+            senders = {
+                Channel.TELEGRAM: TelegramSender(bot, pacer=None),
+                Channel.SIGNAL: SignalSender(SignalClient(http, signal.api_url, BOT_NUMBER, timeout=BOUND)),
+            }
+            h = await make_harness(
+                tmp_path / "rp.sqlite3",
+                local(DAY, 18, 0),
+                senders=senders,
+                telegram_bot_username=deep_link_username("", bot),
             )
-            side = TelegramSide(TOKEN, telegram.base_url, linking, "rallypoint_bot")
-            await stack.enter_async_context(side)
-        yield Rig(h, telegram, signal, client, side, linking)
+            stack.push_async_callback(h.engine.db.close)
+            await stack.enter_async_context(TelegramSide(bot, h.engine.linking))
+        yield Rig(h, telegram, signal)
     finally:
         async with asyncio.timeout(BOUND):
             await stack.aclose()
@@ -164,7 +168,7 @@ async def test_unlink_from_discord_side(rig: Rig) -> None:
 
 @bounded
 async def test_link_requests_are_throttled(rig: Rig) -> None:
-    for _ in range(3):
+    for _ in range(5):
         await rig.linking.request_telegram_link(rig.actor())
     with pytest.raises(TooManyRequests) as refused:
         await rig.linking.request_telegram_link(rig.actor())
@@ -173,12 +177,15 @@ async def test_link_requests_are_throttled(rig: Rig) -> None:
 
 @bounded
 async def test_without_a_key_nothing_is_linked(rig: Rig) -> None:
-    rig.linking.cipher = None
-    with pytest.raises(Unavailable, match="encryption key is not set"):
-        await rig.linking.request_telegram_link(rig.actor())
-    with pytest.raises(Unavailable, match="encryption key is not set"):
-        await rig.linking.request_signal_link(rig.actor(), NUMBER)
-    assert await rig.say(CHAT, "/start sometoken") == LINK_FAILED
+    # Restarted without the key: the app then starts neither Telegram nor Signal.
+    with pytest.raises(ValueError, match="need the contact encryption key"):
+        rig.h.engine_with(cipher=None)
+    keyless = rig.h.engine_with(cipher=None, senders={Channel.DISCORD: rig.h.discord})
+    with pytest.raises(Unavailable, match="Telegram is not set up"):
+        await keyless.linking.request_telegram_link(rig.actor())
+    with pytest.raises(Unavailable, match="Signal is not set up"):
+        await keyless.linking.request_signal_link(rig.actor(), NUMBER)
+    assert await keyless.linking.complete_telegram_link("sometoken", CHAT) is None
     assert rig.signal.requests_total == 0
     assert await rig.h.engine.link_store.all_links() == []
 
@@ -257,22 +264,21 @@ async def test_key_rotation_keeps_links_working_after_the_old_key_is_dropped(rig
     await rig.link_signal()
     key_b = ContactCipher.generate_key()
 
-    rig.linking.cipher = ContactCipher(f"{key_b},{TEST_KEY}")  # new key in front
-    assert await rig.linking.rotate_keys() == 2
-    only_b = ContactCipher(key_b)  # then the old key is dropped (a restart with the new config)
-    rig.linking.cipher = only_b
-    rig.h.engine.dispatcher.fanout.cipher = only_b
+    # A restart with the new key in front rotates; then one with the old key dropped.
+    rotating = rig.h.engine_with(cipher=ContactCipher(f"{key_b},{TEST_KEY}"))
+    assert await rotating.linking.rotate_keys() == 2
+    only_b = ContactCipher(key_b)
+    after = rig.h.engine_with(cipher=only_b)
 
-    assert sorted(only_b.decrypt(enc) for _, _, enc in await rig.h.engine.link_store.all_links()) == sorted(
+    assert sorted(only_b.decrypt(enc) for _, _, enc in await after.link_store.all_links()) == sorted(
         [str(CHAT), NUMBER]
     )
     # Delivery decrypts the number with the new key only.
-    rig.route_through_emulators()
-    await rig.h.engine.promote.create(rig.h.actor())
-    await rig.h.engine.dispatcher.run_until(local(DAY, 20, 50))
+    await after.promote.create(rig.h.actor())
+    await after.dispatcher.run_until(local(DAY, 20, 50))
     assert len(rig.signal.messages_to(NUMBER)) == 2  # the code, then the reminder
     # And an incoming chat is still matched by its hash.
-    assert await rig.say(CHAT, "/stop") == UNLINKED
+    assert await after.linking.unlink_telegram_chat(CHAT) is True
 
 
 # -- delivery through the emulators ------------------------------------------------------------
@@ -280,7 +286,6 @@ async def test_key_rotation_keeps_links_working_after_the_old_key_is_dropped(rig
 
 @bounded
 async def test_blocked_telegram_falls_back_to_signal_then_discord(rig: Rig) -> None:
-    rig.route_through_emulators()
     prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
     await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
     ana = await rig.h.add_player(ANA, "Anastazija", prefs=prefs, telegram=str(CHAT), signal=NUMBER)
@@ -306,7 +311,6 @@ async def test_blocked_telegram_falls_back_to_signal_then_discord(rig: Rig) -> N
 
 @bounded
 async def test_telegram_429_retry_after_is_honoured_exactly_once(rig: Rig) -> None:
-    rig.route_through_emulators()
     await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
     await rig.h.add_player(
         ANA, "Anastazija", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram=str(CHAT)
@@ -328,7 +332,6 @@ async def test_logs_keep_tokens_chat_ids_numbers_and_codes_out(
     rig: Rig, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
-    rig.route_through_emulators()
     token, _, _ = await rig.linking.request_telegram_link(rig.actor())
     assert await rig.say(CHAT, f"/start {token}") == LINKED
     await rig.link_signal()

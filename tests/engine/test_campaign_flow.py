@@ -12,6 +12,7 @@ from services.errors import CampaignExists, NoRecipients, NotLinked, NotPromoter
 from services.models import (
     CampaignLimit,
     CampaignStatus,
+    Channel,
     DeliveryStatus,
     JobStatus,
     JobType,
@@ -99,9 +100,9 @@ async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
     assert len(h.discord.to("1")) == 3
-    log = await h.engine.ledger_store.log_rows(created.campaign.id)
-    reminder = [r for r in log if r["job_type"] == JobType.REMINDER and r["player_id"] is not None]
-    assert [(r["channel"], r["status"], r["final"]) for r in reminder] == [
+    log = await h.engine.ledger_store.send_log(created.campaign.id)
+    reminder = [r for r in log if r.job_type == JobType.REMINDER and r.player_id is not None]
+    assert [(r.channel, r.status, r.final) for r in reminder] == [
         ("telegram", "failed", 0),
         ("signal", "failed", 0),
         ("discord", "sent", 1),
@@ -146,9 +147,9 @@ async def test_quiet_hours_skip_and_are_logged(h: Harness) -> None:
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
     assert len(h.discord.to("1")) == 1  # only the 20:45 reminder, before the window
-    log = await h.engine.ledger_store.log_rows(created.campaign.id)
-    skipped = [r for r in log if r["status"] == "skipped"]
-    assert [r["reason"] for r in skipped] == ["quiet hours", "quiet hours"]
+    log = await h.engine.ledger_store.send_log(created.campaign.id)
+    skipped = [r for r in log if r.status == "skipped"]
+    assert [r.reason for r in skipped] == ["quiet hours", "quiet hours"]
     # A quiet recipient missing from voice is still listed in the summary.
     assert "Waiting on (1): Ana" in h.poster.posts[0][1]
     assert "Follow-ups sent: 0 of 1" in h.poster.posts[0][1]
@@ -279,11 +280,11 @@ async def test_a_second_campaign_the_same_day_does_not_message_twice(h: Harness)
     finals = [
         r
         for c in (first, second)
-        for r in await h.engine.ledger_store.log_rows(c.campaign.id)
-        if r["player_id"] == ana and r["final"]
+        for r in await h.engine.ledger_store.send_log(c.campaign.id)
+        if r.player_id == ana and r.final
     ]
-    assert sorted(r["status"] for r in finals) == ["sent"] * 3 + ["skipped"] * 3
-    assert all("already handled" in r["reason"] for r in finals if r["status"] == "skipped")
+    assert sorted(r.status for r in finals) == ["sent"] * 3 + ["skipped"] * 3
+    assert all("already handled" in r.reason for r in finals if r.status == "skipped")
 
 
 async def test_past_times_are_shifted(tmp_path) -> None:
@@ -336,8 +337,8 @@ async def test_a_stalled_channel_does_not_hold_back_the_others(h: Harness) -> No
 
 
 async def summary_log(h: Harness, campaign_id: int) -> list[tuple[str, str]]:
-    rows = await h.engine.ledger_store.log_rows(campaign_id)
-    return [(str(r["status"]), str(r["reason"])) for r in rows if r["player_id"] is None]
+    rows = await h.engine.ledger_store.send_log(campaign_id)
+    return [(str(r.status), str(r.reason)) for r in rows if r.player_id is None]
 
 
 async def test_the_summary_is_retried_like_any_send_honouring_retry_after(h: Harness) -> None:
@@ -372,3 +373,29 @@ async def test_a_summary_refused_for_good_is_not_retried_and_never_reposted(h: H
     assert row is not None and row["state"] == "failed"
     campaign = await h.engine.campaign_store.get(created.campaign.id)
     assert campaign is not None and campaign.status is CampaignStatus.FOLLOWUP_SENT
+
+
+async def test_the_channels_a_campaign_uses_are_the_senders_channels(tmp_path) -> None:
+    h = await make_harness(
+        tmp_path / "no-telegram.sqlite3", local(DAY, 18, 0), channels=frozenset({Channel.DISCORD, Channel.SIGNAL})
+    )
+    try:
+        await h.add_player(PROMOTER_ID, "Promoter", status=None)
+        prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+        await h.add_player(1, "Ana", prefs=prefs, telegram="5001", signal="+38640111222")
+        await h.add_player(2, "Bor", prefs=prefs, telegram="5002")
+        preview = await h.engine.promote.preview(h.actor())
+        assert preview.unavailable_channels == frozenset({Channel.TELEGRAM})
+        assert [(r.player.display_name, r.chain) for r in preview.recipients] == [
+            ("Ana", (Channel.SIGNAL, Channel.DISCORD)),
+            ("Bor", (Channel.DISCORD,)),
+        ]
+        await h.engine.promote.create(h.actor())
+        await h.run_evening()
+        assert h.telegram.attempts == []
+        assert len(h.signal.to("+38640111222")) == 3 and len(h.discord.to("2")) == 3
+        # Telegram and Signal cannot run without the contact key: no address could be read.
+        with pytest.raises(ValueError, match="contact encryption key"):
+            h.engine_with(cipher=None)
+    finally:
+        await h.engine.db.close()

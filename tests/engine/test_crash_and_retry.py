@@ -97,8 +97,8 @@ async def test_telegram_fanout_marks_the_in_flight_sends_unknown_and_never_resen
     assert counts[DeliveryStatus.SENT] == N - counts[DeliveryStatus.UNKNOWN]
     # Every recorded `sent` arrived; an `unknown` may or may not have (the crash hid which).
     assert counts[DeliveryStatus.SENT] <= len(delivered) <= N
-    log = await h.engine.ledger_store.log_rows(campaign_id)
-    assert all("not resent" in r["reason"] for r in log if r["status"] == "unknown")
+    log = await h.engine.ledger_store.send_log(campaign_id)
+    assert all("not resent" in r.reason for r in log if r.status == "unknown")
     await h.engine.db.close()
 
 
@@ -160,8 +160,8 @@ async def test_a_restart_after_the_evening_skips_overdue_pings(tmp_path) -> None
         JobType.START: JobStatus.SKIPPED,
         JobType.VOICE_CHECK: JobStatus.SKIPPED,
     }
-    log = await h.engine.ledger_store.log_rows(created.campaign.id)
-    assert {r["reason"].split(":")[0] for r in log} == {"overdue"}
+    log = await h.engine.ledger_store.send_log(created.campaign.id)
+    assert {r.reason.split(":")[0] for r in log} == {"overdue"}
     assert (await h.engine.campaign_store.get(created.campaign.id)).status is CampaignStatus.FAILED
     await h.engine.db.close()
 

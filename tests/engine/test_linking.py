@@ -14,11 +14,10 @@ from typing import Any
 import pytest
 
 from services.contacts import ContactCipher
-from services.delivery.base import SendResult
+from services.delivery.base import OutgoingMessage, SendResult
 from services.errors import InvalidInput, NotLinked, TooManyRequests, Unavailable
 from services.linking import LinkingService
 from services.models import Channel, Throttle
-from storage.link_requests import LinkRequestStore
 from tests.emulators import bounded
 from tests.support import TEST_KEY, Harness, local, make_harness
 
@@ -31,14 +30,16 @@ BOUND = 5
 
 @dataclass
 class FakeSignal:
-    """Records every code message; answers with `result` (or raises `error`)."""
+    """The Signal sender: records every code message; answers with `result` (or raises `error`)."""
 
     result: SendResult = field(default_factory=lambda: SendResult.sent("1"))
     error: Exception | None = None
     texts: list[tuple[str, str]] = field(default_factory=list)
+    channel: Channel = Channel.SIGNAL
+    supports_dedup: bool = False
 
-    async def send_text(self, recipient: str, text: str) -> SendResult:
-        self.texts.append((recipient, text))
+    async def send(self, message: OutgoingMessage) -> SendResult:
+        self.texts.append((message.address, message.text))
         if self.error is not None:
             raise self.error
         return self.result
@@ -73,7 +74,7 @@ def make_linking(
     return LinkingService(
         players=h.engine.players,
         link_store=h.engine.link_store,
-        link_request_store=LinkRequestStore(h.engine.db),
+        link_request_store=h.engine.link_request_store,
         cipher=h.cipher if cipher == "default" else cipher,  # type: ignore[arg-type]
         clock=h.clock,
         telegram_bot_username=username,
