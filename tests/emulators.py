@@ -1,4 +1,4 @@
-"""Start and stop a loopback emulator within a bound, for fixtures."""
+"""Time bounds for tests: start and stop a loopback emulator within one, fail a test that overruns one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any, Protocol, TypeVar
 
-BOUND = 5.0  # seconds a start or a stop may take
+BOUND = 5.0  # seconds an emulator's start or stop, or a whole bounded test, may take
 
 
 class _Emulator(Protocol):

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import AsyncIterator, Awaitable
-from typing import Any
+from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
@@ -14,11 +12,10 @@ from bot.sandbox.signal_emulator import SignalEmulator
 from services.delivery.base import Outcome, OutgoingMessage
 from services.delivery.signal import SignalClient, SignalSender, classify_send_answer, parse_send_timestamp
 from services.models import Channel
-from tests.emulators import running
+from tests.emulators import bounded, running
 
 BOT = "+15550000001"
 ANA = "+38640123456"
-BOUND = 5  # seconds any single test may take
 
 
 @pytest.fixture
@@ -38,42 +35,42 @@ def client(session: aiohttp.ClientSession, emulator: SignalEmulator) -> SignalCl
     return SignalClient(session, emulator.api_url, BOT, timeout=2)
 
 
-async def bounded(awaitable: Awaitable[Any]) -> Any:
-    async with asyncio.timeout(BOUND):
-        return await awaitable
 
-
+@bounded
 @pytest.mark.parametrize("shape", ["object", "list"])
 async def test_sent_with_either_answer_shape(
     client: SignalClient, emulator: SignalEmulator, shape: str
 ) -> None:
     emulator.answer_shape = shape  # type: ignore[assignment]
-    result = await bounded(client.send_text(ANA, "kick-off in 15 minutes"))
+    result = await client.send_text(ANA, "kick-off in 15 minutes")
     assert result.outcome is Outcome.SENT
     assert result.provider_message_id is not None and result.provider_message_id.isdigit()
     assert emulator.messages_to(ANA) == ["kick-off in 15 minutes"]
 
 
+@bounded
 async def test_recipient_is_normalised_before_sending(client: SignalClient, emulator: SignalEmulator) -> None:
-    result = await bounded(client.send_text("+386 40 123 456", "hi"))
+    result = await client.send_text("+386 40 123 456", "hi")
     assert result.outcome is Outcome.SENT
     assert emulator.messages_to(ANA) == ["hi"]
 
 
+@bounded
 async def test_unregistered_recipient_is_permanent(client: SignalClient, emulator: SignalEmulator) -> None:
     emulator.unregistered_numbers.add(ANA)
-    result = await bounded(client.send_text(ANA, "hi"))
+    result = await client.send_text(ANA, "hi")
     assert result.outcome is Outcome.PERMANENT
     assert result.reason == "recipient is not registered on Signal"
     assert ANA not in result.reason
 
 
+@bounded
 async def test_rate_limit_is_retryable_and_logs_the_challenge_not_the_number(
     client: SignalClient, emulator: SignalEmulator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="services")
     emulator.rate_limit_next(1)
-    result = await bounded(client.send_text(ANA, "secret text"))
+    result = await client.send_text(ANA, "secret text")
     assert result.outcome is Outcome.RETRYABLE
     assert result.retry_after is None  # signal-cli-rest-api gives no Retry-After
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
@@ -83,58 +80,65 @@ async def test_rate_limit_is_retryable_and_logs_the_challenge_not_the_number(
     assert "+386•••••56" in logged
 
 
+@bounded
 async def test_rate_limit_honours_a_retry_after_header(
     client: SignalClient, emulator: SignalEmulator
 ) -> None:
     emulator.rate_limit_next(1, retry_after=30)
-    result = await bounded(client.send_text(ANA, "hi"))
+    result = await client.send_text(ANA, "hi")
     assert result.outcome is Outcome.RETRYABLE
     assert result.retry_after == 30.0
 
 
+@bounded
 async def test_server_error_is_retryable(client: SignalClient, emulator: SignalEmulator) -> None:
     emulator.server_error_next(1)
-    result = await bounded(client.send_text(ANA, "hi"))
+    result = await client.send_text(ANA, "hi")
     assert result.outcome is Outcome.RETRYABLE
     assert emulator.messages_to(ANA) == []
 
 
+@bounded
 async def test_timeout_is_retryable(session: aiohttp.ClientSession, emulator: SignalEmulator) -> None:
     emulator.latency = 1.0
     impatient = SignalClient(session, emulator.api_url, BOT, timeout=0.1)
-    result = await bounded(impatient.send_text(ANA, "hi"))
+    result = await impatient.send_text(ANA, "hi")
     assert result.outcome is Outcome.RETRYABLE
     assert "timed out" in result.reason
 
 
+@bounded
 async def test_unreachable_api_is_retryable(client: SignalClient, emulator: SignalEmulator) -> None:
-    await bounded(emulator.stop())
-    result = await bounded(client.send_text(ANA, "hi"))
+    await emulator.stop()
+    result = await client.send_text(ANA, "hi")
     assert result.outcome is Outcome.RETRYABLE
 
 
+@bounded
 async def test_our_unregistered_account_is_permanent(
     session: aiohttp.ClientSession, emulator: SignalEmulator
 ) -> None:
     wrong = SignalClient(session, emulator.api_url, "+15559999999")
-    result = await bounded(wrong.send_text(ANA, "hi"))
+    result = await wrong.send_text(ANA, "hi")
     assert result.outcome is Outcome.PERMANENT
     assert result.reason == "the bot's Signal account is not registered"
 
 
+@bounded
 async def test_other_client_errors_are_permanent_with_a_reason(
     session: aiohttp.ClientSession, emulator: SignalEmulator
 ) -> None:
     misconfigured = SignalClient(session, emulator.api_url + "/wrong-prefix", BOT)
-    result = await bounded(misconfigured.send_text(ANA, "hi"))
+    result = await misconfigured.send_text(ANA, "hi")
     assert result.outcome is Outcome.PERMANENT
     assert result.reason.startswith("Signal API error 404")
 
 
+@bounded
 async def test_invalid_recipient_is_permanent_without_a_request(
     client: SignalClient, emulator: SignalEmulator
 ) -> None:
-    result = await bounded(client.send_text("040 123 456", "hi"))
+    result = await client.send_text("040 123 456", "hi")
     assert result.outcome is Outcome.PERMANENT
     assert emulator.requests_total == 0
 
@@ -190,11 +194,12 @@ def test_parse_send_timestamp(body: str, timestamp: str | None) -> None:
     assert parse_send_timestamp(body) == timestamp
 
 
+@bounded
 async def test_sender_delegates_to_the_client(client: SignalClient, emulator: SignalEmulator) -> None:
     sender = SignalSender(client)
     assert sender.channel is Channel.SIGNAL
     assert sender.supports_dedup is False
     message = OutgoingMessage(Channel.SIGNAL, ANA, "we are starting now", nonce="n-1", player_id=1)
-    result = await bounded(sender.send(message))
+    result = await sender.send(message)
     assert result.outcome is Outcome.SENT
     assert emulator.messages_to(ANA) == ["we are starting now"]

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import functools
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import pytest
 
@@ -14,20 +12,11 @@ from services.models import SignalVerification, TelegramLinkToken, Throttle, Thr
 from storage.db import Database
 from storage.link_requests import LinkRequestStore
 from storage.players import PlayerStore
+from tests.emulators import BOUND, bounded
 
 T0 = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
 TTL = timedelta(minutes=30)
 LOOSE = Throttle(limit=100, window=timedelta(hours=1))
-BOUND = 5  # seconds any single test may take
-
-
-def bounded(test: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
-    @functools.wraps(test)
-    async def run(*args: Any, **kwargs: Any) -> Any:
-        async with asyncio.timeout(BOUND):
-            return await test(*args, **kwargs)
-
-    return run
 
 
 @pytest.fixture
