@@ -30,7 +30,7 @@ from bot.api import ApiDeps, bound_port, create_app, start_api, stop_api
 from bot.app import engine_for
 from bot.config import ApiSettings, DiscordSettings, Settings
 from services.clock import SystemClock
-from services.permissions import Actor
+from services.models import Actor
 from services.schedule import campaign_date
 from storage.db import Database, to_db_time
 

@@ -56,8 +56,7 @@ from bot.sandbox.stack import (
 from services.clock import SystemClock
 from services.contacts import ContactCipher
 from services.messages import reminder_text, start_text
-from services.models import Channel, JobType
-from services.permissions import Actor
+from services.models import Actor, Channel, JobType
 from services.schedule import campaign_date
 from storage.db import Database, to_db_time
 

@@ -19,8 +19,8 @@ from services.clock import FakeClock, SystemClock
 from services.delivery.base import OutgoingMessage, SendResult
 from services.dispatcher import DispatchConfig
 from services.engine import build_engine
-from services.models import Channel, JobType
-from services.permissions import Actor, PromoterPolicy
+from services.models import Actor, Channel, JobType
+from services.permissions import PromoterPolicy
 from services.promote import PromotionConfig
 from storage.db import Database, to_db_time
 

@@ -39,7 +39,7 @@ from bot.app import engine_for
 from bot.sandbox.stack import PROMOTER_ID, PROMOTER_ROLE_ID, Member, SandboxStack
 from services.clock import SystemClock
 from services.contacts import ContactCipher
-from services.permissions import Actor
+from services.models import Actor
 from storage.db import Database
 
 TICKS = os.sysconf("SC_CLK_TCK")

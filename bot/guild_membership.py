@@ -8,7 +8,7 @@ from typing import Any
 import discord
 
 from services.errors import Unavailable
-from services.permissions import Actor
+from services.models import Actor
 
 log = logging.getLogger(__name__)
 

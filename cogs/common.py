@@ -9,7 +9,7 @@ from typing import Any
 import discord
 
 from services.errors import InvalidInput, RallypointError
-from services.permissions import Actor
+from services.models import Actor
 
 log = logging.getLogger(__name__)
 

@@ -8,9 +8,16 @@ from zoneinfo import ZoneInfo
 import discord
 
 from services.messages import local_time_label
-from services.models import Channel, DeliveryStatus, PlayerStatus, Preview
-from services.players import Board, PreferencesView
-from services.promote import CampaignCreated, CampaignStatusView
+from services.models import (
+    Board,
+    CampaignCreated,
+    CampaignStatusView,
+    Channel,
+    DeliveryStatus,
+    PlayerStatus,
+    PreferencesView,
+    Preview,
+)
 from services.quiet_hours import format_hhmm
 
 COLOUR = discord.Colour.from_rgb(88, 101, 242)

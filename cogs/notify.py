@@ -14,9 +14,7 @@ from cogs.common import actor_from
 from cogs.embeds import preferences_embed
 from services.engine import Engine
 from services.errors import InvalidInput
-from services.models import Channel, PreferredChannel, QuietHours
-from services.permissions import Actor
-from services.players import UNSET
+from services.models import UNSET, Actor, Channel, PreferredChannel, QuietHours
 from services.quiet_hours import parse_hhmm
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from cogs.common import PoliteView, actor_from, parse_date_option
 from cogs.embeds import created_embed, preview_embed, status_embed
 from services.engine import Engine
 from services.errors import RallypointError
-from services.permissions import Actor
+from services.models import Actor
 
 if TYPE_CHECKING:
     from zoneinfo import ZoneInfo

@@ -23,8 +23,7 @@ from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
 from services.errors import InvalidInput, TooManyRequests, Unavailable
-from services.models import Channel, Player, Throttle, Throttled
-from services.permissions import Actor
+from services.models import Actor, Channel, Player, Throttle, Throttled
 from services.phone import mask_number, normalize_e164
 from services.players import PlayerService
 from storage.link_requests import LinkRequestStore

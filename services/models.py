@@ -9,6 +9,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from typing import Final
 
 
 class PlayerStatus(enum.StrEnum):
@@ -358,3 +359,67 @@ class SignalVerification:
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at
+
+
+# -- who acts, and what the services answer ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Actor:
+    """The Discord user acting, as far as the guild knows them."""
+
+    discord_user_id: int
+    is_member: bool
+    role_ids: frozenset[int] = frozenset()
+    display_name: str = ""
+
+
+class Unset:
+    """The type of UNSET: a preference left as it is (None means "clear it")."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset()
+
+
+@dataclass(frozen=True, slots=True)
+class Board:
+    day: date
+    entries: tuple[AvailabilityEntry, ...]
+
+    def counts(self) -> dict[PlayerStatus, int]:
+        counts = {s: 0 for s in PlayerStatus}
+        for e in self.entries:
+            if e.status is not None:
+                counts[e.status] += 1
+        return counts
+
+
+@dataclass(frozen=True, slots=True)
+class PreferencesView:
+    player: Player
+    preferences: Preferences
+    links: tuple[Link, ...]
+    masked: dict[Channel, str] = field(default_factory=dict)  # e.g. {signal: "+386•••••56"}
+
+    @property
+    def linked_channels(self) -> frozenset[Channel]:
+        return frozenset({Channel.DISCORD, *(link.channel for link in self.links)})
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignCreated:
+    campaign: Campaign
+    schedule: CampaignSchedule
+    jobs: tuple[Job, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignStatusView:
+    """What anyone linked may see of a campaign: aggregates only (rule 10)."""
+
+    campaign: Campaign
+    delivery: dict[DeliveryStatus, int]
+    jobs: tuple[Job, ...]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from services.models import PermissionTier
+from services.models import Actor, PermissionTier
 
 
 @dataclass(frozen=True, slots=True)
@@ -12,16 +12,6 @@ class PromoterPolicy:
     promoter_ids: frozenset[int]
     admin_ids: frozenset[int]
     promoter_role_ids: frozenset[int]
-
-
-@dataclass(frozen=True, slots=True)
-class Actor:
-    """The Discord user acting, as far as the guild knows them."""
-
-    discord_user_id: int
-    is_member: bool
-    role_ids: frozenset[int] = frozenset()
-    display_name: str = ""
 
 
 def can_promote(actor: Actor, tier: PermissionTier | None, policy: PromoterPolicy) -> bool:

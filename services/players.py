@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import date, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
@@ -11,16 +11,20 @@ from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
 from services.errors import InvalidInput, NotLinked
 from services.models import (
+    UNSET,
+    Actor,
     AvailabilityEntry,
+    Board,
     Channel,
     Link,
     Player,
     PlayerStatus,
     Preferences,
+    PreferencesView,
     PreferredChannel,
     QuietHours,
+    Unset,
 )
-from services.permissions import Actor
 from services.phone import mask_number
 from services.schedule import campaign_date, validate_timezone
 from storage.links import LinkStore
@@ -29,39 +33,6 @@ from storage.players import PlayerStore
 # How far from today a status may be set: yesterday (late-night sessions) to four weeks ahead.
 PAST_DAYS: Final = 1
 FUTURE_DAYS: Final = 28
-
-
-class _Unset:
-    def __repr__(self) -> str:
-        return "UNSET"
-
-
-UNSET: Final = _Unset()
-
-
-@dataclass(frozen=True, slots=True)
-class Board:
-    day: date
-    entries: tuple[AvailabilityEntry, ...]
-
-    def counts(self) -> dict[PlayerStatus, int]:
-        counts = {s: 0 for s in PlayerStatus}
-        for e in self.entries:
-            if e.status is not None:
-                counts[e.status] += 1
-        return counts
-
-
-@dataclass(frozen=True, slots=True)
-class PreferencesView:
-    player: Player
-    preferences: Preferences
-    links: tuple[Link, ...]
-    masked: dict[Channel, str] = field(default_factory=dict)  # e.g. {signal: "+386•••••56"}
-
-    @property
-    def linked_channels(self) -> frozenset[Channel]:
-        return frozenset({Channel.DISCORD, *(link.channel for link in self.links)})
 
 
 class PlayerService:
@@ -150,21 +121,21 @@ class PlayerService:
         self,
         actor: Actor,
         *,
-        allow_promotions: bool | _Unset = UNSET,
-        preferred_channel: PreferredChannel | _Unset = UNSET,
-        quiet_hours: QuietHours | _Unset | None = UNSET,
-        timezone: str | _Unset | None = UNSET,
+        allow_promotions: bool | Unset = UNSET,
+        preferred_channel: PreferredChannel | Unset = UNSET,
+        quiet_hours: QuietHours | Unset | None = UNSET,
+        timezone: str | Unset | None = UNSET,
     ) -> PreferencesView:
         """Change only the fields given; the others stay as they are."""
         player = await self.player_for(actor)
         prefs = await self.player_store.preferences(player.id)
-        if not isinstance(allow_promotions, _Unset):
+        if not isinstance(allow_promotions, Unset):
             prefs = replace(prefs, allow_promotions=allow_promotions)
-        if not isinstance(preferred_channel, _Unset):
+        if not isinstance(preferred_channel, Unset):
             prefs = replace(prefs, preferred_channel=preferred_channel)
-        if not isinstance(quiet_hours, _Unset):
+        if not isinstance(quiet_hours, Unset):
             prefs = replace(prefs, quiet_hours=quiet_hours)
-        if not isinstance(timezone, _Unset):
+        if not isinstance(timezone, Unset):
             if timezone is not None:
                 try:
                     validate_timezone(timezone)

@@ -11,17 +11,17 @@ from zoneinfo import ZoneInfo
 from services.clock import Clock
 from services.errors import CampaignExists, NoRecipients, NotFound, NotPromoter
 from services.models import (
+    Actor,
     Campaign,
+    CampaignCreated,
     CampaignLimit,
-    CampaignSchedule,
+    CampaignStatusView,
     Channel,
     ChannelsSummary,
-    DeliveryStatus,
-    Job,
     Player,
     Preview,
 )
-from services.permissions import Actor, PromoterPolicy, can_promote
+from services.permissions import PromoterPolicy, can_promote
 from services.players import PlayerService
 from services.recipients import dry_run_recipients, select_recipients, wanted_statuses
 from services.schedule import campaign_date, compute_schedule
@@ -43,22 +43,6 @@ class PromotionConfig:
     @property
     def timezone(self) -> str:
         return self.zone.key
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignCreated:
-    campaign: Campaign
-    schedule: CampaignSchedule
-    jobs: tuple[Job, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class CampaignStatusView:
-    """What anyone linked may see of a campaign: aggregates only (rule 10)."""
-
-    campaign: Campaign
-    delivery: dict[DeliveryStatus, int]
-    jobs: tuple[Job, ...]
 
 
 class PromoteService:

@@ -16,8 +16,8 @@ from services.contacts import ContactCipher
 from services.delivery.base import OutgoingMessage, Sender, SendResult
 from services.dispatcher import DispatchConfig
 from services.engine import Engine, build_engine
-from services.models import Channel, PlayerStatus, Preferences
-from services.permissions import Actor, PromoterPolicy
+from services.models import Actor, Channel, PlayerStatus, Preferences
+from services.permissions import PromoterPolicy
 from services.promote import PromotionConfig
 from storage.db import Database
 

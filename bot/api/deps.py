@@ -17,7 +17,7 @@ from bot.api.sessions import CookieSigner
 from bot.config import Settings
 from services.clock import Clock
 from services.linking import LinkingService
-from services.permissions import Actor
+from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
 

@@ -13,10 +13,8 @@ from aiohttp import web
 
 from bot.api import models as m
 from bot.api.deps import DEPS, OPENAPI, SETTINGS, actor_of, package_version
-from services.models import Channel, PlayerStatus
+from services.models import UNSET, CampaignStatusView, Channel, PlayerStatus, PreferencesView
 from services.models import QuietHours as DomainQuietHours
-from services.players import UNSET, PreferencesView
-from services.promote import CampaignStatusView
 from services.quiet_hours import format_hhmm, parse_hhmm
 
 

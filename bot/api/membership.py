@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Protocol
 
 from services.clock import Clock
-from services.permissions import Actor
+from services.models import Actor
 
 
 class MembershipResolver(Protocol):

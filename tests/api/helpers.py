@@ -22,8 +22,7 @@ from pydantic import SecretStr
 
 from bot.api import ApiDeps, OAuthConfig, StaticMembership, create_app
 from bot.config import ApiSettings, DiscordSettings, SecuritySettings, Settings
-from services.models import Channel
-from services.permissions import Actor
+from services.models import Actor, Channel
 from tests.support import PROMOTER_ID, Harness, local, make_harness
 
 DAY = date(2026, 11, 24)

@@ -5,8 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bot.api.routes import OPERATIONS
-from services.models import PermissionTier
-from services.permissions import Actor
+from services.models import Actor, PermissionTier
 from tests.api.helpers import HASHED_TOKEN, MEMBER_ID, OUTSIDER_ID, TOKEN, Api, api_client
 from tests.support import PROMOTER_ID
 

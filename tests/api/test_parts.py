@@ -11,7 +11,7 @@ from bot.api import CachedMembership, StaticMembership, bound_port, create_app, 
 from bot.api.deps import DEPS
 from bot.api.sessions import CookieSigner
 from services.clock import FakeClock
-from services.permissions import Actor
+from services.models import Actor
 from tests.api.helpers import api_client
 
 T0 = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)

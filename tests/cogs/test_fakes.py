@@ -7,7 +7,7 @@ import pytest
 
 from cogs.promote import ConfirmSchedule
 from services.linking import LinkingService
-from services.permissions import Actor
+from services.models import Actor
 from tests.cogs.fakes import bot_stub, interaction, member, only_reply, settings, strict, user
 
 

@@ -11,8 +11,7 @@ import pytest
 from cogs.notify import NotifyCog
 from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel, Preferences, PreferredChannel, QuietHours
-from services.permissions import Actor
+from services.models import Actor, Channel, Preferences, PreferredChannel, QuietHours
 from tests.cogs.fakes import Rig, interaction, make_rig, member, no_reply, only_reply, strict
 
 ME = 3000

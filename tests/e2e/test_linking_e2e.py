@@ -32,8 +32,7 @@ from services.delivery.signal import SignalClient, SignalSender
 from services.delivery.telegram import TelegramSender, build_telegram_bot
 from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel, Preferences, PreferredChannel
-from services.permissions import Actor
+from services.models import Actor, Channel, Preferences, PreferredChannel
 from tests.emulators import bounded
 from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness
 

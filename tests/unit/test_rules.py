@@ -10,6 +10,7 @@ import pytest
 from services.keys import NONCE_MAX_LENGTH, ledger_key, message_nonce, summary_key
 from services.messages import local_time_label, summary_text
 from services.models import (
+    Actor,
     Candidate,
     Channel,
     JobType,
@@ -20,7 +21,7 @@ from services.models import (
     PreferredChannel,
     QuietHours,
 )
-from services.permissions import Actor, PromoterPolicy, can_promote
+from services.permissions import PromoterPolicy, can_promote
 from services.quiet_hours import in_quiet_hours, parse_hhmm
 from services.recipients import dry_run_recipients, select_recipients
 from services.routing import fallback_chain
