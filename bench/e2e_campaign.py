@@ -231,7 +231,7 @@ async def main(discord: int = 1500, telegram: int = 200, signal: int = 300) -> N
     logging.getLogger("discord.client").setLevel(logging.ERROR)  # "PyNaCl is not installed": no voice
     recipients = plan(discord, telegram, signal)
     with tempfile.TemporaryDirectory(prefix="rp-e2e-bench-") as tmp:
-        # Past times shift to now + 10 s / now + 20 s (DESIGN.md rule 4); the voice check an hour
+        # Past times shift to now + 10 s / now + 20 s (the schedule rule); the voice check an hour
         # later, so that it never starts: the campaign is cancelled once the start job is over.
         stack = SandboxStack(
             Path(tmp),

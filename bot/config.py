@@ -1,6 +1,6 @@
 """Settings: a TOML file plus `RALLYPOINT_<SECTION>__<KEY>` environment overrides.
 
-Every key of DESIGN.md's config table lives here, validated once at start-up. Secrets are
+Every configuration key (docs/configuration.md) lives here, validated once at start-up. Secrets are
 `SecretStr` so that they never reach a log line or `check-config` unmasked.
 """
 

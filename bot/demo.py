@@ -58,7 +58,7 @@ async def run_demo() -> int:
 
 async def _run(workdir: Path) -> int:
     began = time.monotonic()
-    # Times in the past shift to now + 10 s / now + 20 s (DESIGN.md rule 4): a compressed evening.
+    # Times in the past shift to now + 10 s / now + 20 s (as the schedule rule has it): a compressed evening.
     stack = SandboxStack(workdir, promotion={"reminder_time": "00:00", "start_time": "00:00"})
     members = [Member(PROMOTER_ID, "rally", nick="Rally (promoter)", promoter=True)]
     members += [Member(BASE_ID + i, name.lower(), nick=name) for i, (name, *_rest) in enumerate(PLAYERS)]

@@ -1,4 +1,4 @@
-"""Claim due jobs → run them → record the outcome (DESIGN.md, "Delivery protocol").
+"""Claim due jobs → run them → record the outcome (docs/delivery.md).
 
 `tick()` is the body of the scheduler loop: claim what is due, start it, then sleep until the
 next due time or lease expiry — or until `wake()` says a job was created. Nothing polls.

@@ -1,4 +1,4 @@
-"""Channel fallback chains over verified links (DESIGN.md, "Each message goes to ...")."""
+"""Channel fallback chains over verified links: each preference's order of channels to try."""
 
 from __future__ import annotations
 

@@ -154,7 +154,7 @@ class CampaignStore:
         return _campaign(row) if row else None
 
     async def for_date(self, day: date) -> Campaign | None:
-        """The newest real campaign of `day`, else the newest dry run (DESIGN.md)."""
+        """The newest real campaign of `day`, else the newest dry run."""
         async with self.db.read() as tx:
             row = await tx.fetchone(
                 _CAMPAIGN_SELECT + " WHERE c.campaign_date = ? ORDER BY c.dry_run, c.id DESC LIMIT 1",

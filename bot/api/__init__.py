@@ -1,4 +1,4 @@
-"""The embedded HTTP API for the community website (see DESIGN.md, "HTTP API")."""
+"""The embedded HTTP API for the community website (its OpenAPI document: `GET /api/openapi.json`)."""
 
 from bot.api.app import bound_port, create_app, start_api, stop_api
 from bot.api.deps import ApiDeps, OAuthConfig

@@ -315,7 +315,7 @@ async def test_status_is_null_without_a_campaign_and_for_other_dates(api: Api) -
 # -- document --------------------------------------------------------------------------------
 
 
-DESIGN_TABLE = {
+DOCUMENTED_OPERATIONS = {
     ("get", "/healthz"),
     ("get", "/api/availability/access"),
     ("post", "/api/availability"),
@@ -345,7 +345,7 @@ async def test_the_document_describes_every_row_of_the_design_table(api: Api) ->
     status, doc = await api.get("/api/openapi.json", as_user=None)
     assert status == 200
     operations = {(method, path) for path, item in doc["paths"].items() for method in item}
-    assert operations == DESIGN_TABLE
+    assert operations == DOCUMENTED_OPERATIONS
     schemas = doc["components"]["schemas"]
     assert "$defs" not in json.dumps(doc)
     for ref in refs_in(doc):

@@ -22,7 +22,7 @@ from bot.sandbox.stack import GUILD_ID, PROJECT_ROOT, SandboxStack
 
 T = TypeVar("T")
 
-# Past times shift to now + 10 s / now + 20 s (DESIGN.md rule 4): a whole campaign takes ~25 s.
+# Past times shift to now + 10 s / now + 20 s (the schedule rule): a whole campaign takes ~25 s.
 PROMOTION: dict[str, Any] = {
     "reminder_time": "00:00",
     "start_time": "00:00",

@@ -1,4 +1,4 @@
-"""Pure rules of DESIGN.md, as tables of cases."""
+"""The pure rules, as tables of cases."""
 
 from __future__ import annotations
 
