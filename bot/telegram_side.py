@@ -14,7 +14,7 @@ from typing import Final
 
 from telegram import Bot, Update
 from telegram.error import TelegramError
-from telegram.ext import Application, ApplicationBuilder, CommandHandler, ContextTypes, filters
+from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes, filters
 
 from services.contacts import mask_chat_id
 from services.linking import LinkingService
@@ -56,7 +56,7 @@ class TelegramSide:
         self._linking = linking
         self._poll_timeout = poll_timeout
         self._started = False
-        self._app: Application = ApplicationBuilder().bot(bot).job_queue(None).build()  # type: ignore[type-arg]
+        self._app = ApplicationBuilder().bot(bot).job_queue(None).build()
         private = filters.ChatType.PRIVATE
         self._app.add_handler(CommandHandler("start", self._on_start, filters=private))
         self._app.add_handler(CommandHandler("stop", self._on_stop, filters=private))
