@@ -13,9 +13,16 @@ Build a world, start the server, point discord.py at it with `bot.discord_endpoi
     record = await emulator.invoke_slash(GUILD, ALICE, "promote schedule", {"dry_run": True})
     await record.wait_message()
 
+Like Discord, it enforces a global limit of 50 requests/s per bot token (`global_rate_limit`, None
+lifts it) and bans a bot that gets more than 10,000 401/403/429 answers in 10 minutes; DM channel
+ids are stable per user, and every request is counted per route and per addressee
+(`requests_to_user`, `dm_channel_opens`, `dm_closed_refusals`). Users press buttons on their DMs
+(`press_dm_button`) and sign in with OAuth2 on `oauth_authorize_url`.
+
 Everything is in-process and async; nothing runs at import time. The pieces: `discord_state` (the
-world and its payloads), `discord_rest` (routes, faults), `discord_gateway` (WebSocket sessions),
-`discord_interactions` (what users send, what the bot answers).
+world and its payloads), `discord_rest` (routes, faults), `discord_limits` (the global limit and the
+invalid-request ban), `discord_gateway` (WebSocket sessions), `discord_interactions` (what users
+send, what the bot answers), `discord_oauth` (the authorize page and token endpoint).
 """
 
 from __future__ import annotations
@@ -25,7 +32,7 @@ import secrets
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from aiohttp import web
 
@@ -43,8 +50,11 @@ from bot.sandbox.discord_interactions import (
     build_component_interaction,
     build_modal_submit,
 )
+from bot.sandbox.discord_limits import RestLimits
+from bot.sandbox.discord_oauth import AUTHORIZE_PATH, OAuthServer
 from bot.sandbox.discord_rest import Faults, RestApi
 from bot.sandbox.discord_state import (
+    BUTTON,
     STAGE_CHANNEL,
     TEXT_CHANNEL,
     VOCAL_CHANNEL_TYPES,
@@ -52,11 +62,14 @@ from bot.sandbox.discord_state import (
     DiscordWorld,
     Notifier,
     VoiceStateRecord,
+    iter_components,
 )
 
 __all__ = ["DiscordEmulator", "InteractionEvent", "InteractionRecord", "SessionInfo"]
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 API_PREFIX = "/api/v10"
 GATEWAY_PATH = "/gateway"
@@ -79,8 +92,17 @@ class DiscordEmulator:
         heartbeat_interval_ms: int = 41_250,
         allowed_privileged_intents: int = PRIVILEGED_INTENTS,
         clock: Callable[[], float] = time.monotonic,
+        global_rate_limit: int | None = 50,
+        invalid_request_limit: int = 10_000,
+        ban_seconds: float = 3600.0,
+        oauth_client_secret: str = "sandbox-oauth-secret",  # noqa: S107 - the sandbox's well-known fake secret
     ) -> None:
-        """Create an emulator; `allowed_privileged_intents` is what the developer portal would allow."""
+        """Create an emulator; `allowed_privileged_intents` is what the developer portal would allow.
+
+        `global_rate_limit` is Discord's 50 requests/s per bot token (None lifts it, for a test or a
+        benchmark that measures something else); more than `invalid_request_limit` 401/403/429 answers
+        within 10 minutes ban the bot for `ban_seconds`. The OAuth2 client id is the application id.
+        """
         self._world = DiscordWorld(
             token=token,
             application_id=application_id,
@@ -90,6 +112,13 @@ class DiscordEmulator:
         )
         self._notifier = Notifier()
         self._faults = Faults()
+        self._limits = RestLimits(
+            clock,
+            global_per_second=global_rate_limit,
+            invalid_request_limit=invalid_request_limit,
+            ban_seconds=ban_seconds,
+        )
+        self._oauth = OAuthServer(self._world, clock, oauth_client_secret)
         self._registry = InteractionRegistry()
         self._hub = GatewayHub(
             self._world,
@@ -105,6 +134,8 @@ class DiscordEmulator:
             self._hub,
             self._registry,
             self._faults,
+            self._limits,
+            self._oauth,
             prefix=API_PREFIX,
             gateway_url=lambda: self.gateway_url,
             interaction_deadline=lambda: self.interaction_response_deadline,
@@ -259,6 +290,40 @@ class DiscordEmulator:
         """The value for discord.gateway_url, e.g. ws://127.0.0.1:PORT/gateway."""
         return f"ws://{self._host}:{self.port}{GATEWAY_PATH}"
 
+    # ---- OAuth2 (browser sign-in) ---------------------------------------------------------------
+
+    @property
+    def oauth_client_id(self) -> str:
+        """The value for discord.oauth_client_id (the application id, as on Discord)."""
+        return self._oauth.client_id
+
+    @property
+    def oauth_client_secret(self) -> str:
+        """The value for discord.oauth_client_secret."""
+        return self._oauth.client_secret
+
+    @property
+    def oauth_authorize_url(self) -> str:
+        """The sign-in page, e.g. http://127.0.0.1:PORT/oauth2/authorize (beside the API, as on discord.com)."""
+        return f"http://{self._host}:{self.port}{AUTHORIZE_PATH}"
+
+    def add_oauth_redirect_uri(self, uri: str) -> None:
+        """Register a redirect URI; once one is registered, only registered ones are accepted.
+
+        With none registered the emulator accepts any loopback http(s) URI (the bot's API port is
+        often chosen at start-up).
+        """
+        self._oauth.redirect_uris.add(uri)
+
+    def oauth_code_for(self, user_id: int, redirect_uri: str, scope: str = "identify") -> str:
+        """Sign a user in without the page: return a code the token endpoint exchanges for them."""
+        return self._oauth.issue_code(user_id, redirect_uri, scope)
+
+    @property
+    def oauth_sign_ins(self) -> list[int]:
+        """Users who signed in (got a code), in order."""
+        return list(self._oauth.sign_ins)
+
     async def wait_for_bot(
         self,
         timeout: float = 10.0,  # noqa: ASYNC109 - a bounded wait is the point of this test helper
@@ -366,6 +431,39 @@ class DiscordEmulator:
             self._world, guild_id, user_id, stored, custom_id, values=None, locale=locale, validate=validate
         )
         return await self._dispatch_interaction(payload, guild_id, component_message_id=int(stored["id"]))
+
+    async def press_dm_button(
+        self,
+        user_id: int,
+        custom_id: str,
+        *,
+        message_id: int | None = None,
+        locale: str = "en-US",
+        validate: bool = True,
+    ) -> InteractionRecord:
+        """Press a button on a message the bot sent to the user's DM (default: the newest one carrying it).
+
+        The bot receives INTERACTION_CREATE type 3 with `user` (no `member`, no `guild_id`), the DM
+        channel and the message with its components; its answer must come within
+        `interaction_response_deadline` (3 s), or the callback gets 404 / 10062 "Unknown interaction".
+        Read the answer from the record (`ephemeral_texts()`, `wait_response()`) and the message's
+        buttons now with `buttons(message_id)`.
+        """
+        channel_id = self._world.dm_channel_by_user.get(user_id)
+        if channel_id is None:
+            raise ValueError(f"the bot never opened a DM channel with user {user_id}")
+        if message_id is None:
+            carrying = [
+                m
+                for m in self._world.channel_messages(channel_id)
+                if any(c.get("custom_id") == custom_id for c in iter_components(m.get("components") or []))
+            ]
+            if not carrying:
+                raise ValueError(f"no message in user {user_id}'s DM carries a component {custom_id!r}")
+            message_id = int(carrying[-1]["id"])
+        return await self.click_button(
+            None, user_id, (message_id, channel_id), custom_id, locale=locale, validate=validate
+        )
 
     async def choose(
         self,
@@ -480,6 +578,16 @@ class DiscordEmulator:
         """Return the current state of a stored message."""
         return self._world.messages.get(message_id)
 
+    def buttons(self, message_id: int) -> list[dict[str, Any]]:
+        """Return the buttons a stored message shows now (after edits), in reading order.
+
+        Each is the component as the bot last sent it: `custom_id`, `label`, `style`, `disabled`, ...
+        """
+        message = self._world.messages.get(message_id)
+        if message is None:
+            raise ValueError(f"message {message_id} does not exist")
+        return [dict(c) for c in iter_components(message.get("components") or []) if c.get("type") == BUTTON]
+
     @property
     def message_posts_total(self) -> int:
         """Message POST attempts, including deduplicated, rate-limited and failed ones."""
@@ -488,7 +596,110 @@ class DiscordEmulator:
     @property
     def requests(self) -> Counter[str]:
         """REST requests by route template, e.g. requests["POST /channels/{channel_id}/messages"]."""
-        return self._rest.requests
+        return self._rest.traffic.routes
+
+    def requests_to_user(self, user_id: int) -> int:
+        """Count the requests that concerned a user: opening their DM channel, anything on it, their profile.
+
+        Every request that arrived counts, also those refused by a limit, a ban or a closed DM.
+        """
+        traffic = self._rest.traffic
+        dm = self._world.dm_channel_by_user.get(user_id)
+        return traffic.users[user_id] + (traffic.channels[dm] if dm is not None else 0)
+
+    def requests_to_channel(self, channel_id: int) -> int:
+        """Count the requests whose path named a channel (every arrival, refused ones too)."""
+        return self._rest.traffic.channels[channel_id]
+
+    @property
+    def dm_channel_opens(self) -> Counter[int]:
+        """Answered POST /users/@me/channels per recipient (the id is the same every time)."""
+        return self._rest.traffic.dm_channel_opens
+
+    @property
+    def dm_closed_refusals(self) -> Counter[int]:
+        """403 / 50007 "Cannot send messages to this user" answers, per recipient."""
+        return self._rest.traffic.dm_closed_refusals
+
+    # ---- what Discord enforces on all routes together ---------------------------------------
+
+    @property
+    def global_rate_limit(self) -> int | None:
+        """Requests per second a bot may make across all routes (None: no global limit)."""
+        return self._limits.global_per_second
+
+    @global_rate_limit.setter
+    def global_rate_limit(self, per_second: int | None) -> None:
+        if per_second is not None and per_second < 1:
+            raise ValueError("the global rate limit is at least 1 request per second (None lifts it)")
+        self._limits.global_per_second = per_second
+
+    @property
+    def global_rate_limited(self) -> int:
+        """Requests answered 429 with "global": true."""
+        return self._limits.global_rate_limited
+
+    @property
+    def invalid_request_limit(self) -> int:
+        """How many 401/403/429 answers within 10 minutes are tolerated; one more bans the bot."""
+        return self._limits.invalid_request_limit
+
+    @invalid_request_limit.setter
+    def invalid_request_limit(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError("the invalid-request limit is at least 1")
+        self._limits.invalid_request_limit = limit
+
+    @property
+    def ban_seconds(self) -> float:
+        """How long a ban for invalid requests lasts."""
+        return self._limits.ban_seconds
+
+    @ban_seconds.setter
+    def ban_seconds(self, seconds: float) -> None:
+        self._limits.ban_seconds = max(0.0, float(seconds))
+
+    @property
+    def invalid_requests(self) -> int:
+        """401, 403 and 429 answers since the start (50007s and global 429s included)."""
+        return self._limits.invalid_requests
+
+    def invalid_requests_recent(self) -> int:
+        """401, 403 and 429 answers within the last 10 minutes (what the ban threshold counts)."""
+        return self._limits.invalid_requests_recent()
+
+    @property
+    def banned(self) -> bool:
+        """Whether the bot is banned for invalid requests right now."""
+        return self._limits.ban_remaining() > 0
+
+    @property
+    def bans(self) -> int:
+        """How many times the bot was banned for invalid requests."""
+        return self._limits.bans
+
+    @property
+    def banned_requests(self) -> int:
+        """Requests refused by a ban (answered 429 by "Cloudflare", counted in `requests` too)."""
+        return self._limits.banned_requests
+
+    def lift_ban(self) -> None:
+        """End a ban now and forget the invalid requests that led to it."""
+        self._limits.lift_ban()
+
+    async def wait_until(
+        self,
+        predicate: Callable[[], T | None],
+        timeout: float = 5.0,  # noqa: ASYNC109 - a bounded wait is the point of this test helper
+        what: str = "the condition",
+    ) -> T:
+        """Return predicate()'s first value other than None/False, re-checked whenever the emulator changes."""
+
+        def check() -> T | None:
+            value = predicate()
+            return None if value is False else value
+
+        return await self._notifier.wait_until(check, timeout, what)
 
     def commands(self, guild_id: int | None) -> list[dict[str, Any]]:
         """Return the application commands synced to a guild (None: global)."""

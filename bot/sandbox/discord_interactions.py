@@ -156,6 +156,10 @@ class InteractionRecord:
             return []
         return [c["custom_id"] for c in iter_components(message.get("components") or []) if "custom_id" in c]
 
+    def ephemeral_texts(self) -> list[str]:
+        """Return the texts of the messages only the user saw (an ephemeral reply or follow-up), oldest first."""
+        return [m.get("content", "") for m in self.messages() if int(m.get("flags", 0)) & FLAG_EPHEMERAL]
+
     def is_ephemeral(self) -> bool:
         """Whether the latest answer is visible only to the user who interacted."""
         message = self.last_message()
@@ -386,7 +390,7 @@ def _base_payload(
         payload.update(
             context=1,
             user=world.users[user_id].payload(),
-            authorizing_integration_owners={"0": str(world.bot_user.id)},  # placeholder owner for bot DMs
+            authorizing_integration_owners={"0": "0"},  # guild install, used in the bot's DM
             app_permissions=str(_dm_permissions()),
             channel={**channel.payload(world), "permissions": str(_dm_permissions())},
         )
@@ -636,6 +640,8 @@ def build_component_interaction(
         raise ValueError(f"message {message['id']} is not in guild {guild_id}")
     if guild_id is None and channel.type != DM_CHANNEL:
         raise ValueError(f"message {message['id']} is in a guild; pass its guild_id")
+    if guild_id is None and channel.recipient_id != user_id:
+        raise ValueError(f"message {message['id']} is in another user's DM, not user {user_id}'s")
     payload = _base_payload(world, MESSAGE_COMPONENT, guild_id, user_id, channel, locale)
     data: dict[str, Any] = {"custom_id": custom_id, "component_type": component_type}
     if values is not None:

@@ -3,6 +3,8 @@
 Every answer is JSON with Content-Type exactly `application/json`: discord.py parses nothing else, not
 even `application/json; charset=utf-8` (what aiohttp's json_response sends).
 Fault injection (latency, 429s, 5xx, closed DMs) lives in `Faults` and takes effect on the next request.
+What Discord enforces on all routes together (the global rate limit, the invalid-request ban) lives in
+`discord_limits.RestLimits`; the middleware applies it and `Traffic` counts who was asked for what.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ from bot.sandbox.discord_gateway import (
     GatewayHub,
     application_flags,
 )
+from bot.sandbox.discord_limits import RestLimits
+from bot.sandbox.discord_oauth import AUTHORIZE_PATH, OAuthServer
 from bot.sandbox.discord_state import (
     DM_CHANNEL,
     FLAG_EPHEMERAL,
@@ -43,6 +47,9 @@ log = logging.getLogger(__name__)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
+# Routes an OAuth2 access token (Authorization: Bearer) may call, with scope `identify`.
+_BEARER_ROUTES = frozenset({"GET /users/@me"})
+
 
 @dataclass
 class Faults:
@@ -52,6 +59,17 @@ class Faults:
     rate_limits: deque[float] = field(default_factory=deque)  # retry_after of the next 429s (message POSTs)
     server_errors: deque[int] = field(default_factory=deque)  # statuses of the next 5xx (message POSTs)
     dm_closed_user_ids: set[int] = field(default_factory=set)  # DMs to them answer 403 / 50007
+
+
+@dataclass
+class Traffic:
+    """What the bot asked for, counted per route and per addressee (requests refused on arrival included)."""
+
+    routes: Counter[str] = field(default_factory=Counter)  # "POST /channels/{channel_id}/messages" → n
+    channels: Counter[int] = field(default_factory=Counter)  # requests naming a channel in their path
+    users: Counter[int] = field(default_factory=Counter)  # requests naming a user (path, or DM recipient_id)
+    dm_channel_opens: Counter[int] = field(default_factory=Counter)  # answered POST /users/@me/channels
+    dm_closed_refusals: Counter[int] = field(default_factory=Counter)  # 403 / 50007 answers, per recipient
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -108,6 +126,38 @@ async def _object_body(request: web.Request) -> dict[str, Any]:
     return body
 
 
+async def _body_or_none(request: web.Request) -> Any:
+    try:
+        return await _body(request)  # aiohttp keeps the bytes: the handler reads them again
+    except ApiError:
+        return None
+
+
+def _recipient_id(body: Any) -> int | None:
+    """Return the user a DM-channel request names, if the body names one."""
+    try:
+        return int(body["recipient_id"])
+    except (TypeError, KeyError, ValueError):
+        return None
+
+
+def _global_rate_limited(retry_after: float) -> web.Response:
+    headers = {
+        "Retry-After": str(math.ceil(retry_after)),
+        "X-RateLimit-Global": "true",
+        "X-RateLimit-Scope": "global",
+        "Via": "1.1 google",  # every answer from Discord itself has it (see `_rate_limited`)
+    }
+    body = {"message": "You are being rate limited.", "retry_after": retry_after, "global": True}
+    return _json(body, status=429, headers=headers)
+
+
+def _cloudflare_ban() -> web.Response:
+    # Cloudflare answers for Discord here: plain text, no Via, no rate-limit headers (discord.py
+    # recognises exactly that as a ban and raises instead of retrying).
+    return web.Response(status=429, text="error code: 1015", content_type="text/plain")
+
+
 class RestApi:
     """Route handlers over one DiscordWorld; `install` adds them to an aiohttp application."""
 
@@ -118,6 +168,8 @@ class RestApi:
         hub: GatewayHub,
         registry: interactions.InteractionRegistry,
         faults: Faults,
+        limits: RestLimits,
+        oauth: OAuthServer,
         *,
         prefix: str,
         gateway_url: Callable[[], str],
@@ -128,10 +180,12 @@ class RestApi:
         self._hub = hub
         self._registry = registry
         self._faults = faults
+        self._limits = limits
+        self._oauth = oauth
         self._prefix = prefix
         self._gateway_url = gateway_url
         self._interaction_deadline = interaction_deadline
-        self.requests: Counter[str] = Counter()
+        self.traffic = Traffic()
         self._no_auth: set[str] = set()
 
     # ---- wiring -------------------------------------------------------------------------------
@@ -162,6 +216,7 @@ class RestApi:
             ("GET", "/guilds/{guild_id}/roles", self.get_guild_roles, True),
             ("GET", "/guilds/{guild_id}/members", self.list_members, True),
             ("GET", "/guilds/{guild_id}/members/{user_id}", self.get_member, True),
+            ("POST", "/oauth2/token", self._oauth.token, False),
             ("POST", "/interactions/{interaction_id}/{token}/callback", self.interaction_callback, False),
             ("POST", "/webhooks/{app_id}/{token}", self.webhook_execute, False),
             ("GET", "/webhooks/{app_id}/{token}/messages/{ref}", self.webhook_get_message, False),
@@ -172,6 +227,7 @@ class RestApi:
             app.router.add_route(method, self._prefix + path, handler)
             if not needs_auth:
                 self._no_auth.add(f"{method} {path}")
+        app.router.add_get(AUTHORIZE_PATH, self._oauth.authorize)  # a page of discord.com, not of the API
 
     @web.middleware
     async def _middleware(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -180,12 +236,29 @@ class RestApi:
         resource = request.match_info.route.resource
         canonical = resource.canonical[len(self._prefix) :] if resource is not None else "<unknown>"
         key = f"{request.method} {canonical}"
-        self.requests[key] += 1
+        await self._count(request, key)
+        if self._limits.refuse_banned():
+            return _cloudflare_ban()
         if self._faults.latency > 0:
             await asyncio.sleep(self._faults.latency)
+        response = await self._answer(request, handler, key, known=resource is not None)
+        self._limits.record_answer(
+            response.status, shared_scope=response.headers.get("X-RateLimit-Scope") == "shared"
+        )
+        self._notifier.notify()
+        return response
+
+    async def _answer(self, request: web.Request, handler: Handler, key: str, *, known: bool) -> web.StreamResponse:
         try:
-            if key not in self._no_auth and resource is not None and not self._authorized(request):
-                raise ApiError(401, 0, "401: Unauthorized")
+            if key not in self._no_auth and known:
+                if self._bot_authorized(request):
+                    # The bot token's global limit; interaction callbacks and webhooks (no-auth routes)
+                    # and OAuth users (their own limit) are not bound by it.
+                    retry_after = self._limits.admit()
+                    if retry_after is not None:
+                        return _global_rate_limited(retry_after)
+                elif key not in _BEARER_ROUTES or self._bearer_user(request) is None:
+                    raise ApiError(401, 0, "401: Unauthorized")
             return await handler(request)
         except ApiError as exc:
             return _json(exc.body(), status=exc.status)
@@ -194,9 +267,25 @@ class RestApi:
         except web.HTTPMethodNotAllowed:
             return _json({"message": "405: Method Not Allowed", "code": 0}, status=405)
 
-    def _authorized(self, request: web.Request) -> bool:
+    async def _count(self, request: web.Request, key: str) -> None:
+        traffic = self.traffic
+        traffic.routes[key] += 1
+        info = request.match_info
+        if "channel_id" in info and info["channel_id"].isdigit():
+            traffic.channels[int(info["channel_id"])] += 1
+        if "user_id" in info and info["user_id"].isdigit():
+            traffic.users[int(info["user_id"])] += 1
+        if key == "POST /users/@me/channels":
+            recipient = _recipient_id(await _body_or_none(request))
+            if recipient is not None:
+                traffic.users[recipient] += 1
+
+    def _bot_authorized(self, request: web.Request) -> bool:
         header = request.headers.get("Authorization", "")
         return header.startswith("Bot ") and secrets.compare_digest(header[4:], self._world.token)
+
+    def _bearer_user(self, request: web.Request) -> int | None:
+        return self._oauth.bearer_user(request.headers.get("Authorization", ""))
 
     def _check_app(self, request: web.Request) -> None:
         if request.match_info["app_id"] != str(self._world.application_id):
@@ -205,6 +294,9 @@ class RestApi:
     # ---- users, application, gateway ------------------------------------------------------------
 
     async def get_me(self, request: web.Request) -> web.Response:
+        bearer = self._bearer_user(request)
+        if bearer is not None:  # a user signed in with OAuth2 (scope identify)
+            return _json(self._world.users[bearer].payload())
         user = {
             **self._world.bot_user.payload(),
             "verified": True,
@@ -241,12 +333,11 @@ class RestApi:
         )
 
     async def open_dm(self, request: web.Request) -> web.Response:
-        body = await _object_body(request)
-        try:
-            recipient = int(body.get("recipient_id"))  # type: ignore[arg-type]
-        except (TypeError, ValueError):
-            raise ApiError(400, 50035, "Invalid Form Body") from None
+        recipient = _recipient_id(await _object_body(request))
+        if recipient is None:
+            raise ApiError(400, 50035, "Invalid Form Body")
         channel = self._world.dm_channel(recipient)
+        self.traffic.dm_channel_opens[recipient] += 1
         return _json(channel.payload(self._world))
 
     # ---- application commands -----------------------------------------------------------------
@@ -311,6 +402,7 @@ class RestApi:
             if channel.recipient_id in self._faults.dm_closed_user_ids or (
                 recipient is not None and recipient.bot
             ):
+                self.traffic.dm_closed_refusals[channel.recipient_id or 0] += 1
                 raise ApiError(403, 50007, "Cannot send messages to this user")
         elif channel.type != TEXT_CHANNEL and channel.type not in VOCAL_CHANNEL_TYPES:
             raise ApiError(400, 50008, "Cannot send messages in a non-text channel")

@@ -29,6 +29,18 @@ VOCAL_CHANNEL_TYPES = frozenset({VOICE_CHANNEL, STAGE_CHANNEL})
 # Message flags.
 FLAG_EPHEMERAL = 1 << 6
 FLAG_LOADING = 1 << 7
+FLAG_COMPONENTS_V2 = 1 << 15
+
+# Component types (https://discord.com/developers/docs/components/reference).
+ACTION_ROW = 1
+BUTTON = 2
+SELECT_TYPES = frozenset({3, 5, 6, 7, 8})
+LINK_BUTTON_STYLE = 5
+PREMIUM_BUTTON_STYLE = 6
+MAX_ACTION_ROWS = 5
+MAX_ROW_WIDTH = 5
+MAX_CUSTOM_ID_LENGTH = 100
+MAX_BUTTON_LABEL_LENGTH = 80
 
 # Permission bits the emulator reasons about.
 ADMINISTRATOR = 1 << 3
@@ -687,17 +699,77 @@ def validate_message_body(body: dict[str, Any], *, require_content: bool) -> Non
     embeds = body.get("embeds") or []
     if len(embeds) > MAX_EMBEDS:
         raise invalid_form_body("embeds", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_EMBEDS} or fewer in length.")
-    for row in body.get("components") or []:
-        for component in iter_components([row]):
-            custom_id = component.get("custom_id")
-            if custom_id is not None and len(str(custom_id)) > 100:
-                raise invalid_form_body(
-                    "components", "BASE_TYPE_MAX_LENGTH", "Must be 100 or fewer in length."
-                )
+    components = body.get("components") or []
+    if not isinstance(components, list):
+        raise invalid_form_body("components", "BASE_TYPE_ARRAY", "Must be an array.")
+    validate_components(components, v2=bool(int(body.get("flags") or 0) & FLAG_COMPONENTS_V2))
     if require_content and not (
         content or embeds or body.get("components") or body.get("attachments") or body.get("sticker_ids")
     ):
         raise ApiError(400, 50006, "Cannot send an empty message")
+
+
+def validate_components(components: list[Any], *, v2: bool) -> None:
+    """Apply Discord's component checks to a message's `components` (legacy action rows unless `v2`).
+
+    Legacy messages hold at most 5 action rows, each with 1-5 buttons or exactly one select menu;
+    buttons other than link/premium ones need a custom_id; custom ids are at most 100 characters and
+    unique within the message; labels at most 80 characters.
+    """
+    if not v2 and len(components) > MAX_ACTION_ROWS:
+        raise invalid_form_body(
+            "components", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_ACTION_ROWS} or fewer in length."
+        )
+    for index, row in enumerate(components):
+        where = f"components.{index}"
+        if not isinstance(row, dict):
+            raise invalid_form_body(where, "MODEL_TYPE_CONVERT", "Only dictionaries may be used in a ModelType")
+        if v2:
+            continue
+        if row.get("type") != ACTION_ROW:
+            raise invalid_form_body(f"{where}.type", "UNION_TYPE_CHOICES", 'Value of field "type" must be one of (1,).')
+        children = row.get("components") or []
+        kinds = [c.get("type") if isinstance(c, dict) else None for c in children]
+        one_select = len(kinds) == 1 and kinds[0] in SELECT_TYPES
+        buttons_only = 0 < len(kinds) <= MAX_ROW_WIDTH and all(k == BUTTON for k in kinds)
+        if not (one_select or buttons_only):
+            raise invalid_form_body(
+                f"{where}.components",
+                "COMPONENT_LAYOUT_WIDTH_EXCEEDED",
+                "The specified component exceeds the maximum width",
+            )
+        for position, button in enumerate(children if not one_select else []):
+            _validate_button(button, f"{where}.components.{position}")
+    seen: set[str] = set()
+    for component in iter_components(c for c in components if isinstance(c, dict)):
+        custom_id = component.get("custom_id")
+        if custom_id is None:
+            continue
+        if not isinstance(custom_id, str) or not 1 <= len(custom_id) <= MAX_CUSTOM_ID_LENGTH:
+            raise invalid_form_body(
+                "components", "BASE_TYPE_BAD_LENGTH", f"Must be between 1 and {MAX_CUSTOM_ID_LENGTH} in length."
+            )
+        if custom_id in seen:
+            raise invalid_form_body(
+                "components", "COMPONENT_CUSTOM_ID_DUPLICATED", "Component custom id cannot be duplicated"
+            )
+        seen.add(custom_id)
+
+
+def _validate_button(button: dict[str, Any], where: str) -> None:
+    style = button.get("style")
+    if style not in range(1, 7):
+        raise invalid_form_body(f"{where}.style", "BASE_TYPE_CHOICES", "Value must be one of (1, 2, 3, 4, 5, 6).")
+    if style == LINK_BUTTON_STYLE:
+        if not button.get("url") or "custom_id" in button:
+            raise invalid_form_body(where, "BUTTON_COMPONENT_INVALID", "A link button needs a url and no custom_id")
+    elif style != PREMIUM_BUTTON_STYLE and not button.get("custom_id"):
+        raise invalid_form_body(f"{where}.custom_id", "BASE_TYPE_REQUIRED", "This field is required")
+    label = button.get("label")
+    if label is not None and len(str(label)) > MAX_BUTTON_LABEL_LENGTH:
+        raise invalid_form_body(
+            f"{where}.label", "BASE_TYPE_MAX_LENGTH", f"Must be {MAX_BUTTON_LABEL_LENGTH} or fewer in length."
+        )
 
 
 def iter_components(components: Iterable[dict[str, Any]]) -> Iterable[dict[str, Any]]:

@@ -15,6 +15,11 @@ Answer shapes follow that project's `src/api/api.go` (`SendV2`) and its issue tr
   "challenge_tokens": ["<uuid>"], "account": "<number>"}`. signal-cli-rest-api sends no Retry-After
   header; `rate_limit_next(n, retry_after=...)` adds one only when asked, as a proxy in front might.
 - Server errors are emulated as a reverse proxy's 502 with a plain-text body (the API restarting).
+
+Incoming messages: `queue_text` (and `queue_receipt`, `queue_typing`, which a bot must ignore) make
+a message arrive for the account; `GET /v1/receive/{number}` serves them in the shape of `mode`
+("json-rpc", the default: a WebSocket; "normal"/"native": a JSON array per GET), see `signal_receive`.
+`/v1/about` reports the mode, as the real server does.
 """
 
 from __future__ import annotations
@@ -23,9 +28,11 @@ import asyncio
 import logging
 import time
 import uuid
-from typing import Literal
+from typing import Any, Literal
 
 from aiohttp import web
+
+from bot.sandbox.signal_receive import Inbox, Mode, ReceiptKind
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +60,7 @@ class SignalEmulator:
         self._server_errors = 0
         self._inbox: dict[str, list[str]] = {}
         self._last_timestamp = 0
+        self._incoming = Inbox(number, self._timestamp)
         self._runner: web.AppRunner | None = None
         self._port: int | None = None
 
@@ -64,6 +72,7 @@ class SignalEmulator:
         app.router.add_get("/v1/about", self._about)
         app.router.add_get("/v1/health", self._health)
         app.router.add_post("/v2/send", self._send)
+        app.router.add_get("/v1/receive/{number}", self._incoming.handle)
         runner = web.AppRunner(app, access_log=None, handler_cancellation=True, shutdown_timeout=2.0)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", 0).start()
@@ -72,6 +81,7 @@ class SignalEmulator:
         log.info("Signal emulator listening on 127.0.0.1:%d", self._port)
 
     async def stop(self) -> None:
+        await self._incoming.close()
         runner, self._runner = self._runner, None
         if runner is not None:
             await runner.cleanup()
@@ -96,6 +106,67 @@ class SignalEmulator:
         """The texts delivered to `number`, oldest first."""
         return list(self._inbox.get(number, ()))
 
+    @property
+    def mode(self) -> Mode:
+        """The server's mode: "json-rpc" (receive is a WebSocket) or "normal"/"native" (receive is a GET)."""
+        return self._incoming.mode
+
+    @mode.setter
+    def mode(self, mode: Mode) -> None:
+        if mode not in ("normal", "native", "json-rpc"):
+            raise ValueError(f"unknown signal-cli-rest-api mode {mode!r}")
+        self._incoming.mode = mode
+
+    def queue_text(
+        self, source: str, text: str, *, name: str | None = None, hide_number: bool = False
+    ) -> dict[str, Any]:
+        """Make a text from `source` (a phone number) arrive; return the object the bot will receive.
+
+        `hide_number` is a sender who keeps their number private: `sourceNumber` is null and `source`
+        is their uuid. In json-rpc mode the message is lost unless a client is connected
+        (`wait_for_receiver`), as with the real daemon.
+        """
+        return self._incoming.text(source, text, name=name, hide_number=hide_number)
+
+    def queue_receipt(
+        self, source: str, kind: ReceiptKind = "delivery", timestamps: list[int] | None = None
+    ) -> dict[str, Any]:
+        """Make a delivery/read/viewed receipt from `source` arrive (not a data message)."""
+        return self._incoming.receipt(source, kind, timestamps or [self._last_timestamp])
+
+    def queue_typing(self, source: str, action: Literal["STARTED", "STOPPED"] = "STARTED") -> dict[str, Any]:
+        """Make a typing indicator from `source` arrive (not a data message)."""
+        return self._incoming.typing(source, action)
+
+    @property
+    def pending_incoming(self) -> int:
+        """Incoming messages not yet fetched (normal/native mode)."""
+        return self._incoming.pending
+
+    @property
+    def incoming_delivered(self) -> int:
+        """Incoming messages handed to the bot (GET answers or WebSocket frames)."""
+        return self._incoming.delivered_total
+
+    @property
+    def incoming_dropped(self) -> int:
+        """Incoming messages lost because no client was connected (json-rpc mode)."""
+        return self._incoming.dropped_total
+
+    @property
+    def receive_requests(self) -> int:
+        """GET /v1/receive requests and WebSocket connections so far."""
+        return self._incoming.receive_requests
+
+    @property
+    def receivers(self) -> int:
+        """WebSocket clients listening for the account now (json-rpc mode)."""
+        return self._incoming.receivers
+
+    async def wait_for_receiver(self, timeout: float = 5.0) -> None:  # noqa: ASYNC109 - a bounded test helper
+        """Wait until a client listens on the receive WebSocket (json-rpc mode)."""
+        await self._incoming.wait_for_receiver(timeout)
+
     def rate_limit_next(self, n: int, retry_after: int | None = None) -> None:
         """Answer the next `n` sends with 429 and a challenge token (plus Retry-After if given)."""
         if n < 0 or (retry_after is not None and retry_after < 0):
@@ -115,7 +186,7 @@ class SignalEmulator:
             {
                 "versions": ["v1", "v2"],
                 "build": 2,
-                "mode": "json-rpc",
+                "mode": self.mode,
                 "version": "sandbox",
                 "capabilities": {"v2/send": ["quotes", "mentions"]},
             }

@@ -12,11 +12,17 @@ JSON body, or in the query string, as the Bot API accepts all three.
 
 Fault injection (blocked chats, unknown chats, 429, 5xx, latency) applies to `sendMessage`, the only
 method the bot uses to reach people, so that polling and start-up stay unaffected.
+
+Inline keyboards: `sendMessage` keeps a valid `reply_markup` on the message; `press_button` makes the
+user press one of its callback buttons (a `callback_query` update through `getUpdates`);
+`answerCallbackQuery`, `editMessageText` and `editMessageReplyMarkup` apply the Bot API's rules and
+are recorded (`callback_answer`, `edits`, `message`). The rules themselves are in `telegram_keyboards`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import copy
 import json
 import logging
 import math
@@ -24,16 +30,28 @@ import re
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import web
+
+from bot.sandbox.telegram_keyboards import (
+    CallbackQueries,
+    KeyboardError,
+    callback_data,
+    inline_keyboard,
+)
 
 log = logging.getLogger(__name__)
 
 _MAX_TEXT = 4096  # Bot API: 1-4096 characters after entities parsing
 _MAX_POLL_TIMEOUT = 50.0  # a cap, so that a stray huge timeout cannot pin a request handler
 _COMMAND = re.compile(r"(?<![\w/@])/[A-Za-z0-9_]{1,32}(?:@[A-Za-z0-9_]{5,32})?(?![\w/])")
-_INT_PARAMS = frozenset({"chat_id", "offset", "limit", "timeout", "message_thread_id"})
+_INT_PARAMS = frozenset({"chat_id", "offset", "limit", "timeout", "message_thread_id", "message_id", "cache_time"})
+_NOT_MODIFIED = (
+    "Bad Request: message is not modified: specified new message content and reply markup are exactly "
+    "the same as a current content and reply markup of the message"
+)
 # Updates not delivered unless asked for explicitly (Bot API, getUpdates.allowed_updates).
 _OPT_IN_TYPES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -58,6 +76,17 @@ def _command_entities(text: str) -> list[dict[str, Any]]:
     ]
 
 
+@dataclass(frozen=True, slots=True)
+class Edit:
+    """One accepted edit of a message the bot sent: the method, and the text and keyboard after it."""
+
+    method: str  # "editMessageText" | "editMessageReplyMarkup"
+    chat_id: int
+    message_id: int
+    text: str
+    reply_markup: dict[str, Any] | None
+
+
 class TelegramEmulator:
     """Emulate the Telegram Bot API for one bot, with a control API for tests and the demo."""
 
@@ -65,7 +94,14 @@ class TelegramEmulator:
         self,
         token: str = "123456:sandbox",  # noqa: S107 - the sandbox's well-known fake token
         bot_username: str = "rallypoint_bot",
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        callback_answer_deadline: float = 15.0,
     ) -> None:
+        """Create an emulator; a callback query must be answered within `callback_answer_deadline` seconds.
+
+        Telegram publishes no figure for that deadline; bot authors report roughly 10 to 15 seconds.
+        """
         self.token = token
         self.bot_username = bot_username
         head = token.split(":", 1)[0]
@@ -81,6 +117,9 @@ class TelegramEmulator:
         self._retry_after = 0
         self._server_errors = 0
         self._sent: dict[int, list[dict[str, Any]]] = {}
+        self._sent_by_id: dict[tuple[int, int], dict[str, Any]] = {}  # (chat, message id) → current state
+        self.edits: list[Edit] = []
+        self._callbacks = CallbackQueries(clock, callback_answer_deadline)
         self._chats: dict[int, dict[str, Any]] = {}
         self._message_ids: Counter[int] = Counter()
         self._updates: list[dict[str, Any]] = []
@@ -98,6 +137,9 @@ class TelegramEmulator:
             "getwebhookinfo": self._get_webhook_info,
             "setmycommands": self._set_my_commands,
             "getmycommands": self._get_my_commands,
+            "answercallbackquery": self._answer_callback_query,
+            "editmessagetext": self._edit_message_text,
+            "editmessagereplymarkup": self._edit_message_reply_markup,
             "close": self._true,
             "logout": self._true,
         }
@@ -152,16 +194,13 @@ class TelegramEmulator:
 
         Return the update as `getUpdates` will deliver it; bot commands get `bot_command` entities.
         """
-        user: dict[str, Any] = {"id": chat_id, "is_bot": False, "first_name": first_name}
-        user["language_code"] = "en"
         chat: dict[str, Any] = {"id": chat_id, "type": "private", "first_name": first_name}
         if username is not None:
-            user["username"] = username
             chat["username"] = username
         self._chats[chat_id] = chat
         message: dict[str, Any] = {
             "message_id": self._next_message_id(chat_id),
-            "from": user,
+            "from": self._user_of(chat_id),
             "chat": chat,
             "date": int(time.time()),
             "text": text,
@@ -169,15 +208,53 @@ class TelegramEmulator:
         entities = _command_entities(text)
         if entities:
             message["entities"] = entities
-        update = {"update_id": self._next_update_id, "message": message}
-        self._next_update_id += 1
-        self._updates.append(update)
-        self._wake_pollers()
-        return update
+        return self._queue_update("message", message)
+
+    def press_button(self, chat_id: int, data: str, *, message_id: int | None = None) -> dict[str, Any]:
+        """Make user `chat_id` press the inline button with callback_data `data` on a message the bot sent.
+
+        Without `message_id`, the newest message to that chat showing such a button. The bot receives a
+        `callback_query` update (id, from, message as it is now, chat_instance, data) through getUpdates,
+        unless its `allowed_updates` leave callback queries out. Return the update.
+        """
+        if message_id is None:
+            showing = [m for m in self._sent.get(chat_id, ()) if data in callback_data(m)]
+            if not showing:
+                raise ValueError(f"no message to chat {chat_id} shows a button with callback_data {data!r}")
+            message_id = int(showing[-1]["message_id"])
+        message = self._sent_by_id.get((chat_id, message_id))
+        if message is None:
+            raise ValueError(f"the bot sent no message {message_id} to chat {chat_id}")
+        if data not in callback_data(message):
+            raise ValueError(f"message {message_id} shows no button {data!r}; it shows {callback_data(message)}")
+        query = self._callbacks.create(chat_id, message_id, data)
+        callback = {
+            "id": query.id,
+            "from": self._user_of(chat_id),
+            "message": copy.deepcopy(message),
+            "chat_instance": str((chat_id * 2_654_435_761 + self.bot_id) % 10**19 - 5 * 10**18),
+            "data": data,
+        }
+        return self._queue_update("callback_query", callback)
+
+    def callback_answer(self, query_id: str) -> dict[str, Any] | None:
+        """Return the bot's answer to a callback query ({text, show_alert, url, cache_time}), or None yet."""
+        query = self._callbacks.queries.get(query_id)
+        if query is None:
+            raise ValueError(f"no callback query {query_id}")
+        return None if query.answer is None else dict(query.answer)
 
     def messages_to(self, chat_id: int) -> list[dict[str, Any]]:
-        """The Message objects the bot sent to `chat_id`, oldest first."""
+        """The Message objects the bot sent to `chat_id`, oldest first, as they are now (after edits)."""
         return list(self._sent.get(chat_id, ()))
+
+    def message(self, chat_id: int, message_id: int) -> dict[str, Any] | None:
+        """The current state of a message the bot sent (text, reply_markup, edit_date)."""
+        return self._sent_by_id.get((chat_id, message_id))
+
+    def edits_of(self, chat_id: int, message_id: int) -> list[Edit]:
+        """The accepted edits of one message, oldest first."""
+        return [e for e in self.edits if (e.chat_id, e.message_id) == (chat_id, message_id)]
 
     @property
     def pending_updates(self) -> int:
@@ -294,16 +371,76 @@ class TelegramEmulator:
             raise _ApiError(400, "Bad Request: message text is empty")
         if len(text) > _MAX_TEXT:
             raise _ApiError(400, "Bad Request: message is too long")
+        keyboard = _keyboard(params)
         chat = self._chats.get(chat_id) or {"id": chat_id, "type": "private", "first_name": "Player"}
-        message = {
+        message: dict[str, Any] = {
             "message_id": self._next_message_id(chat_id),
             "from": self._bot_user(),
             "chat": chat,
             "date": int(time.time()),
             "text": text,
         }
+        if keyboard is not None:
+            message["reply_markup"] = keyboard
         self._sent.setdefault(chat_id, []).append(message)
+        self._sent_by_id[(chat_id, int(message["message_id"]))] = message
         self.sent_total += 1
+        return message
+
+    async def _answer_callback_query(self, params: dict[str, Any]) -> Any:
+        try:
+            self._callbacks.answer(
+                params.get("callback_query_id"),
+                params.get("text"),
+                _flag(params.get("show_alert")),
+                params.get("url"),
+                params.get("cache_time"),
+            )
+        except KeyboardError as exc:
+            raise _ApiError(400, str(exc)) from None
+        return True
+
+    async def _edit_message_text(self, params: dict[str, Any]) -> Any:
+        message = self._message_to_edit(params)
+        text = params.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise _ApiError(400, "Bad Request: message text is empty")
+        if len(text) > _MAX_TEXT:
+            raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        # An edit without reply_markup removes the inline keyboard, as on Telegram.
+        return self._apply_edit("editMessageText", message, text, _keyboard(params))
+
+    async def _edit_message_reply_markup(self, params: dict[str, Any]) -> Any:
+        message = self._message_to_edit(params)
+        return self._apply_edit("editMessageReplyMarkup", message, message["text"], _keyboard(params))
+
+    def _message_to_edit(self, params: dict[str, Any]) -> dict[str, Any]:
+        chat_id, message_id = params.get("chat_id"), params.get("message_id")
+        if not isinstance(message_id, int) or isinstance(message_id, bool):
+            raise _ApiError(400, "Bad Request: message identifier is not specified")
+        if not isinstance(chat_id, int) or isinstance(chat_id, bool):
+            raise _ApiError(400, "Bad Request: chat not found")
+        message = self._sent_by_id.get((chat_id, message_id))
+        if message is None:
+            # A message id the user wrote (the id sequence is shared) cannot be edited by the bot.
+            if 0 < message_id <= self._message_ids[chat_id]:
+                raise _ApiError(400, "Bad Request: message can't be edited")
+            raise _ApiError(400, "Bad Request: message to edit not found")
+        return message
+
+    def _apply_edit(
+        self, method: str, message: dict[str, Any], text: str, keyboard: dict[str, Any] | None
+    ) -> dict[str, Any]:
+        if text == message["text"] and keyboard == message.get("reply_markup"):
+            raise _ApiError(400, _NOT_MODIFIED)
+        message["text"] = text
+        if keyboard is None:
+            message.pop("reply_markup", None)
+        else:
+            message["reply_markup"] = keyboard
+        message["edit_date"] = int(time.time())
+        chat_id, message_id = int(message["chat"]["id"]), int(message["message_id"])
+        self.edits.append(Edit(method, chat_id, message_id, text, copy.deepcopy(keyboard)))
         return message
 
     async def _get_updates(self, params: dict[str, Any]) -> Any:
@@ -367,6 +504,22 @@ class TelegramEmulator:
 
     # -- helpers -----------------------------------------------------------------------------
 
+    def _user_of(self, chat_id: int) -> dict[str, Any]:
+        # In a private chat the chat id is the user's id; the chat remembers their names.
+        chat = self._chats.get(chat_id, {})
+        user: dict[str, Any] = {"id": chat_id, "is_bot": False, "first_name": chat.get("first_name", "Player")}
+        if "username" in chat:
+            user["username"] = chat["username"]
+        user["language_code"] = "en"
+        return user
+
+    def _queue_update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any]:
+        update = {"update_id": self._next_update_id, kind: payload}
+        self._next_update_id += 1
+        self._updates.append(update)
+        self._wake_pollers()
+        return update
+
     def _next_message_id(self, chat_id: int) -> int:
         # In private chats both sides share one message id sequence.
         self._message_ids[chat_id] += 1
@@ -377,4 +530,16 @@ class TelegramEmulator:
         event.set()
 
 
-__all__ = ["TelegramEmulator"]
+def _keyboard(params: dict[str, Any]) -> dict[str, Any] | None:
+    try:
+        return inline_keyboard(params.get("reply_markup"))
+    except KeyboardError as exc:
+        raise _ApiError(400, str(exc)) from None
+
+
+def _flag(value: Any) -> bool:
+    """Read a Bot API boolean (PTB sends JSON "true"/"false" in form fields)."""
+    return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
+
+
+__all__ = ["Edit", "TelegramEmulator"]

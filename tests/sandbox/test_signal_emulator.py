@@ -1,8 +1,13 @@
-"""The signal-cli-rest-api emulator, over raw HTTP on loopback."""
+"""The signal-cli-rest-api emulator, over raw HTTP and WebSocket on loopback (what the bot's client speaks).
+
+Sending (`/v2/send`), then receiving (`/v1/receive/{number}`: a GET in normal/native mode, a WebSocket
+in json-rpc mode).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 
@@ -14,6 +19,7 @@ from tests.emulators import running
 
 BOT = "+15550000001"
 ANA = "+38640123456"
+BEN = "+38640999888"
 BOUND = 5  # seconds any single test may take
 
 
@@ -177,3 +183,172 @@ def test_fault_injection_refuses_nonsense() -> None:
         emu.server_error_next(-1)
     with pytest.raises(RuntimeError):
         _ = emu.api_url
+
+
+# ---- receiving --------------------------------------------------------------------------------
+
+
+async def receive(
+    http: aiohttp.ClientSession, emulator: SignalEmulator, number: str = BOT, **query: str
+) -> tuple[int, str, Any]:
+    """GET /v1/receive/<number>; return the status, the content type and the parsed body."""
+    url = f"{emulator.api_url}/v1/receive/{number.replace('+', '%2B')}"
+    async with asyncio.timeout(BOUND), http.get(url, params={"timeout": "0", **query}) as resp:
+        return resp.status, resp.headers["Content-Type"], json.loads(await resp.text())
+
+
+# ---- /v1/receive, normal / native mode: a GET answers a JSON array ----------------------------
+
+
+@pytest.mark.parametrize("mode", ["normal", "native"])
+async def test_a_get_serves_the_queued_messages_once(
+    emulator: SignalEmulator, http: aiohttp.ClientSession, mode: str
+) -> None:
+    emulator.mode = mode  # type: ignore[assignment]
+    queued = emulator.queue_text(ANA, "1", name="Ana")
+    emulator.queue_text(BEN, "3")
+    status, content_type, items = await receive(http, emulator)
+    assert status == 200 and content_type == "text/plain; charset=utf-8"  # as the real server sends it
+    assert items == [queued, items[1]]
+    first = items[0]
+    assert first["account"] == BOT
+    envelope = first["envelope"]
+    assert (envelope["source"], envelope["sourceNumber"], envelope["sourceName"]) == (ANA, ANA, "Ana")
+    assert envelope["sourceUuid"] and envelope["sourceDevice"] == 1
+    assert envelope["dataMessage"]["message"] == "1"
+    assert envelope["dataMessage"]["timestamp"] == envelope["timestamp"]
+    assert items[1]["envelope"]["sourceNumber"] == BEN
+    assert await receive(http, emulator) == (200, "text/plain; charset=utf-8", [])  # emptied when read
+    assert emulator.incoming_delivered == 2 and emulator.pending_incoming == 0
+
+
+async def test_receipts_and_typing_are_not_data_messages(emulator: SignalEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.mode = "normal"
+    emulator.queue_typing(ANA)
+    emulator.queue_receipt(ANA, "read", [1_700_000_000_000])
+    emulator.queue_text(ANA, "2", hide_number=True)
+    _, _, items = await receive(http, emulator)
+    typing, receipt, hidden = (item["envelope"] for item in items)
+    assert "dataMessage" not in typing and typing["typingMessage"]["action"] == "STARTED"
+    assert "dataMessage" not in receipt
+    assert receipt["receiptMessage"] | {"when": 0} == {
+        "when": 0,
+        "isDelivery": False,
+        "isRead": True,
+        "isViewed": False,
+        "timestamps": [1_700_000_000_000],
+    }
+    # A sender who keeps their number private: no sourceNumber, the uuid in `source`.
+    assert hidden["sourceNumber"] is None and hidden["source"] == hidden["sourceUuid"]
+    assert hidden["sourceUuid"] == typing["sourceUuid"]  # the same person, the same uuid
+
+
+async def test_max_messages_leaves_the_rest_for_the_next_get(
+    emulator: SignalEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.mode = "normal"
+    for text in ("1", "2", "3"):
+        emulator.queue_text(ANA, text)
+    _, _, first = await receive(http, emulator, max_messages="2")
+    _, _, rest = await receive(http, emulator, max_messages="2")
+    assert [i["envelope"]["dataMessage"]["message"] for i in first + rest] == ["1", "2", "3"]
+
+
+async def test_a_get_waits_up_to_its_timeout_for_a_message(
+    emulator: SignalEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.mode = "normal"
+    waiting = asyncio.create_task(receive(http, emulator, timeout="4"))
+    async with asyncio.timeout(BOUND):
+        while emulator.receive_requests == 0:
+            await asyncio.sleep(0.01)
+    emulator.queue_text(ANA, "1")
+    _, _, items = await waiting
+    assert [i["envelope"]["dataMessage"]["message"] for i in items] == ["1"]
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ({"timeout": "soon"}, "Couldn't process request - timeout needs to be numeric!"),
+        ({"max_messages": "all"}, "Couldn't process request - max_messages needs to be numeric!"),
+        ({"ignore_attachments": "yes"}, "ignore_attachments parameter needs to be either 'true' or 'false'"),
+        ({"send_read_receipts": "1"}, "send_read_receipts parameter needs to be either 'true' or 'false'"),
+    ],
+)
+async def test_bad_queries_are_400(
+    emulator: SignalEmulator, http: aiohttp.ClientSession, query: dict[str, str], error: str
+) -> None:
+    emulator.mode = "normal"
+    emulator.queue_text(ANA, "1")
+    status, _, body = await receive(http, emulator, **query)
+    assert status == 400 and error in body["error"]
+    assert emulator.pending_incoming == 1  # nothing was handed out
+
+
+async def test_an_unknown_number_is_not_registered(emulator: SignalEmulator, http: aiohttp.ClientSession) -> None:
+    emulator.mode = "normal"
+    emulator.queue_text(ANA, "1")
+    status, content_type, body = await receive(http, emulator, number=ANA)
+    assert (status, content_type) == (400, "application/json; charset=utf-8")
+    assert body == {"error": f"User {ANA} is not registered.\n"}
+    assert emulator.pending_incoming == 1
+
+
+async def test_about_reports_the_mode(emulator: SignalEmulator, http: aiohttp.ClientSession) -> None:
+    for mode in ("json-rpc", "normal"):
+        emulator.mode = mode  # type: ignore[assignment]
+        async with http.get(emulator.api_url + "/v1/about") as resp:
+            assert (await resp.json())["mode"] == mode
+    with pytest.raises(ValueError, match="unknown"):
+        emulator.mode = "websocket"  # type: ignore[assignment]
+
+
+# ---- /v1/receive, json-rpc mode: a WebSocket pushes one object per frame ----------------------
+
+
+async def test_json_rpc_mode_pushes_each_message_on_the_websocket(
+    emulator: SignalEmulator, http: aiohttp.ClientSession
+) -> None:
+    assert emulator.mode == "json-rpc"  # the default, as docs/telegram-signal.md recommends
+    url = f"{emulator.api_url}/v1/receive/{BOT}"
+    async with asyncio.timeout(BOUND), http.ws_connect(url) as ws:
+        await emulator.wait_for_receiver()
+        queued = emulator.queue_text(ANA, "1", name="Ana")
+        emulator.queue_typing(ANA, "STOPPED")
+        assert json.loads((await ws.receive()).data) == queued
+        assert "typingMessage" in json.loads((await ws.receive()).data)["envelope"]
+    assert emulator.incoming_delivered == 2 and emulator.incoming_dropped == 0
+
+
+async def test_json_rpc_mode_loses_what_arrives_while_nobody_listens(
+    emulator: SignalEmulator, http: aiohttp.ClientSession
+) -> None:
+    emulator.queue_text(ANA, "before anyone connected")
+    other = f"{emulator.api_url}/v1/receive/{ANA}"  # a socket for another account hears nothing of ours
+    async with asyncio.timeout(BOUND), http.ws_connect(other) as ws:
+        async with asyncio.timeout(BOUND):
+            while emulator.receive_requests == 0:
+                await asyncio.sleep(0.01)
+        emulator.queue_text(BEN, "while only another account listened")
+        await ws.close()
+    assert emulator.incoming_dropped == 2 and emulator.incoming_delivered == 0 and emulator.receivers == 0
+
+
+async def test_json_rpc_mode_refuses_a_plain_get(emulator: SignalEmulator, http: aiohttp.ClientSession) -> None:
+    async with asyncio.timeout(BOUND), http.get(f"{emulator.api_url}/v1/receive/{BOT}") as resp:
+        text = await resp.text()
+    assert resp.status == 400
+    head, _, error = text.partition("\n")
+    assert head == "Bad Request" and "not using the websocket protocol" in json.loads(error)["error"]
+
+
+async def test_stopping_closes_the_websockets(http: aiohttp.ClientSession) -> None:
+    emulator = SignalEmulator(number=BOT)
+    async with running(emulator):
+        ws = await http.ws_connect(f"{emulator.api_url}/v1/receive/{BOT}")
+        await emulator.wait_for_receiver()
+    async with asyncio.timeout(BOUND):
+        message = await ws.receive()
+    assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED, aiohttp.WSMsgType.CLOSING)
+    await ws.close()
