@@ -141,6 +141,16 @@ class SecuritySettings(_Section):
     contact_encryption_key: SecretStr = SecretStr("")
     session_secret: SecretStr = SecretStr("")
 
+    @field_validator("contact_encryption_key")
+    @classmethod
+    def _keys_or_nothing(cls, value: SecretStr) -> SecretStr:
+        # Blank means "not set"; a value of only spaces and commas is a mistake (an editor, a template
+        # that lost its variable), not a wish to turn Telegram and Signal off.
+        text = value.get_secret_value()
+        if text and not any(part.strip() for part in text.split(",")):
+            raise ValueError("holds only whitespace: leave it empty, or set one or more Fernet keys")
+        return value
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(

@@ -153,6 +153,8 @@ def test_config_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ("[promotion]\nsend_concurrency = 0\n", "promotion.send_concurrency", "greater than or equal to 1"),
         ("[api]\nport = 70000\n", "api.port", "less than or equal to 65535"),
         ("[discord]\nguild_id = -1\n", "discord.guild_id", "greater than or equal to 0"),
+        ('[security]\ncontact_encryption_key = "   "\n', "security.contact_encryption_key", "only whitespace"),
+        ('[security]\ncontact_encryption_key = " , "\n', "security.contact_encryption_key", "only whitespace"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_key(tmp_path: Path, toml: str, key: str, words: str) -> None:
@@ -250,8 +252,9 @@ def test_token_matches(presented: str, configured: str, expected: bool) -> None:
 # -- python -m bot check-config -------------------------------------------------------------------
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("RALLYPOINT_")}
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """Run the CLI with no RALLYPOINT_* variable but those of `env`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("RALLYPOINT_")} | (env or {})
     return subprocess.run(  # noqa: S603 - our own CLI
         [sys.executable, "-m", "bot", *args],
         cwd=PROJECT_ROOT,
@@ -289,3 +292,14 @@ def test_check_config_with_a_missing_file_exits_2(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "config file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("blank", ["   ", "\t", " , ,"])
+def test_run_with_a_whitespace_contact_key_exits_2_with_one_line(tmp_path: Path, blank: str) -> None:
+    config = write(tmp_path, '[discord]\ntoken = "x"\nguild_id = 1\n')
+    result = run_cli("run", "--config", str(config), env={"RALLYPOINT_SECURITY__CONTACT_ENCRYPTION_KEY": blank})
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip().splitlines() == [
+        "rallypoint: invalid config key security.contact_encryption_key: "
+        "holds only whitespace: leave it empty, or set one or more Fernet keys"
+    ]

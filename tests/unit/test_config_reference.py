@@ -53,7 +53,8 @@ NOTES: dict[str, str] = {
     "api.enabled": "Serve the HTTP API (false: the bot runs without it).",
     "api.host": "Address to listen on; 127.0.0.1 keeps the API local (put a reverse proxy in front).",
     "api.port": "TCP port to listen on.",
-    "security.contact_encryption_key": "Rotation: docs/telegram-signal.md.",
+    "security.contact_encryption_key": "A value of only spaces and commas is refused (leave it empty instead). "
+    "Rotation: docs/telegram-signal.md.",
 }
 
 # Labels for the validators that give a plain `str` its meaning.
