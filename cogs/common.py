@@ -10,6 +10,7 @@ import discord
 
 from services.errors import InvalidInput, RallypointError
 from services.models import Actor
+from services.schedule import parse_iso_date
 
 log = logging.getLogger(__name__)
 
@@ -24,12 +25,13 @@ def actor_from(interaction: discord.Interaction, guild_id: int) -> Actor:
 
 
 def parse_date_option(value: str | None) -> date | None:
-    if value is None or not value.strip():
+    """An omitted option is None (the service's default); anything given must be YYYY-MM-DD, as in the API."""
+    if value is None:
         return None
     try:
-        return date.fromisoformat(value.strip())
-    except ValueError:
-        raise InvalidInput(f"{value[:40]!r} is not a date; use YYYY-MM-DD, for example 2026-11-24.") from None
+        return parse_iso_date(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None
 
 
 async def reply_ephemeral(interaction: discord.Interaction, message: str) -> None:

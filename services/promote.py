@@ -156,12 +156,24 @@ class PromoteService:
         return CampaignCreated(campaign, preview.schedule, tuple(jobs))
 
     async def status(self, actor: Actor, day: date | None = None) -> CampaignStatusView | None:
-        """The campaign of `day` (default today): the newest real one, else the newest dry run."""
+        """The campaign of `day`: the newest real one, else the newest dry run.
+
+        Without a day: the campaign whose jobs are not all finished, else today's.
+        """
         await self.players.player_for(actor)
-        campaign = await self.campaign_store.for_date(day or self.players.today())
+        if day is None:
+            campaign = await self._unfinished() or await self.campaign_store.for_date(self.players.today())
+        else:
+            campaign = await self.campaign_store.for_date(day)
         if campaign is None:
             return None
         return await self._view(campaign)
+
+    async def _unfinished(self, prefer_initiator: int | None = None) -> Campaign | None:
+        # Yesterday's too: after midnight the evening that began before it is still running. Older
+        # ones are not looked at (a campaign left pending while the bot was down for days is stale).
+        since = self.players.today() - timedelta(days=1)
+        return await self.campaign_store.unfinished(since, prefer_initiator)
 
     async def _view(self, campaign: Campaign) -> CampaignStatusView:
         delivery = await self.campaign_store.delivery_counts(campaign.id)
@@ -169,13 +181,18 @@ class PromoteService:
         return CampaignStatusView(campaign, delivery, tuple(jobs))
 
     async def cancel(self, actor: Actor, campaign_id: int | None = None) -> CampaignStatusView:
-        """Cancel a campaign (default: today's); its pending jobs never run."""
+        """Cancel a campaign; its pending jobs never run.
+
+        Without an id: the campaign whose jobs are not all finished (the promoter's own first), else today's.
+        """
         initiator = await self.promoter(actor)
         if campaign_id is None:
             today = self.players.today()
-            campaign = await self.campaign_store.active_for_initiator(initiator.id, today)
-            if campaign is None:
-                campaign = await self.campaign_store.for_date(today)
+            campaign = (
+                await self._unfinished(prefer_initiator=initiator.id)
+                or await self.campaign_store.active_for_initiator(initiator.id, today)
+                or await self.campaign_store.for_date(today)
+            )
         else:
             campaign = await self.campaign_store.get(campaign_id)
         if campaign is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -9,6 +10,24 @@ from services.models import CampaignSchedule
 
 PAST_REMINDER_SHIFT = timedelta(seconds=10)
 PAST_START_SHIFT = timedelta(seconds=20)
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only, nothing around them
+_SHOWN = 40  # how much of a bad value an error message repeats
+
+
+def parse_iso_date(value: str) -> date:
+    """Read a date written exactly `YYYY-MM-DD`, or raise ValueError saying so.
+
+    The one date parser of the slash commands and the API: `date.fromisoformat` alone would also
+    take `20261124` and `2026-W48-2`, and a careless strip() would take `" 2026-11-24"`.
+    """
+    if isinstance(value, str) and _ISO_DATE.fullmatch(value):
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            pass  # the right shape, but no such day (2026-02-30)
+    shown = value[:_SHOWN] if isinstance(value, str) else value
+    raise ValueError(f"{shown!r} is not a date; use YYYY-MM-DD, for example 2026-11-24.")
 
 
 def validate_timezone(name: str) -> str:

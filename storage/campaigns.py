@@ -162,6 +162,20 @@ class CampaignStore:
             )
         return _campaign(row) if row else None
 
+    async def unfinished(self, since: date, prefer_initiator: int | None = None) -> Campaign | None:
+        """The newest campaign dated `since` or later with a job still to run (`prefer_initiator`'s first,
+        then real ones before dry runs): a campaign created at 23:59 stays in reach after midnight."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                _CAMPAIGN_SELECT  # noqa: S608 - constant fragments, values are bound
+                + """ WHERE c.campaign_date >= ? AND c.status <> 'cancelled'
+                      AND EXISTS (SELECT 1 FROM jobs j
+                                   WHERE j.campaign_id = c.id AND j.status IN ('pending', 'running'))
+                      ORDER BY c.initiator_player_id IS ? DESC, c.dry_run, c.id DESC LIMIT 1""",
+                (since.isoformat(), prefer_initiator),
+            )
+        return _campaign(row) if row else None
+
     async def active_for_initiator(self, initiator_id: int, day: date) -> Campaign | None:
         """The initiator's newest campaign of `day` that can still be cancelled, real ones first."""
         async with self.db.read() as tx:

@@ -6,7 +6,6 @@ mistake, not a truthy value). Snowflakes are strings in answers: they do not fit
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
 from typing import Annotated, Any, Final, Literal
 
@@ -32,22 +31,16 @@ from services.models import (
 )
 from services.phone import normalize_e164
 from services.quiet_hours import parse_hhmm
-from services.schedule import validate_timezone
+from services.schedule import parse_iso_date, validate_timezone
 
 MAX_SQLITE_INT: Final = 2**63 - 1
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 HHMM_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 def _iso_date(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
-        raise ValueError("expected a date as YYYY-MM-DD")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a calendar date") from None
+    return parse_iso_date(value)  # the slash commands' parser too
 
 
 def _query_bool(value: Any) -> Any:

@@ -91,7 +91,8 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
-        "The campaign of a date: aggregate counts and jobs only.", h.campaign_status,
+        "The campaign of a date (without one: the campaign still running, else today's): aggregate counts "
+        "and jobs only.", h.campaign_status,
         (m.CampaignStatusResponse,), query=m.DateQuery, errors=(403,),
     ),
     Operation(

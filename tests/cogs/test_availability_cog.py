@@ -98,9 +98,13 @@ async def test_available_with_a_malformed_date_is_refused_and_stores_nothing(rig
     assert await rig.h.engine.player_store.by_discord_id(ME) is None  # parsed before anything is stored
 
 
-async def test_available_blank_date_means_today(rig: Rig) -> None:
-    reply = await available(rig, "LOOKING", "   ")
-    assert reply.content == "Your status for 2026-11-24 is set to **LOOKING**."
+@pytest.mark.parametrize("bad", ["   ", " 2026-11-24", "20261124", "2026-W48-2"])
+async def test_available_takes_the_date_exactly_as_the_api_does(rig: Rig, bad: str) -> None:
+    i = interaction(member(ME, "Mia"))
+    with pytest.raises(InvalidInput, match=r"is not a date; use YYYY-MM-DD"):
+        await AvailabilityCog.available.callback(AvailabilityCog(rig.bot, rig.engine), i, status="LOOKING", date=bad)
+    no_reply(i)
+    assert await rig.h.engine.player_store.by_discord_id(ME) is None
 
 
 async def test_available_for_a_non_member_is_not_linked_and_creates_nothing(rig: Rig) -> None:

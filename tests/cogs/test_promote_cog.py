@@ -342,7 +342,9 @@ async def test_a_confirmed_view_does_not_claim_to_have_expired(rig: Rig) -> None
 # -- status --------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("bad", ["2026-13-01", "tomorrow", "24.11.2026", "2026-02-30", "9" * 5000])
+@pytest.mark.parametrize(
+    "bad", ["2026-13-01", "tomorrow", "24.11.2026", "2026-02-30", "9" * 5000, " 2026-11-24 ", "20261124"]
+)
 async def test_status_with_a_bad_date_explains_the_format(rig: Rig, bad: str) -> None:
     i = interaction(member(PLAYER_ID, "Player"))
     with pytest.raises(InvalidInput) as caught:
@@ -363,7 +365,7 @@ async def test_status_shows_aggregates_and_no_recipient_names(rig: Rig) -> None:
     await add_community(rig)
     created = await rig.h.engine.promote.create(rig.h.actor())
     i = interaction(member(PLAYER_ID, "Player"))  # any linked player may look
-    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date=" 2026-11-24 ")
+    await PromoteCog.status.callback(PromoteCog(rig.bot, rig.engine), i, date="2026-11-24")
 
     reply = only_reply(i)
     assert reply.ephemeral
