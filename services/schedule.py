@@ -59,6 +59,11 @@ def local_datetime(day: date, at: time, zone: ZoneInfo) -> datetime:
     return aware.astimezone(UTC)
 
 
+def reminder_lead(reminder_at: time, start_at: time) -> timedelta:
+    """How long before the start the reminder goes: the configured times' difference (15 minutes by default)."""
+    return datetime.combine(date.min, start_at) - datetime.combine(date.min, reminder_at)
+
+
 def compute_schedule(
     now: datetime,
     zone: ZoneInfo,
@@ -66,10 +71,15 @@ def compute_schedule(
     start_at: time,
     voice_check_delay: timedelta,
 ) -> CampaignSchedule:
-    """Compute reminder, start and voice-check instants for today's campaign (rule 4)."""
+    """Compute reminder, start and voice-check instants for today's campaign (rule 4).
+
+    Only the start is read off the wall clock; the reminder comes the configured lead before that
+    instant. Read off the wall clock too, a reminder in a DST gap would fall after the start, and
+    one in a fold 75 minutes before it.
+    """
     day = campaign_date(now, zone)
-    reminder = local_datetime(day, reminder_at, zone)
     start = local_datetime(day, start_at, zone)
+    reminder = start - reminder_lead(reminder_at, start_at)
     if reminder <= now:
         reminder = now + PAST_REMINDER_SHIFT
     if start <= now:
