@@ -76,8 +76,8 @@ class PromotionSettings(_Section):
     dry_run_default: bool = False
     max_attempts: int = Field(5, ge=1, le=100)
     job_lease_seconds: int = Field(60, ge=5, le=3600)
-    # Overdue policy: a message job that is due more than this many minutes ago when it is first
-    # claimed (for example after the bot was down all evening) is skipped and logged, not sent late.
+    # Send-by deadlines: the start ping and the follow-ups go out at most this many minutes after
+    # their due time (the reminder only before the start); later ones are skipped, not sent late.
     max_lateness_minutes: int = Field(30, ge=1, le=24 * 60)
     # Concurrent sends per channel within one job.
     send_concurrency: int = Field(16, ge=1, le=256)

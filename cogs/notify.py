@@ -37,12 +37,9 @@ def parse_quiet_hours(value: str) -> QuietHours | None:
     if len(parts) != 2:
         raise InvalidInput("Quiet hours look like 23:00-07:00 (or 'off').")
     try:
-        window = QuietHours(parse_hhmm(parts[0].strip()), parse_hhmm(parts[1].strip()))
+        return QuietHours(parse_hhmm(parts[0].strip()), parse_hhmm(parts[1].strip()))
     except ValueError as exc:
         raise InvalidInput(f"Quiet hours: {exc}.") from None
-    if window.start == window.end:
-        raise InvalidInput("Quiet hours need a different start and end (or 'off' for none).")
-    return window
 
 
 def parse_timezone_option(value: str) -> str | None:

@@ -11,17 +11,17 @@ import functools
 import logging
 import random
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
 from services.delivery.base import OutgoingMessage, Sender, VoiceProbe
-from services.fanout import Fanout
-from services.fanout_plan import FanoutJob
+from services.fanout import Fanout, Tried
+from services.fanout_plan import NO_START_PING, START_FAILED, TOO_LATE, FanoutJob
 from services.keys import ledger_key, message_nonce, summary_key
-from services.messages import followup_text, reminder_text, start_text, summary_text
+from services.messages import followup_text, local_time_label, reminder_text, start_text, summary_text
 from services.models import (
     Attempt,
     Campaign,
@@ -32,7 +32,9 @@ from services.models import (
     JobStatus,
     JobType,
     LedgerState,
+    SnapshotRecipient,
 )
+from services.schedule import send_by
 from storage.campaigns import CampaignStore
 from storage.jobs import JobStore
 from storage.ledger import LedgerStore
@@ -195,48 +197,40 @@ class Dispatcher:
             # A job whose runs keep dying (the process is killed each time) ends here.
             await self._fail_or_retry(job, "too many interrupted attempts")
             return None
-        lateness = self.clock.now() - job.due_at
-        # Also on a resumed run: a reminder left half-sent by a crash is not finished hours later.
-        if lateness > self.config.max_lateness:
-            return await self._skip_overdue(job, campaign, lateness)
+        jobs = {j.job_type: j for j in await self.campaign_store.jobs(campaign.id)}
+        start_at = jobs[JobType.START].due_at
+        deadline = send_by(job.job_type, start_at, jobs[JobType.VOICE_CHECK].due_at, self.config.max_lateness)
+        # Also on a resumed run: a reminder left half-sent by a crash is not finished after the start.
+        too_late = self.clock.now() >= deadline
+        if too_late:
+            log.warning(
+                "job %d (%s) of campaign %d began after its send-by time %s: every message is skipped (%s)",
+                job.id, job.job_type, campaign.id, local_time_label(deadline, self.config.zone), TOO_LATE,
+            )
         if campaign.status is CampaignStatus.SCHEDULED:
             await self.campaign_store.set_status(campaign.id, CampaignStatus.RUNNING)
         if job.job_type is JobType.VOICE_CHECK:
-            return await self._voice_check(job, campaign)
-        if not await self._message_job(job, campaign):
+            ran = await self._voice_check(job, campaign, jobs[JobType.START], deadline)
+        else:
+            ran = await self._message_job(job, campaign, start_at, deadline)
+            if ran and job.job_type is JobType.START:
+                counts = await self.ledger_store.final_counts(job.id)
+                await self.campaign_store.set_status(campaign.id, _status_after_start(counts))
+        if not ran:
             return JobStatus.CANCELLED
-        if job.job_type is JobType.START:
-            counts = await self.ledger_store.final_counts(job.id)
-            await self.campaign_store.set_status(campaign.id, _status_after_start(counts))
-        return JobStatus.SENT
+        return JobStatus.SKIPPED if too_late else JobStatus.SENT
 
-    async def _skip_overdue(self, job: Job, campaign: Campaign, lateness: timedelta) -> JobStatus:
-        """Overdue policy: a message more than max_lateness late is skipped and logged, not sent."""
-        minutes = int(lateness.total_seconds() // 60)
-        reason = f"overdue: due {minutes} min ago (limit {self.config.max_lateness})"
-        recipients = await self.campaign_store.recipients(campaign.id)
-        await self.ledger_store.record(
-            key=None,
-            campaign_id=campaign.id,
-            job_id=job.id,
-            job_type=job.job_type,
-            outcomes=(),
-            extra_attempts=[
-                Attempt(r.player.id, r.selected_channel, DeliveryStatus.SKIPPED, reason, None, True)
-                for r in recipients
-            ],
-            now=self.clock.now(),
-        )
-        log.warning("job %d (%s) of campaign %d skipped: %s", job.id, job.job_type, campaign.id, reason)
-        if job.job_type is JobType.START:
-            await self.campaign_store.set_status(campaign.id, CampaignStatus.FAILED)
-        return JobStatus.SKIPPED
-
-    async def _message_job(self, job: Job, campaign: Campaign, except_players: frozenset[int] = frozenset()) -> bool:
-        """Fan the job's message out to the snapshot (but `except_players`); False if stopped midway."""
-        day = campaign.campaign_date
-        key = ledger_key(job.job_type, day, dry_run_campaign_id=campaign.id if campaign.dry_run else None)
-        start_at = (await self._start_time(campaign)) or job.due_at
+    async def _message_job(
+        self,
+        job: Job,
+        campaign: Campaign,
+        start_at: datetime,
+        deadline: datetime,
+        recipients: Sequence[SnapshotRecipient] | None = None,
+        withheld: Mapping[int, str] | None = None,
+    ) -> bool:
+        """Fan the job's message out to `recipients` (default: the snapshot); False if stopped midway."""
+        key = ledger_key(job.job_type, campaign.campaign_date, dry_run_campaign_id=_dry(campaign))
         zone = self.config.zone
 
         def text_for(channel: Channel) -> str:
@@ -246,30 +240,35 @@ class Dispatcher:
                 return start_text(start_at, zone, channel, campaign.dry_run)
             return followup_text(start_at, zone, channel, campaign.dry_run)
 
-        recipients = [r for r in await self.campaign_store.recipients(campaign.id) if r.player.id not in except_players]
-        fanout_job = FanoutJob(campaign.id, job.id, job.job_type, key, campaign.dry_run, zone)
-        return await self.fanout.run(
-            fanout_job, recipients, text_for, keep_alive=self._keep_alive(job)
+        if recipients is None:
+            recipients = await self.campaign_store.recipients(campaign.id)
+        fanout_job = FanoutJob(
+            campaign.id, job.id, job.job_type, key, campaign.dry_run, zone, deadline, withheld or {}
         )
-
-    async def _start_time(self, campaign: Campaign) -> datetime | None:
-        for j in await self.campaign_store.jobs(campaign.id):
-            if j.job_type is JobType.START:
-                return j.due_at
-        return None
+        return await self.fanout.run(fanout_job, recipients, text_for, keep_alive=self._keep_alive(job))
 
     def _keep_alive(self, job: Job) -> _LeaseKeeper:
         return _LeaseKeeper(self, job)
 
-    async def _voice_check(self, job: Job, campaign: Campaign) -> JobStatus | None:
-        in_voice = await self.voice.discord_ids_in_voice() if self.voice is not None else frozenset()
+    async def _voice_check(self, job: Job, campaign: Campaign, start_job: Job, deadline: datetime) -> bool:
+        """Follow up whoever got the start ping and is not in voice, then post the summary."""
         recipients = await self.campaign_store.recipients(campaign.id)
+        start_at = start_job.due_at
+        if self.clock.now() >= deadline:
+            # Who is in voice now says nothing of a start long past: no follow-ups (each recorded
+            # too_late) and no summary; the campaign keeps the status its start gave it.
+            return await self._message_job(job, campaign, start_at, deadline, recipients)
+        in_voice = await self.voice.discord_ids_in_voice() if self.voice is not None else frozenset()
         present = frozenset(r.player.id for r in recipients if r.player.discord_user_id in in_voice)
-        if not await self._message_job(job, campaign, except_players=present):
-            return JobStatus.CANCELLED
         missing = [r for r in recipients if r.player.id not in present]
-        followups_sent = (await self.ledger_store.final_counts(job.id))[DeliveryStatus.SENT]
-        start_at = (await self._start_time(campaign)) or job.due_at
+        start_failed = start_job.status is JobStatus.FAILED or campaign.status is CampaignStatus.FAILED
+        withheld = await self._without_start_ping(campaign, missing, start_failed)
+        if not await self._message_job(job, campaign, start_at, deadline, missing, withheld):
+            return False
+        # Counted on the day's key, not this job's: another campaign may have sent some of them.
+        key = ledger_key(job.job_type, campaign.campaign_date, dry_run_campaign_id=_dry(campaign))
+        followed_up = await self.ledger_store.entries(key, [r.player.id for r in missing])
+        followups_sent = sum(1 for e in followed_up.values() if e.state is LedgerState.SENT)
         text = summary_text(
             start=start_at,
             zone=self.config.zone,
@@ -277,32 +276,60 @@ class Dispatcher:
             missing=[r.player.display_name for r in missing],
             followups_sent=followups_sent,
             dry_run=campaign.dry_run,
+            start_failed=start_failed,
         )
         await self._post_summary(job, campaign, text)
-        await self.campaign_store.set_status(campaign.id, CampaignStatus.FOLLOWUP_SENT)
-        return JobStatus.SENT
+        if not start_failed:  # a failed start stays `failed`: the evening did not happen as planned
+            await self.campaign_store.set_status(campaign.id, CampaignStatus.FOLLOWUP_SENT)
+        return True
+
+    async def _without_start_ping(
+        self, campaign: Campaign, missing: Sequence[SnapshotRecipient], start_failed: bool
+    ) -> dict[int, str]:
+        """The missing recipients who get no follow-up: all after a failed start, else those whose
+        start ping was not `sent` (a follow-up says "we started", which they never heard)."""
+        if start_failed:
+            return {r.player.id: START_FAILED for r in missing}
+        key = ledger_key(JobType.START, campaign.campaign_date, dry_run_campaign_id=_dry(campaign))
+        entries = await self.ledger_store.entries(key, [r.player.id for r in missing])
+        return {
+            r.player.id: NO_START_PING
+            for r in missing
+            if (entry := entries.get(r.player.id)) is None or entry.state is not LedgerState.SENT
+        }
 
     async def _post_summary(self, job: Job, campaign: Campaign, text: str) -> None:
-        """Post once per target: the follow-up channel, or the initiator's DM for a dry run."""
+        """Post once per target and day: the follow-up channel, or the initiator's DM for a dry run."""
+        day = campaign.campaign_date
         if campaign.dry_run:
-            target = f"dm:{campaign.initiator.discord_user_id}"
+            key = summary_key(day, f"dm:{campaign.initiator.discord_user_id}", dry_run_campaign_id=campaign.id)
             sender, address = self.senders.get(Channel.DISCORD), str(campaign.initiator.discord_user_id)
         elif self.config.followup_channel_id:
-            target = f"channel:{self.config.followup_channel_id}"
+            key = summary_key(day, str(self.config.followup_channel_id))
             sender, address = self.poster, str(self.config.followup_channel_id)
         else:
             log.warning("campaign %d: no discord.followup_channel_id; summary not posted", campaign.id)
             return
-        key = summary_key(campaign.campaign_date, campaign.id, target)
-        state = await self.ledger_store.claim_post(key, campaign.id, self.clock.now())
-        if state is not None and state is not LedgerState.CLAIMED:
+        existing = await self.ledger_store.claim_post(key, campaign.id, self.clock.now())
+        if existing is not None and existing.campaign_id != campaign.id:
+            # One public summary per channel and day (rule 7): a second campaign's would undercount.
+            reason = f"summary: {key} already taken by campaign {existing.campaign_id} ({existing.state})"
+            log.info("campaign %d: %s", campaign.id, reason)
+            await self.ledger_store.record(
+                key=None, campaign_id=campaign.id, job_id=job.id, job_type=job.job_type, outcomes=(),
+                extra_attempts=[Attempt(None, Channel.DISCORD, DeliveryStatus.SKIPPED, reason)],
+                now=self.clock.now(),
+            )
+            return
+        if existing is not None and existing.state is not LedgerState.CLAIMED:
             return  # posted (or given up) before a restart
         # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
         message = OutgoingMessage(Channel.DISCORD, address, text, message_nonce(campaign.id, key, 0))
-        result, failures = (None, ["no Discord sender"]) if sender is None else (
+        tried = Tried(None, ["no Discord sender"]) if sender is None else (
             await self.fanout.send(sender, message, self._keep_alive(job))
         )
-        attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {r}") for r in failures]
+        result = tried.result
+        attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {r}") for r in tried.failures]
         if result is not None:
             attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary", result.provider_message_id))
         await self.ledger_store.record_post(
@@ -339,6 +366,11 @@ class _LeaseKeeper:
             # Checked per chunk and per retry, so a cancel stops a long fan-out promptly.
             campaign = await self.d.campaign_store.get(self.job.campaign_id)
             return campaign is not None and campaign.status is not CampaignStatus.CANCELLED
+
+
+def _dry(campaign: Campaign) -> int | None:
+    """The campaign id a dry run's keys carry (None for a real campaign: its keys are the day's)."""
+    return campaign.id if campaign.dry_run else None
 
 
 def _status_after_start(counts: dict[DeliveryStatus, int]) -> CampaignStatus:

@@ -16,11 +16,13 @@ import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from services.clock import Clock
 from services.contacts import ContactCipher
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
-from services.fanout_plan import QUIET_HOURS, FanoutJob, Send, plan_chunk
+from services.fanout_plan import QUIET_HOURS, TOO_LATE, FanoutJob, Send, plan_chunk
 from services.keys import message_nonce
 from services.models import (
     Attempt,
@@ -47,6 +49,15 @@ BACKOFF_CAP_SECONDS = 30.0
 TextFor = Callable[[Channel], str]
 # Says whether a job may go on (and keeps its lease); False: stop claiming, finish what is in flight.
 KeepAlive = Callable[[], Awaitable[bool]]
+
+
+@dataclass(frozen=True, slots=True)
+class Tried:
+    """What sending one message on one channel came to."""
+
+    result: SendResult | None  # SENT, or None: this channel gave up
+    failures: list[str] = field(default_factory=list)  # why each failed try failed, for the send log
+    out_of_time: bool = False  # gave up because a retry would come after the send-by time
 
 
 class Fanout:
@@ -89,10 +100,9 @@ class Fanout:
         return all(run.result() for run in runs)
 
     async def send(
-        self, sender: Sender, message: OutgoingMessage, keep_alive: KeepAlive
-    ) -> tuple[SendResult | None, list[str]]:
-        """Send one message on one channel, retrying what is transient: the SENT result (None if the
-        channel gave up) and why each failed try failed, for the send log."""
+        self, sender: Sender, message: OutgoingMessage, keep_alive: KeepAlive, send_by: datetime | None = None
+    ) -> Tried:
+        """Send one message on one channel, retrying what is transient, but never retrying at or after `send_by`."""
         failures: list[str] = []
         who = f"player {message.player_id}" if message.player_id is not None else "a post"
         for attempt in range(1, MAX_TRIES_PER_CHANNEL + 1):
@@ -102,19 +112,23 @@ class Fanout:
                 except Exception as exc:  # a sender bug must not lose the recipient
                     log.exception("sender %s raised for %s", sender.channel.value, who)
                     failures.append(f"sender error: {type(exc).__name__}")
-                    return None, failures
+                    return Tried(None, failures)
             if result.outcome is Outcome.SENT:
-                return result, failures
+                return Tried(result, failures)
             if result.outcome is Outcome.PERMANENT:
                 log.info("%s: %s failed permanently (%s)", who, sender.channel.value, result.reason)
                 failures.append(result.reason)
-                return None, failures
+                return Tried(None, failures)
             last = attempt == MAX_TRIES_PER_CHANNEL
             delay = self._backoff(attempt, result.retry_after)
-            failures.append(f"{result.reason}; " + ("giving up" if last else f"retrying in {delay:.1f}s"))
-            if last or not await self._wait(delay, keep_alive):
+            late = send_by is not None and self.clock.now() + timedelta(seconds=delay) >= send_by
+            if last or late:
+                failures.append(f"{result.reason}; " + ("giving up" if last else "no retry past the send-by time"))
+                return Tried(None, failures, out_of_time=late and not last)
+            failures.append(f"{result.reason}; retrying in {delay:.1f}s")
+            if not await self._wait(delay, keep_alive):
                 break
-        return None, failures
+        return Tried(None, failures)
 
     # -- streams and chunks ----------------------------------------------------------------------
 
@@ -134,6 +148,11 @@ class Fanout:
         contexts = await self.player_store.delivery_contexts(ids)
         entries = await self.ledger_store.entries(job.key, ids)
         plan = plan_chunk(job, chunk, contexts, entries, self._dedup, self.clock.now())
+        for pid, name in plan.bad_zones:
+            log.warning(
+                "player %d: stored timezone %r does not load; reading their quiet hours in %s",
+                pid, name[:64], job.zone.key,
+            )
         for outcome in plan.decided:
             if outcome.attempts[0].reason == QUIET_HOURS:
                 log.info("player %d skipped for %s: quiet hours", outcome.player_id, job.key)
@@ -258,7 +277,12 @@ class Fanout:
         pid = send.recipient.player.id
         nonce = message_nonce(job.campaign_id, job.key, pid)
         attempts: list[Attempt] = []
+        out_of_time = False
         for position, channel in enumerate(send.chain):
+            if self.clock.now() >= job.send_by:
+                # Checked before every channel: a reminder never goes out once the session has started.
+                out_of_time = True
+                break
             sender = self.senders.get(channel)
             address = self._address(channel, send.recipient, send.context)
             if sender is None or address is None:
@@ -270,13 +294,20 @@ class Fanout:
             elif position > 0:
                 await self.ledger_store.note_channel(job.key, pid, channel)
             message = OutgoingMessage(channel, address, text_for(channel), nonce, pid, on_wire)
-            result, failures = await self.send(sender, message, keep_alive)
-            attempts += [Attempt(pid, channel, DeliveryStatus.FAILED, reason) for reason in failures]
+            tried = await self.send(sender, message, keep_alive, job.send_by)
+            attempts += [Attempt(pid, channel, DeliveryStatus.FAILED, reason) for reason in tried.failures]
+            result = tried.result
             if result is not None:
                 attempts.append(
                     Attempt(pid, channel, DeliveryStatus.SENT, result.reason, result.provider_message_id, final=True)
                 )
                 return DeliveryOutcome(pid, DeliveryStatus.SENT, channel, result.provider_message_id, tuple(attempts))
+            out_of_time = tried.out_of_time
+        if out_of_time:
+            # Ran out of time rather than out of channels: a skip, which never fails a job or a campaign.
+            channel = attempts[-1].channel if attempts else send.chain[0]
+            attempts.append(Attempt(pid, channel, DeliveryStatus.SKIPPED, TOO_LATE, None, True))
+            return DeliveryOutcome(pid, DeliveryStatus.SKIPPED, channel, None, tuple(attempts))
         final = attempts[-1] if attempts else Attempt(pid, send.chain[0], DeliveryStatus.FAILED, "no channel")
         reason = "every channel failed: " + "; ".join(a.reason for a in attempts[-3:])
         attempts.append(Attempt(pid, final.channel, DeliveryStatus.FAILED, reason[:500], None, True))

@@ -9,7 +9,7 @@ or nothing at all (this job already recorded them).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -26,6 +26,7 @@ from services.models import (
 )
 from services.quiet_hours import in_quiet_hours
 from services.routing import fallback_chain
+from services.schedule import load_zone
 
 # A row another job left `skipped` or `failed` reached nobody: this job may claim the key again.
 RECLAIMABLE = frozenset({LedgerState.SKIPPED, LedgerState.FAILED})
@@ -33,7 +34,11 @@ RECLAIMABLE = frozenset({LedgerState.SKIPPED, LedgerState.FAILED})
 PLAYER_GONE = "player no longer exists"
 OPTED_OUT = "promotions turned off by the player"
 QUIET_HOURS = "quiet hours"
+TOO_LATE = "too_late"  # past the message's send-by time (docs/delivery.md)
+NO_START_PING = "no follow-up: their start ping was not sent"
+START_FAILED = "no follow-up: the start job failed"
 INTERRUPTED_UNKNOWN = "interrupted mid-send; not resent because the platform cannot deduplicate"
+INTERRUPTED_TOO_LATE = "interrupted mid-send; not resent because it is past its send-by time"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,6 +49,10 @@ class FanoutJob:
     key: str
     dry_run: bool
     zone: ZoneInfo
+    send_by: datetime  # no message of this job goes out from this instant on
+    # Recipients who get nothing from this job whatever their preferences, and why (the follow-up
+    # goes only to those whose start ping was sent).
+    withheld: Mapping[int, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +71,9 @@ class ChunkPlan:
     decided: tuple[DeliveryOutcome, ...] = ()  # skipped without a send: quiet hours, opted out, gone
     resolved: tuple[DeliveryOutcome, ...] = ()  # this job's interrupted sends that cannot be resent
     notes: tuple[Attempt, ...] = ()  # the key belongs to another campaign's delivery
+    # (player, stored timezone) whose zone no longer loads: their quiet hours were read in the
+    # promotion timezone instead (one bad row never sinks a job).
+    bad_zones: tuple[tuple[int, str], ...] = ()
 
 
 def plan_chunk(
@@ -81,13 +93,22 @@ def plan_chunk(
     decided: list[DeliveryOutcome] = []
     resolved: list[DeliveryOutcome] = []
     notes: list[Attempt] = []
+    bad_zones: list[tuple[int, str]] = []
     for r in chunk:
         pid = r.player.id
         ctx = contexts.get(pid)
         chain = channel_chain(job, ctx, dedup.keys())
         entry = entries.get(pid)
         if entry is None or (entry.state in RECLAIMABLE and entry.job_id != job.job_id):
-            skip = skip_reason(job, ctx, now)
+            zone = job.zone
+            stored = ctx.preferences.timezone if ctx is not None and ctx.preferences.quiet_hours else None
+            if stored is not None:
+                loaded = load_zone(stored)
+                if loaded is None:
+                    bad_zones.append((pid, stored))
+                else:
+                    zone = loaded
+            skip = skip_reason(job, ctx, now, zone)
             if skip:
                 decided.append(single(pid, chain[0], DeliveryStatus.SKIPPED, skip))
             else:
@@ -96,9 +117,16 @@ def plan_chunk(
             if entry.state is not LedgerState.CLAIMED:
                 continue  # the outcome was recorded before the interruption
             channel = entry.channel or chain[0]
+            never_left = channel in dedup and not dedup[channel] and not entry.on_wire
+            if now >= job.send_by:
+                # Too late to resend. Only a send that never reached the platform surely did not arrive.
+                if never_left:
+                    resolved.append(single(pid, channel, DeliveryStatus.SKIPPED, TOO_LATE))
+                else:
+                    resolved.append(single(pid, channel, DeliveryStatus.UNKNOWN, INTERRUPTED_TOO_LATE))
             # Resend where the platform deduplicates, or where the message never left (a send without
             # dedup is marked on the wire right before its request); otherwise it may have arrived.
-            if channel in dedup and (dedup[channel] or not entry.on_wire):
+            elif channel in dedup and (dedup[channel] or never_left):
                 rest = chain[chain.index(channel) :] if channel in chain else (channel, *chain)
                 resend.append(Send(r, ctx, rest))
             else:
@@ -106,7 +134,7 @@ def plan_chunk(
         else:
             reason = f"already handled for {job.key} by campaign {entry.campaign_id} ({entry.state})"
             notes.append(Attempt(pid, entry.channel or chain[0], DeliveryStatus.SKIPPED, reason, None, True))
-    return ChunkPlan(tuple(fresh), tuple(resend), tuple(decided), tuple(resolved), tuple(notes))
+    return ChunkPlan(tuple(fresh), tuple(resend), tuple(decided), tuple(resolved), tuple(notes), tuple(bad_zones))
 
 
 def channel_chain(job: FanoutJob, ctx: DeliveryContext | None, enabled: Iterable[Channel]) -> tuple[Channel, ...]:
@@ -116,16 +144,20 @@ def channel_chain(job: FanoutJob, ctx: DeliveryContext | None, enabled: Iterable
     return fallback_chain(ctx.preferences.preferred_channel, ctx.encrypted_addresses, enabled)
 
 
-def skip_reason(job: FanoutJob, ctx: DeliveryContext | None, now: datetime) -> str | None:
-    """Why a recipient gets nothing now, or None to send."""
+def skip_reason(job: FanoutJob, ctx: DeliveryContext | None, now: datetime, zone: ZoneInfo) -> str | None:
+    """Why a recipient gets nothing now, or None to send; `zone` is the one their quiet hours are read in."""
     if ctx is None:
         return PLAYER_GONE
+    withheld = job.withheld.get(ctx.player.id)
+    if withheld is not None:
+        return withheld
+    if now >= job.send_by:
+        return TOO_LATE
     if job.dry_run:
         return None  # the initiator rehearses on purpose, whatever their preferences
     prefs = ctx.preferences
     if not prefs.allow_promotions:
         return OPTED_OUT
-    zone = ZoneInfo(prefs.timezone) if prefs.timezone else job.zone
     if in_quiet_hours(prefs.quiet_hours, zone, now):
         return QUIET_HOURS
     return None

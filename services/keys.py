@@ -23,15 +23,20 @@ def ledger_key(job_type: JobType, day: date, *, dry_run_campaign_id: int | None 
     whichever promoter scheduled it. A dry-run key names its campaign so that rehearsals neither
     consume nor are blocked by the real evening's keys.
     """
-    base = f"PROMOTE:{_KEY_PART[job_type]}:{day.isoformat()}"
-    if dry_run_campaign_id is None:
-        return base
-    return f"DRYRUN:{dry_run_campaign_id}:{base}"
+    return _own_if_dry(f"PROMOTE:{_KEY_PART[job_type]}:{day.isoformat()}", dry_run_campaign_id)
 
 
-def summary_key(day: date, campaign_id: int, target: str) -> str:
-    """The summary post is keyed by where it goes (a channel, or the initiator's DM)."""
-    return f"PROMOTE:SUMMARY:{day.isoformat()}:{campaign_id}:{target}"
+def summary_key(day: date, target: str, *, dry_run_campaign_id: int | None = None) -> str:
+    """`PROMOTE:SUMMARY:<channel id>:<date>`: one summary per target and day, whichever campaign posts it.
+
+    A second campaign of the day posts no second public summary (it would count only its own
+    follow-ups). A dry run's summary goes to its initiator's DM, under a key of its own.
+    """
+    return _own_if_dry(f"PROMOTE:SUMMARY:{target}:{day.isoformat()}", dry_run_campaign_id)
+
+
+def _own_if_dry(key: str, dry_run_campaign_id: int | None) -> str:
+    return key if dry_run_campaign_id is None else f"DRYRUN:{dry_run_campaign_id}:{key}"
 
 
 def message_nonce(campaign_id: int, key: str, player_id: int) -> str:

@@ -56,12 +56,16 @@ def summary_text(
     missing: Sequence[str],
     followups_sent: int,
     dry_run: bool,
+    start_failed: bool = False,
     limit: int = DISCORD_LIMIT,
 ) -> str:
     """One message: who is in voice, whom we wait on, follow-ups sent out of missing; fits `limit`."""
     prefix = "[dry run] " if dry_run else ""
     head = f"{prefix}📋 Voice check for the {local_time_label(start, zone)} start"
-    tail = f"Follow-ups sent: {followups_sent} of {len(missing)} missing."
+    if start_failed:
+        tail = "The start ping failed, so no follow-ups were sent."
+    else:
+        tail = f"Follow-ups sent: {followups_sent} of {len(missing)} missing."
     # Share the room left between the two name lists; each list ends with "and N more" if cut.
     room = limit - len(head) - len(tail) - 80
     in_voice_line = _name_list(in_voice, room // 2)

@@ -271,6 +271,14 @@ class LedgerEntry:
 
 
 @dataclass(frozen=True, slots=True)
+class PostClaim:
+    """A post (the voice-check summary) that was claimed already, by `campaign_id`."""
+
+    campaign_id: int
+    state: LedgerState
+
+
+@dataclass(frozen=True, slots=True)
 class Attempt:
     """One send attempt (or a decision not to send) for the send log."""
 

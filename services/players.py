@@ -127,6 +127,11 @@ class PlayerService:
         timezone: str | Unset | None = UNSET,
     ) -> PreferencesView:
         """Change only the fields given; the others stay as they are."""
+        if isinstance(quiet_hours, QuietHours) and quiet_hours.start == quiet_hours.end:
+            # It would silence nobody (or, read the other way, everybody): ask what was meant.
+            raise InvalidInput(
+                "Quiet hours need a start and an end that differ; to get no promotions at all, turn them off."
+            )
         player = await self.player_for(actor)
         prefs = await self.player_store.preferences(player.id)
         if not isinstance(allow_promotions, Unset):

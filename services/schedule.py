@@ -6,7 +6,7 @@ import re
 from datetime import UTC, date, datetime, time, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from services.models import CampaignSchedule
+from services.models import CampaignSchedule, JobType
 
 PAST_REMINDER_SHIFT = timedelta(seconds=10)
 PAST_START_SHIFT = timedelta(seconds=20)
@@ -30,15 +30,20 @@ def parse_iso_date(value: str) -> date:
     raise ValueError(f"{shown!r} is not a date; use YYYY-MM-DD, for example 2026-11-24.")
 
 
+def load_zone(name: str) -> ZoneInfo | None:
+    """The IANA zone called `name`, or None if it does not load (misspelt, a path, or dropped from tzdata)."""
+    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")):
+        return None
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return None
+
+
 def validate_timezone(name: str) -> str:
     """Return `name` if it is an IANA timezone, else raise ValueError (never KeyError)."""
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")):
+    if load_zone(name) is None:
         raise ValueError(f"unknown timezone {name!r}")
-    try:
-        ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError, OSError):
-        # ZoneInfoNotFoundError is a KeyError; callers expect a ValueError for bad input.
-        raise ValueError(f"unknown timezone {name!r}") from None
     return name
 
 
@@ -89,3 +94,16 @@ def compute_schedule(
         start = reminder + (PAST_START_SHIFT - PAST_REMINDER_SHIFT)
     voice_check = start + voice_check_delay
     return CampaignSchedule(reminder=reminder, start=start, voice_check=voice_check)
+
+
+def send_by(job_type: JobType, start: datetime, voice_check: datetime, max_lateness: timedelta) -> datetime:
+    """The instant from which a job's messages are too late to send (`start` and `voice_check` as due).
+
+    The reminder only before the start; the start ping and the follow-up at most `max_lateness` after
+    their own due time. "Kicks off in 1 minute" at 21:14 is worse than no reminder at all.
+    """
+    if job_type is JobType.REMINDER:
+        return start
+    if job_type is JobType.START:
+        return start + max_lateness
+    return voice_check + max_lateness

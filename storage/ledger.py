@@ -13,6 +13,7 @@ from services.models import (
     JobType,
     LedgerEntry,
     LedgerState,
+    PostClaim,
     SendLogEntry,
 )
 from storage.db import Database, from_db_time, json_ids, to_db_time
@@ -178,8 +179,8 @@ class LedgerStore:
 
     # -- posts that are not to a player (the summary) -----------------------------------------
 
-    async def claim_post(self, key: str, campaign_id: int, now: datetime) -> LedgerState | None:
-        """Claim a post key; return None if newly claimed, else the existing state."""
+    async def claim_post(self, key: str, campaign_id: int, now: datetime) -> PostClaim | None:
+        """Claim a post key; return None if newly claimed, else who holds it and how far they got."""
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
                 """
@@ -191,10 +192,10 @@ class LedgerStore:
             )
             if row is not None:
                 return None
-            existing = await tx.fetchone("SELECT state FROM post_ledger WHERE key = ?", (key,))
+            existing = await tx.fetchone("SELECT campaign_id, state FROM post_ledger WHERE key = ?", (key,))
         if existing is None:
             raise RuntimeError("row vanished inside its own transaction")
-        return LedgerState(existing["state"])
+        return PostClaim(existing["campaign_id"], LedgerState(existing["state"]))
 
     async def record_post(
         self,

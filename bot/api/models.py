@@ -122,6 +122,12 @@ class QuietHours(_Request):
     start: HHMM
     end: HHMM
 
+    @model_validator(mode="after")
+    def _a_window(self) -> QuietHours:
+        if self.start == self.end:
+            raise ValueError("start and end must differ (null removes the quiet hours)")
+        return self
+
 
 class PreferencesUpdate(_Request):
     """Omitted fields stay as they are."""

@@ -125,6 +125,8 @@ async def test_quiet_hours_accept_spaces_and_an_en_dash(rig: Rig, text: str) -> 
         "２３:００-07:00",  # fullwidth digits
         "٢٣:٠٠-٠٧:٠٠",  # Arabic-Indic digits
         "23:00-07:00" * 500,
+        "22:00-22:00",  # a window that silences nobody
+        "00:00 – 00:00",
     ],
 )
 async def test_quiet_hours_garbage_is_refused_and_nothing_changes(rig: Rig, garbage: str) -> None:

@@ -9,6 +9,7 @@ import pytest
 
 from services.delivery.base import SendResult
 from services.errors import CampaignExists, NoRecipients, NotLinked, NotPromoter
+from services.fanout_plan import NO_START_PING
 from services.models import (
     CampaignLimit,
     CampaignStatus,
@@ -149,7 +150,8 @@ async def test_quiet_hours_skip_and_are_logged(h: Harness) -> None:
     assert len(h.discord.to("1")) == 1  # only the 20:45 reminder, before the window
     log = await h.engine.ledger_store.send_log(created.campaign.id)
     skipped = [r for r in log if r.status == "skipped"]
-    assert [r.reason for r in skipped] == ["quiet hours", "quiet hours"]
+    # No start ping, so no follow-up either (it would say "we started" to someone who never heard).
+    assert [r.reason for r in skipped] == ["quiet hours", NO_START_PING]
     # A quiet recipient missing from voice is still listed in the summary.
     assert "Waiting on (1): Ana" in h.poster.posts[0][1]
     assert "Follow-ups sent: 0 of 1" in h.poster.posts[0][1]

@@ -47,7 +47,7 @@ NOTES: dict[str, str] = {
     "discord.guild_id": "Developer Mode → right-click the server icon → Copy Server ID.",
     "discord.oauth_client_secret": "OAuth2 client secret of the application (Developer Portal → OAuth2).",
     "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal.",
-    "promotion.max_lateness_minutes": "See the overdue policy in docs/delivery.md.",
+    "promotion.max_lateness_minutes": "See the send-by deadlines in docs/delivery.md.",
     "storage.path": "SQLite database file (WAL mode: `-wal` and `-shm` files appear beside it). A relative "
     "path is relative to the working directory; the directory is created if missing.",
     "api.enabled": "Serve the HTTP API (false: the bot runs without it).",

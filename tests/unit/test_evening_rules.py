@@ -7,9 +7,9 @@ from datetime import UTC, date, datetime, time, timedelta
 import pytest
 
 from services.messages import reminder_text
-from services.models import Channel
+from services.models import Channel, JobType
 from services.quiet_hours import parse_hhmm
-from services.schedule import compute_schedule, parse_iso_date, reminder_lead
+from services.schedule import compute_schedule, parse_iso_date, reminder_lead, send_by
 from tests.synthetic_zones import synthetic_zone
 
 
@@ -104,3 +104,31 @@ def test_a_past_reminder_still_shifts_to_now_in_a_jumping_zone() -> None:
     schedule = compute_schedule(now, zone, time(20, 45), time(21, 0), timedelta(seconds=30))
     assert schedule.reminder == now + timedelta(seconds=10)
     assert schedule.start == _utc(19, 0)
+
+
+# -- send-by deadlines ------------------------------------------------------------------------------
+
+START_AT = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # 21:00 CET
+VOICE_AT = START_AT + timedelta(seconds=30)
+LATENESS = timedelta(minutes=30)
+S = timedelta(seconds=1)
+
+
+@pytest.mark.parametrize(
+    ("job_type", "now", "in_time"),
+    [
+        (JobType.REMINDER, START_AT - 15 * 60 * S, True),
+        (JobType.REMINDER, START_AT - S, True),
+        (JobType.REMINDER, START_AT, False),  # only before the start
+        (JobType.REMINDER, START_AT + 14 * 60 * S, False),
+        (JobType.START, START_AT, True),
+        (JobType.START, START_AT + LATENESS - S, True),
+        (JobType.START, START_AT + LATENESS, False),
+        (JobType.VOICE_CHECK, VOICE_AT, True),
+        (JobType.VOICE_CHECK, VOICE_AT + LATENESS - S, True),  # measured from the voice check
+        (JobType.VOICE_CHECK, START_AT + LATENESS, True),
+        (JobType.VOICE_CHECK, VOICE_AT + LATENESS, False),
+    ],
+)
+def test_send_by(job_type: JobType, now: datetime, in_time: bool) -> None:
+    assert (now < send_by(job_type, START_AT, VOICE_AT, LATENESS)) is in_time

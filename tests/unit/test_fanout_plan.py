@@ -8,10 +8,13 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.fanout_plan import (
+    INTERRUPTED_TOO_LATE,
     INTERRUPTED_UNKNOWN,
+    NO_START_PING,
     OPTED_OUT,
     PLAYER_GONE,
     QUIET_HOURS,
+    TOO_LATE,
     ChunkPlan,
     FanoutJob,
     plan_chunk,
@@ -33,6 +36,7 @@ from services.models import (
 
 ZONE = ZoneInfo("Europe/Ljubljana")
 NOW = datetime(2026, 11, 24, 19, 45, tzinfo=UTC)  # 20:45 in Ljubljana
+SEND_BY = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # the 21:00 start
 KEY = "PROMOTE:T-15:2026-11-24"
 JOB_ID = 10
 OTHER_JOB_ID = 20
@@ -57,7 +61,7 @@ def what(plan: ChunkPlan) -> tuple[object, ...]:
     found += [("send", s.chain) for s in plan.fresh]
     found += [("resend", s.chain) for s in plan.resend]
     found += [("skip", o.channel, o.attempts[0].reason) for o in plan.decided if o.status is DeliveryStatus.SKIPPED]
-    found += [("unknown", o.channel, o.attempts[0].reason) for o in plan.resolved]
+    found += [(o.status.value, o.channel, o.attempts[0].reason) for o in plan.resolved]
     found += [("note", a.channel, a.reason) for a in plan.notes]
     assert len(found) <= 1, found
     return found[0] if found else ("nothing",)
@@ -114,7 +118,7 @@ CASES = [
 @pytest.mark.parametrize(("case", "prefs", "addresses", "ledger", "dry_run", "enabled", "expected"), CASES,
                          ids=[c[0] for c in CASES])
 def test_plan(case, prefs, addresses, ledger, dry_run, enabled, expected) -> None:
-    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, dry_run, ZONE)
+    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, dry_run, ZONE, SEND_BY)
     recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
     contexts = {} if prefs is None else {ANA.id: DeliveryContext(ANA, prefs, addresses)}
     entries = {} if ledger is None else {ANA.id: ledger}
@@ -122,7 +126,7 @@ def test_plan(case, prefs, addresses, ledger, dry_run, enabled, expected) -> Non
 
 
 def test_every_recipient_lands_in_one_bucket_in_order() -> None:
-    job = FanoutJob(1, JOB_ID, JobType.START, KEY, False, ZONE)
+    job = FanoutJob(1, JOB_ID, JobType.START, KEY, False, ZONE, SEND_BY)
     players = [Player(i, 1000 + i, f"P{i}") for i in range(1, 7)]
     recipients = [SnapshotRecipient(p, PlayerStatus.LOOKING, D) for p in players]
     contexts = {p.id: DeliveryContext(p, Preferences(), {}) for p in players if p.id != 6}
@@ -141,3 +145,80 @@ def test_every_recipient_lands_in_one_bucket_in_order() -> None:
     # Every outcome decided here carries exactly one final send-log row.
     assert all(len(o.attempts) == 1 and o.attempts[0].final for o in plan.decided)
     assert all(a.final and a.status is DeliveryStatus.SKIPPED for a in plan.notes)
+
+
+# -- past the send-by time ------------------------------------------------------------------------
+
+LATE = SEND_BY  # the first instant at which nothing of the job may go out
+
+# (case, preferences, addresses, ledger entry, dry run, expected)
+LATE_CASES = [
+    ("new recipient", Preferences(), {}, None, False, ("skip", D, TOO_LATE)),
+    ("new recipient of a dry run", Preferences(), {}, None, True, ("skip", D, TOO_LATE)),
+    ("quiet as well", QUIET_NOW, {}, None, False, ("skip", D, TOO_LATE)),
+    ("another job skipped them", Preferences(), {}, entry(LedgerState.SKIPPED, OTHER_JOB_ID), False,
+     ("skip", D, TOO_LATE)),
+    ("interrupted on Discord: may have arrived", Preferences(), {}, entry(LedgerState.CLAIMED), False,
+     ("unknown", D, INTERRUPTED_TOO_LATE)),
+    ("interrupted before Telegram's request: never left", TELEGRAM_FIRST, LINKED,
+     entry(LedgerState.CLAIMED, channel=T), False, ("skipped", T, TOO_LATE)),
+    ("interrupted after Telegram's request", TELEGRAM_FIRST, LINKED,
+     entry(LedgerState.CLAIMED, channel=T, on_wire=True), False, ("unknown", T, INTERRUPTED_TOO_LATE)),
+    ("this job already sent it", Preferences(), {}, entry(LedgerState.SENT), False, ("nothing",)),
+    ("another campaign sent it", Preferences(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, T), False,
+     ("note", T, f"already handled for {KEY} by campaign 2 (sent)")),
+]
+
+
+@pytest.mark.parametrize(("case", "prefs", "addresses", "ledger", "dry_run", "expected"), LATE_CASES,
+                         ids=[c[0] for c in LATE_CASES])
+def test_plan_past_the_send_by_time(case, prefs, addresses, ledger, dry_run, expected) -> None:
+    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, dry_run, ZONE, SEND_BY)
+    recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
+    contexts = {ANA.id: DeliveryContext(ANA, prefs, addresses)}
+    entries = {} if ledger is None else {ANA.id: ledger}
+    assert what(plan_chunk(job, [recipient], contexts, entries, ALL, LATE)) == expected
+
+
+def test_withheld_recipients_get_nothing_whatever_their_preferences() -> None:
+    job = FanoutJob(1, JOB_ID, JobType.VOICE_CHECK, KEY, False, ZONE, SEND_BY, {ANA.id: NO_START_PING})
+    recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
+    plan = plan_chunk(job, [recipient], {ANA.id: DeliveryContext(ANA, Preferences(), {})}, {}, ALL, NOW)
+    assert what(plan) == ("skip", D, NO_START_PING)
+
+
+# -- a stored timezone that no longer loads ---------------------------------------------------------
+
+QUIET_20_23 = QuietHours(time(20, 0), time(23, 0))  # 20:45 in Ljubljana is inside; 14:45 in New York is not
+
+
+@pytest.mark.parametrize(
+    ("stored", "quiet", "expected", "falls_back"),
+    [
+        ("America/New_York", QUIET_20_23, ("send", (D,)), False),
+        ("Europe/Ljubljana", QUIET_20_23, ("skip", D, QUIET_HOURS), False),
+        ("Mars/Olympus_Mons", QUIET_20_23, ("skip", D, QUIET_HOURS), True),  # read in the promotion timezone
+        ("America/Not_A_City", QUIET_20_23, ("skip", D, QUIET_HOURS), True),
+        ("Europe", QUIET_20_23, ("skip", D, QUIET_HOURS), True),  # a directory of tzdata
+        ("../../etc/passwd", QUIET_20_23, ("skip", D, QUIET_HOURS), True),
+        ("Europe/\x00", QUIET_20_23, ("skip", D, QUIET_HOURS), True),
+        ("", QUIET_20_23, ("skip", D, QUIET_HOURS), True),
+        ("x" * 300, QUIET_20_23, ("skip", D, QUIET_HOURS), True),
+        ("Mars/Olympus_Mons", None, ("send", (D,)), False),  # no quiet hours: the zone is never read
+    ],
+)
+def test_a_stored_timezone_that_does_not_load_falls_back_for_that_recipient(
+    stored: str, quiet: QuietHours | None, expected: tuple[object, ...], falls_back: bool
+) -> None:
+    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, False, ZONE, SEND_BY)
+    prefs = Preferences(quiet_hours=quiet, timezone=stored)
+    bor = Player(2, 1002, "Bor")  # a neighbour with a good row is planned as usual
+    recipients = [SnapshotRecipient(ANA, PlayerStatus.LOOKING, D), SnapshotRecipient(bor, PlayerStatus.LOOKING, D)]
+    contexts = {ANA.id: DeliveryContext(ANA, prefs, {}), bor.id: DeliveryContext(bor, Preferences(), {})}
+    plan = plan_chunk(job, recipients, contexts, {}, ALL, NOW)
+    assert bor.id in {s.recipient.player.id for s in plan.fresh}
+    plan_for_ana = ChunkPlan(
+        tuple(s for s in plan.fresh if s.recipient.player.id == ANA.id), (), plan.decided, plan.resolved, plan.notes
+    )
+    assert what(plan_for_ana) == expected
+    assert plan.bad_zones == (((ANA.id, stored),) if falls_back else ())

@@ -229,7 +229,9 @@ def test_ledger_keys() -> None:
     assert ledger_key(JobType.VOICE_CHECK, day) == "PROMOTE:FOLLOWUP:2026-11-24"
     dry = ledger_key(JobType.REMINDER, day, dry_run_campaign_id=7)
     assert dry != ledger_key(JobType.REMINDER, day) and "7" in dry
-    assert summary_key(day, 3, "channel:1") != summary_key(day, 3, "dm:2")
+    # One public summary per channel and day, whichever campaign (rule 7); a dry run's is its own.
+    assert summary_key(day, "777") == "PROMOTE:SUMMARY:777:2026-11-24"
+    assert summary_key(day, "dm:2", dry_run_campaign_id=7) == "DRYRUN:7:PROMOTE:SUMMARY:dm:2:2026-11-24"
 
 
 def test_nonce_is_deterministic_short_and_distinct() -> None:
