@@ -64,9 +64,10 @@ async def seed(path: Path, players: int, settings: Settings) -> int:
                 [(i, day, STATUSES[i % 4], at) for i in ids],
             )
             await tx.executemany(
-                "INSERT INTO preferences (player_id, allow_promotions, preferred_channel, updated_at)"
-                " VALUES (?, ?, ?, ?)",
-                [(i, int(i % 10 != 0), CHANNELS[i % 3], at) for i in ids],
+                "INSERT INTO preferences (player_id, allow_promotions, promotions_chosen_at, preferred_channel,"
+                " updated_at) VALUES (?, ?, ?, ?, ?)",
+                # Nine in ten said yes to promotions; the tenth never chose.
+                [(i, int(i % 10 != 0), at if i % 10 != 0 else None, CHANNELS[i % 3], at) for i in ids],
             )
             # Placeholder ciphertexts: the API never decrypts, selection only needs the link rows.
             await tx.executemany(

@@ -99,8 +99,8 @@ async def seed(db: Database, recipients: list[Recipient], cipher: ContactCipher,
     linked = [r for r in recipients if r.channel is not Channel.DISCORD]
     async with db.transaction() as tx:
         await tx.executemany(
-            "INSERT INTO preferences (player_id, allow_promotions, preferred_channel, updated_at) VALUES (?, 1, ?, ?)",
-            [(r.player_id, r.channel.value, at) for r in linked],
+            "UPDATE preferences SET preferred_channel = ?, updated_at = ? WHERE player_id = ?",
+            [(r.channel.value, at, r.player_id) for r in linked],
         )
         await tx.executemany(
             "INSERT INTO channel_links (player_id, channel, address_encrypted, address_hash, verified_at)"

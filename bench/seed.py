@@ -16,7 +16,8 @@ async def seed_players(
     looking_every: int = 1,
     first_discord_id: int = 10_000_000,
 ) -> None:
-    """Insert `count` players; every `looking_every`-th is LOOKING on `day`, the rest NOT_PLAYING."""
+    """Insert `count` players who turned promotions on; every `looking_every`-th is LOOKING on `day`,
+    the rest NOT_PLAYING."""
     at = to_db_time(now)
     async with db.transaction() as tx:
         await tx.executemany(
@@ -30,4 +31,10 @@ async def seed_players(
                 (i, day.isoformat(), "LOOKING" if i % looking_every == 0 else "NOT_PLAYING", at)
                 for i in range(1, count + 1)
             ],
+        )
+        # Consent is opt-in: a player is promoted to only after saying yes.
+        await tx.executemany(
+            "INSERT INTO preferences (player_id, allow_promotions, promotions_chosen_at, updated_at)"
+            " VALUES (?, 1, ?, ?)",
+            [(i, at, at) for i in range(1, count + 1)],
         )

@@ -35,6 +35,9 @@ class RallypointBot(commands.Bot):
             intents=bot_intents(),
             help_command=None,
             tree_cls=RallypointTree,
+            # Nothing the bot says pings anyone unless a message names whom (a player called
+            # "@everyone" must not page the server). The DM sender sets it on its own requests too.
+            allowed_mentions=discord.AllowedMentions.none(),
             # A 429 longer than this surfaces as RateLimited to the DM sender instead of stalling.
             max_ratelimit_timeout=30.0,
             **kwargs,

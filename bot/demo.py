@@ -25,25 +25,28 @@ from bot.sandbox.stack import (
     Member,
     SandboxStack,
 )
+from cogs.availability import CONSENT_NO, CONSENT_YES
 from services.models import Campaign, CampaignStatus, DeliveryStatus, JobType
 
 ZONE_NAME = "Europe/Ljubljana"
 BASE_ID = 810_000_000_000_000_000
 
-# (username, status, settings, link, in voice at the check, note)
+# (username, status, settings, link, in voice at the check, note). Consent is opt-in: the bot asks each
+# player who sets a status it could promote; "consent" is what they answer ("yes" unless said).
 PLAYERS: list[tuple[str, str, dict[str, Any], str | None, bool, str]] = [
     ("Ana", "LOOKING", {"preferred_channel": "telegram"}, "telegram", True, "prefers Telegram, in voice"),
     ("Bor", "LOOKING", {"preferred_channel": "signal"}, "signal", False, "prefers Signal"),
     ("Cene", "LOOKING", {}, None, True, "Discord DMs, in voice"),
     ("Dora", "AVAILABLE", {}, None, False, "AVAILABLE (included on request)"),
     ("Eva", "MAYBE", {}, None, False, "MAYBE (not included)"),
-    ("Fran", "LOOKING", {"allow_promotions": False}, None, False, "turned promotions off"),
+    ("Fran", "LOOKING", {"consent": "no"}, None, False, "said no to promotions"),
     ("Gaja", "LOOKING", {"quiet": True}, None, False, "in her quiet hours"),
     ("Hugo", "LOOKING", {}, None, False, "has Discord DMs closed"),
     ("Iva", "LOOKING", {"preferred_channel": "telegram"}, "telegram", False, "blocked the Telegram bot"),
     ("Jan", "LOOKING", {}, None, True, "in voice"),
     ("Kaja", "NOT_PLAYING", {}, None, False, "not playing tonight"),
     ("Luka", "LOOKING", {"preferred_channel": "discord"}, None, False, "prefers Discord"),
+    ("Mia", "LOOKING", {"consent": None}, None, False, "never answered \"Ping me tonight\": left out"),
 ]
 
 
@@ -87,7 +90,7 @@ async def _slash(stack: SandboxStack, user_id: int, command: str, **options: Any
 
 
 async def _players_set_up(stack: SandboxStack) -> None:
-    _say("\n-- players set their status, preferences and links through real interactions")
+    _say('\n-- players set their status, answer "Ping me tonight", preferences and links, all by real interactions')
     now_local = datetime.now().astimezone()
     from zoneinfo import ZoneInfo
 
@@ -96,8 +99,9 @@ async def _players_set_up(stack: SandboxStack) -> None:
     quiet = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=2)):%H:%M}"
     for i, (name, status, prefs, link, _voice, note) in enumerate(PLAYERS):
         uid = BASE_ID + i
-        await _slash(stack, uid, "available", status=status)
-        options = {k: v for k, v in prefs.items() if k != "quiet"}
+        answer = await _slash(stack, uid, "available", status=status)
+        await _answer_consent(stack, uid, answer, prefs.get("consent", "yes"))
+        options = {k: v for k, v in prefs.items() if k not in ("quiet", "consent")}
         if prefs.get("quiet"):
             options["quiet_hours"] = quiet
         if options:
@@ -107,13 +111,22 @@ async def _players_set_up(stack: SandboxStack) -> None:
         elif link == "signal":
             await _link_signal(stack, uid, number=f"+3864011{i:04d}")
         _say(f"   {name:<5} {status:<11} {note}")
-    await _slash(stack, PROMOTER_ID, "available", status="LOOKING")
+    await _answer_consent(stack, PROMOTER_ID, await _slash(stack, PROMOTER_ID, "available", status="LOOKING"), "yes")
     # Faults: Hugo's DMs are closed (Discord 50007), Iva blocked the Telegram bot.
     stack.discord.dm_closed_user_ids = {BASE_ID + 7}
     stack.telegram.blocked_chat_ids = {700_000 + 8}
     for i, (*_head, in_voice, _note) in enumerate(PLAYERS):
         if in_voice:
             await stack.discord.set_voice_state(GUILD_ID, BASE_ID + i, VOICE_CHANNEL_ID)
+
+
+async def _answer_consent(stack: SandboxStack, user_id: int, answer: dict[str, Any], choice: str | None) -> None:
+    """Press "Ping me tonight" ("yes") or "No thanks" ("no") if the bot asked; None: leave it unanswered."""
+    asked = [c["custom_id"] for row in answer.get("components") or [] for c in row.get("components") or []]
+    if choice is None or CONSENT_YES not in asked:
+        return
+    click = await stack.discord.click_button(GUILD_ID, user_id, answer, CONSENT_YES if choice == "yes" else CONSENT_NO)
+    await click.wait_response(timeout=10)
 
 
 async def _link_telegram(stack: SandboxStack, user_id: int, chat_id: int) -> None:

@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import discord
 
-from services.messages import local_time_label
+from services.messages import discord_literal, local_time_label
 from services.models import (
     Board,
     CampaignCreated,
@@ -48,7 +48,7 @@ def _fit_lines(items: list[str], *, separator: str, limit: int = FIELD_LIMIT) ->
 
 def _escape(name: str) -> str:
     # Player names are user input: never let them format (or mention) anything.
-    return discord.utils.escape_mentions(discord.utils.escape_markdown(name))
+    return discord_literal(name)
 
 
 def _when(at: datetime, zone: ZoneInfo) -> str:
@@ -73,6 +73,14 @@ def preview_embed(preview: Preview, zone: ZoneInfo) -> discord.Embed:
         separator="\n",
     )
     embed.add_field(name="Who", value=lines or "Nobody is looking yet.", inline=False)
+    if preview.not_opted_in:
+        n = preview.not_opted_in
+        embed.add_field(
+            name="Left out",
+            value=f"{n} player{'s' if n != 1 else ''} with that status never turned promotions on: "
+            "they get nothing until they do (they are offered a one-tap \"Ping me tonight\").",
+            inline=False,
+        )
     if preview.unavailable_channels:
         off = ", ".join(sorted(c.value for c in preview.unavailable_channels))
         embed.set_footer(text=f"Not configured here: {off} (those players are reached on Discord).")
@@ -134,7 +142,13 @@ def board_embed(board: Board) -> discord.Embed:
 def preferences_embed(view: PreferencesView) -> discord.Embed:
     p = view.preferences
     embed = discord.Embed(title="Your promotion settings", colour=COLOUR)
-    embed.add_field(name="Promotions", value="on" if p.allow_promotions else "off")
+    if p.allow_promotions:
+        promotions = "on"
+    elif p.promotions_chosen:
+        promotions = "off"
+    else:
+        promotions = "off: you never turned them on, so you get no pings (`/notify settings allow_promotions:True`)"
+    embed.add_field(name="Promotions", value=promotions)
     embed.add_field(name="Preferred channel", value=p.preferred_channel.value)
     quiet = p.quiet_hours
     embed.add_field(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -9,6 +10,18 @@ from zoneinfo import ZoneInfo
 from services.models import Channel
 
 DISCORD_LIMIT = 2000
+
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()])")
+_MENTION = re.compile(r"@(everyone|here|[!&]?[0-9]{17,20})")
+
+
+def discord_literal(text: str) -> str:
+    """`text` as Discord should show it, as typed: Markdown escaped, mentions broken by a zero-width space.
+
+    Player names are user input. A name like `**x**` would format and `@everyone` would ping
+    (allowed_mentions stops the ping; this keeps it from even looking like one).
+    """
+    return _MENTION.sub("@\u200b\\1", _MARKDOWN.sub(r"\\\1", text))
 
 
 def local_time_label(when: datetime, zone: ZoneInfo) -> str:
@@ -68,8 +81,8 @@ def summary_text(
         tail = f"Follow-ups sent: {followups_sent} of {len(missing)} missing."
     # Share the room left between the two name lists; each list ends with "and N more" if cut.
     room = limit - len(head) - len(tail) - 80
-    in_voice_line = _name_list(in_voice, room // 2)
-    missing_line = _name_list(missing, room - len(in_voice_line))
+    in_voice_line = _name_list([discord_literal(n) for n in in_voice], room // 2)
+    missing_line = _name_list([discord_literal(n) for n in missing], room - len(in_voice_line))
     text = (
         f"{head}\n"
         f"In voice ({len(in_voice)}): {in_voice_line}\n"

@@ -105,10 +105,16 @@ class QuietHours:
 
 @dataclass(frozen=True, slots=True)
 class Preferences:
-    allow_promotions: bool = True
+    # Consent is opt-in: off until the player says yes (storage refuses "on" without a choice).
+    allow_promotions: bool = False
     preferred_channel: PreferredChannel = PreferredChannel.ANY
     quiet_hours: QuietHours | None = None
     timezone: str | None = None  # None: the promotion timezone
+    promotions_chosen_at: datetime | None = None  # when the player last chose; None: never
+
+    @property
+    def promotions_chosen(self) -> bool:
+        return self.promotions_chosen_at is not None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +184,8 @@ class Preview:
     channels_summary: ChannelsSummary
     unavailable_channels: frozenset[Channel]
     dry_run: bool = False
+    # Players with a wanted status left out because they never turned promotions on.
+    not_opted_in: int = 0
 
     @property
     def recipient_count(self) -> int:
@@ -403,6 +411,14 @@ class Board:
             if e.status is not None:
                 counts[e.status] += 1
         return counts
+
+
+@dataclass(frozen=True, slots=True)
+class StatusSet:
+    """A status just set, and whether to offer the player the one-tap "Ping me tonight"."""
+
+    entry: AvailabilityEntry
+    ask_consent: bool
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,9 +23,11 @@ from services.models import (
     PreferencesView,
     PreferredChannel,
     QuietHours,
+    StatusSet,
     Unset,
 )
 from services.phone import mask_number
+from services.recipients import ask_consent
 from services.schedule import campaign_date, validate_timezone
 from storage.links import LinkStore
 from storage.players import PlayerStore
@@ -82,14 +84,13 @@ class PlayerService:
             )
         return day
 
-    async def set_status(
-        self, actor: Actor, status: PlayerStatus | None, day: date | None = None
-    ) -> AvailabilityEntry:
+    async def set_status(self, actor: Actor, status: PlayerStatus | None, day: date | None = None) -> StatusSet:
         """Set or clear (None) the acting player's status for `day` (default today)."""
         player = await self.player_for(actor)
         when = self.resolve_day(day)
         await self.player_store.set_availability(player.id, when, status, self.clock.now())
-        return AvailabilityEntry(player, when, status)
+        prefs = await self.player_store.preferences(player.id)
+        return StatusSet(AvailabilityEntry(player, when, status), ask_consent(status, prefs))
 
     async def board(self, day: date | None = None) -> Board:
         when = self.resolve_day(day)
@@ -135,7 +136,8 @@ class PlayerService:
         player = await self.player_for(actor)
         prefs = await self.player_store.preferences(player.id)
         if not isinstance(allow_promotions, Unset):
-            prefs = replace(prefs, allow_promotions=allow_promotions)
+            # The player's own choice, yes or no: the only way promotions are ever turned on.
+            prefs = replace(prefs, allow_promotions=allow_promotions, promotions_chosen_at=self.clock.now())
         if not isinstance(preferred_channel, Unset):
             prefs = replace(prefs, preferred_channel=preferred_channel)
         if not isinstance(quiet_hours, Unset):

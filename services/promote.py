@@ -92,18 +92,19 @@ class PromoteService:
     ) -> Preview:
         now = self.clock.now()
         day = campaign_date(now, self.config.zone)
+        not_opted_in = 0
         if dry_run:
             recipients = dry_run_recipients(initiator, await self.player_store.availability(initiator.id, day))
         else:
-            candidates = await self.player_store.candidates(
-                day, wanted_statuses(include_available, include_maybe)
-            )
+            statuses = wanted_statuses(include_available, include_maybe)
+            candidates = await self.player_store.candidates(day, statuses)
             recipients = select_recipients(
                 candidates,
                 include_available=include_available,
                 include_maybe=include_maybe,
                 enabled_channels=self.channels,
             )
+            not_opted_in = await self.player_store.not_opted_in(day, statuses)
         schedule = compute_schedule(
             now, self.config.zone, self.config.reminder_at, self.config.start_at,
             self.config.voice_check_delay,
@@ -118,6 +119,7 @@ class PromoteService:
             channels_summary=ChannelsSummary.of(recipients),
             unavailable_channels=frozenset(Channel) - self.channels,
             dry_run=dry_run,
+            not_opted_in=not_opted_in,
         )
 
     async def create(

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from services.models import Candidate, Channel, Player, PlayerStatus, Recipient
+from services.models import Candidate, Channel, Player, PlayerStatus, Preferences, Recipient
 from services.routing import fallback_chain
+
+# The statuses a campaign may reach (LOOKING always, AVAILABLE and MAYBE when asked).
+PROMOTABLE: frozenset[PlayerStatus] = frozenset({PlayerStatus.LOOKING, PlayerStatus.AVAILABLE, PlayerStatus.MAYBE})
+
+
+def ask_consent(status: PlayerStatus | None, preferences: Preferences) -> bool:
+    """Whether to offer "Ping me tonight": a status a campaign could reach, from a player who never chose.
+
+    A player who said no (or yes) once is not asked again; /notify settings changes their mind.
+    """
+    return status in PROMOTABLE and not preferences.promotions_chosen
 
 
 def wanted_statuses(include_available: bool, include_maybe: bool) -> frozenset[PlayerStatus]:

@@ -225,7 +225,8 @@ class CampaignStore:
         """Cancel the campaign and its unfinished jobs; return False if already over.
 
         A job running in a live process sees the cancel at its next lease check and stops; a job
-        left running by a dead process is cancelled here rather than resumed.
+        left running by a dead process is cancelled here rather than resumed. A campaign that has
+        delivered anything keeps its place under rule 6 (the indexes of migration 0005).
         """
         async with self.db.transaction() as tx:
             changed = await tx.execute(
@@ -264,11 +265,12 @@ class CampaignStore:
 
 
 async def _limit_that_matched(tx: Transaction, day: date, initiator_id: int) -> CampaignLimit:
-    """Which of migration 0001's two unique indexes refused a campaign (the promoter's own first)."""
+    """Which of the two unique indexes (migration 0005) refused a campaign (the promoter's own first)."""
     mine = await tx.fetchone(
         """
         SELECT 1 FROM campaigns
-        WHERE initiator_player_id = ? AND campaign_date = ? AND dry_run = 0 AND status <> 'cancelled'
+        WHERE initiator_player_id = ? AND campaign_date = ? AND dry_run = 0
+          AND (status <> 'cancelled' OR delivered_at IS NOT NULL)
         """,
         (initiator_id, day.isoformat()),
     )
@@ -277,7 +279,8 @@ async def _limit_that_matched(tx: Transaction, day: date, initiator_id: int) -> 
     anyone = await tx.fetchone(
         """
         SELECT 1 FROM campaigns
-        WHERE campaign_date = ? AND dry_run = 0 AND global_slot = 1 AND status <> 'cancelled'
+        WHERE campaign_date = ? AND dry_run = 0 AND global_slot = 1
+          AND (status <> 'cancelled' OR delivered_at IS NOT NULL)
         """,
         (day.isoformat(),),
     )

@@ -17,7 +17,7 @@ from services.models import (
     PreferredChannel,
     QuietHours,
 )
-from storage.db import Database, json_ids, to_db_time
+from storage.db import Database, from_db_time, json_ids, to_db_time
 
 
 def player_from_row(row: sqlite3.Row) -> Player:
@@ -33,11 +33,13 @@ def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
     quiet = None
     if row["quiet_start"] is not None:
         quiet = QuietHours(time.fromisoformat(row["quiet_start"]), time.fromisoformat(row["quiet_end"]))
+    chosen = row["promotions_chosen_at"]
     return Preferences(
         allow_promotions=bool(row["allow_promotions"]),
         preferred_channel=PreferredChannel(row["preferred_channel"]),
         quiet_hours=quiet,
         timezone=row["timezone"],
+        promotions_chosen_at=from_db_time(chosen) if chosen is not None else None,
     )
 
 
@@ -167,11 +169,12 @@ class PlayerStore:
         async with self.db.transaction() as tx:
             await tx.execute(
                 """
-                INSERT INTO preferences (player_id, allow_promotions, preferred_channel, quiet_start,
-                                         quiet_end, timezone, updated_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO preferences (player_id, allow_promotions, promotions_chosen_at, preferred_channel,
+                                         quiet_start, quiet_end, timezone, updated_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (player_id) DO UPDATE SET
                     allow_promotions = excluded.allow_promotions,
+                    promotions_chosen_at = excluded.promotions_chosen_at,
                     preferred_channel = excluded.preferred_channel,
                     quiet_start = excluded.quiet_start,
                     quiet_end = excluded.quiet_end,
@@ -181,6 +184,7 @@ class PlayerStore:
                 (
                     player_id,
                     int(prefs.allow_promotions),
+                    to_db_time(prefs.promotions_chosen_at) if prefs.promotions_chosen_at else None,
                     prefs.preferred_channel.value,
                     _hhmm(quiet.start) if quiet else None,
                     _hhmm(quiet.end) if quiet else None,
@@ -192,7 +196,7 @@ class PlayerStore:
     # -- recipient selection ----------------------------------------------------------------
 
     async def candidates(self, day: date, statuses: frozenset[PlayerStatus]) -> list[Candidate]:
-        """Players with one of `statuses` on `day` who allow promotions, with their verified channels."""
+        """Players with one of `statuses` on `day` who turned promotions on, with their verified channels."""
         wanted = sorted(s.value for s in statuses)
         marks = ",".join("?" * len(wanted))
         async with self.db.read() as tx:
@@ -200,14 +204,13 @@ class PlayerStore:
                 f"""
                 SELECT p.id, p.discord_user_id, p.display_name, a.status,
                        pr.allow_promotions, pr.preferred_channel, pr.quiet_start, pr.quiet_end,
-                       pr.timezone,
+                       pr.timezone, pr.promotions_chosen_at,
                        (SELECT group_concat(l.channel) FROM channel_links l
                          WHERE l.player_id = p.id) AS channels
                 FROM availability a
                 JOIN players p ON p.id = a.player_id
-                LEFT JOIN preferences pr ON pr.player_id = p.id
+                JOIN preferences pr ON pr.player_id = p.id AND pr.allow_promotions = 1
                 WHERE a.date = ? AND a.status IN ({marks})
-                  AND coalesce(pr.allow_promotions, 1) = 1
                 """,  # noqa: S608 - only placeholders are interpolated
                 (day.isoformat(), *wanted),
             )
@@ -218,10 +221,25 @@ class PlayerStore:
                 player=Player(r[0], r[1], r[2]),
                 status=by_value[r[3]],
                 preferences=preferences_from_row(r),
-                verified_channels=_channels(r[9]),
+                verified_channels=_channels(r[10]),
             )
             for r in rows
         ]
+
+    async def not_opted_in(self, day: date, statuses: frozenset[PlayerStatus]) -> int:
+        """How many players with one of `statuses` on `day` never chose whether to get promotions."""
+        wanted = sorted(s.value for s in statuses)
+        marks = ",".join("?" * len(wanted))
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                f"""
+                SELECT count(*) AS n FROM availability a
+                LEFT JOIN preferences pr ON pr.player_id = a.player_id
+                WHERE a.date = ? AND a.status IN ({marks}) AND pr.promotions_chosen_at IS NULL
+                """,  # noqa: S608 - only placeholders are interpolated
+                (day.isoformat(), *wanted),
+            )
+        return int(row["n"]) if row else 0
 
     async def delivery_contexts(self, player_ids: list[int]) -> dict[int, DeliveryContext]:
         """Current preferences and encrypted addresses of the given players, in one query."""
@@ -230,7 +248,7 @@ class PlayerStore:
                 """
                 SELECT p.id, p.discord_user_id, p.display_name,
                        pr.allow_promotions, pr.preferred_channel, pr.quiet_start, pr.quiet_end,
-                       pr.timezone,
+                       pr.timezone, pr.promotions_chosen_at,
                        (SELECT address_encrypted FROM channel_links l
                          WHERE l.player_id = p.id AND l.channel = 'telegram') AS telegram,
                        (SELECT address_encrypted FROM channel_links l

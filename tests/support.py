@@ -31,6 +31,14 @@ def local(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime.combine(day, time(hh, mm, ss), tzinfo=ZONE)
 
 
+CONSENTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def opted_in(**fields: Any) -> Preferences:
+    """Preferences of a player who turned promotions on (consent is opt-in: nobody is on by default)."""
+    return Preferences(allow_promotions=True, promotions_chosen_at=CONSENTED_AT, **fields)
+
+
 @dataclass
 class RecordingSender:
     """A sender that records every attempt; `script` maps an address to queued results."""
@@ -151,14 +159,14 @@ class Harness:
         signal: str | None = None,
         day: date | None = None,
     ) -> int:
+        """Add a player; unless `prefs` says otherwise, one who turned promotions on."""
         now = self.clock.now()
         player = await self.engine.player_store.upsert(discord_id, name, now)
         if status is not None:
             await self.engine.player_store.set_availability(
                 player.id, day or now.astimezone(ZONE).date(), status, now
             )
-        if prefs is not None:
-            await self.engine.player_store.save_preferences(player.id, prefs, now)
+        await self.engine.player_store.save_preferences(player.id, prefs or opted_in(), now)
         for channel, address in ((Channel.TELEGRAM, telegram), (Channel.SIGNAL, signal)):
             if address:
                 await self.engine.link_store.save(

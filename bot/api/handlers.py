@@ -43,7 +43,7 @@ async def access(request: web.Request) -> m.AccessResponse:
 async def set_status(request: web.Request, body: m.SetStatusRequest) -> m.AvailabilityEntryResponse:
     deps = request.app[DEPS]
     day = deps.players.resolve_day(body.date)  # refuse a bad date before touching anything
-    entry = await deps.players.set_status(actor_of(request), body.status, day)
+    entry = (await deps.players.set_status(actor_of(request), body.status, day)).entry
     return m.AvailabilityEntryResponse(
         date=entry.date, status=entry.status, display_name=entry.player.display_name
     )
@@ -80,6 +80,7 @@ def _preferences(view: PreferencesView, zone: ZoneInfo) -> m.PreferencesResponse
     quiet = prefs.quiet_hours
     return m.PreferencesResponse(
         allow_promotions=prefs.allow_promotions,
+        promotions_chosen=prefs.promotions_chosen,
         preferred_channel=prefs.preferred_channel,
         quiet_hours=(
             m.QuietHours(start=format_hhmm(quiet.start), end=format_hhmm(quiet.end)) if quiet else None
@@ -150,6 +151,7 @@ async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewRespo
         reminder_time=format_hhmm(result.reminder_time),
         start_time=format_hhmm(result.start_time),
         recipient_count=result.recipient_count,
+        not_opted_in=result.not_opted_in,
         channels_summary=m.ChannelsSummaryModel(**result.channels_summary.as_dict()),
         recipients_preview=[
             m.RecipientPreview(

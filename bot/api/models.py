@@ -132,7 +132,7 @@ class QuietHours(_Request):
 class PreferencesUpdate(_Request):
     """Omitted fields stay as they are."""
 
-    allow_promotions: StrictBool = _omittable("Receive promotion pings at all.")
+    allow_promotions: StrictBool = _omittable("Receive promotion pings at all (off until the player says yes).")
     preferred_channel: PreferredChannel = _omittable("Where pings go first.")
     quiet_hours: QuietHours | None = _omittable("null removes the quiet hours.")
     timezone: Timezone | None = _omittable("IANA name; null: the promotion timezone.")
@@ -235,6 +235,9 @@ class LinksView(_Response):
 
 class PreferencesResponse(_Response):
     allow_promotions: bool
+    promotions_chosen: bool = Field(
+        description="false: the player never chose; promotions stay off until they turn them on"
+    )
     preferred_channel: PreferredChannel
     quiet_hours: QuietHours | None
     timezone: str | None = Field(description="null: the promotion timezone")
@@ -273,6 +276,9 @@ class PreviewResponse(_Response):
     reminder_time: str
     start_time: str
     recipient_count: int
+    not_opted_in: int = Field(
+        description="players with a wanted status left out because they never turned promotions on"
+    )
     channels_summary: ChannelsSummaryModel
     recipients_preview: list[RecipientPreview]
 

@@ -578,6 +578,15 @@ class DiscordEmulator:
         """Return the current state of a stored message."""
         return self._world.messages.get(message_id)
 
+    def bot_messages(self) -> list[dict[str, Any]]:
+        """Every message the bot created and still stands, in any channel, ephemeral ones included."""
+        bot_id = str(self._world.bot_user.id)
+        return [m for m in self._world.messages.values() if m["author"]["id"] == bot_id]
+
+    def allowed_mentions(self, message_id: int) -> list[Any]:
+        """The `allowed_mentions` of each body that created or edited a message, in order (None: absent)."""
+        return list(self._world.allowed_mentions.get(message_id, ()))
+
     def buttons(self, message_id: int) -> list[dict[str, Any]]:
         """Return the buttons a stored message shows now (after edits), in reading order.
 

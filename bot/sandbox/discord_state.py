@@ -297,6 +297,8 @@ class DiscordWorld:
         self.nonces: dict[tuple[int, int, str], NonceEntry] = {}
         self.nonce_window = 180.0  # "the past few minutes"; Discord publishes no exact figure
         self.message_posts_total = 0
+        # What each create and edit of a message said about pings (None: the body had no allowed_mentions).
+        self.allowed_mentions: dict[int, list[Any]] = {}
         self.global_commands: list[dict[str, Any]] = []
         self.guild_commands: dict[int, list[dict[str, Any]]] = {}
         self.command_syncs: Counter[int | None] = Counter()
@@ -566,9 +568,7 @@ class DiscordWorld:
             "timestamp": utc_iso(),
             "edited_timestamp": None,
             "tts": bool(body.get("tts", False)),
-            "mention_everyone": False,
-            "mentions": [],
-            "mention_roles": [],
+            **self._mentions(body.get("content") or "", body.get("allowed_mentions")),
             "attachments": [
                 {
                     "id": str(self.snowflakes.next()),
@@ -592,10 +592,32 @@ class DiscordWorld:
             message["application_id"] = str(self.application_id)
             message["interaction_metadata"] = interaction
         self.messages[message_id] = message
+        self.allowed_mentions[message_id] = [body.get("allowed_mentions")]
         self.channel_message_ids.setdefault(channel.id, []).append(message_id)
         if body.get("nonce") is not None and body.get("enforce_nonce"):
             self.nonces[(author.id, channel.id, str(body["nonce"]))] = NonceEntry(message_id, self.clock())
         return message
+
+    def _mentions(self, content: str, allowed: Any) -> dict[str, Any]:
+        """Who a message pings, as Discord decides it: from the content, limited by allowed_mentions.
+
+        Without allowed_mentions Discord parses everything: "@everyone" pings the whole server.
+        """
+        parse = {"everyone", "users", "roles"}
+        users: set[str] = set()
+        roles: set[str] = set()
+        if isinstance(allowed, dict):
+            parse = {p for p in allowed.get("parse") or [] if isinstance(p, str)}
+            users = {str(u) for u in allowed.get("users") or []}
+            roles = {str(r) for r in allowed.get("roles") or []}
+        named_users = re.findall(r"<@!?([0-9]{17,20})>", content)
+        named_roles = re.findall(r"<@&([0-9]{17,20})>", content)
+        pinged = [u for u in named_users if "users" in parse or u in users]
+        return {
+            "mention_everyone": "everyone" in parse and re.search(r"@(everyone|here)\b", content) is not None,
+            "mentions": [self.users[int(u)].payload() for u in dict.fromkeys(pinged) if int(u) in self.users],
+            "mention_roles": [r for r in dict.fromkeys(named_roles) if "roles" in parse or r in roles],
+        }
 
     def edit_message(self, message_id: int, body: dict[str, Any]) -> dict[str, Any]:
         """Apply an edit (content, embeds, components, flags) to a stored message."""
@@ -603,8 +625,10 @@ class DiscordWorld:
         if message is None:
             raise ApiError(404, 10008, "Unknown Message")
         validate_message_body(body, require_content=False)
+        self.allowed_mentions.setdefault(message_id, []).append(body.get("allowed_mentions"))
         if "content" in body:
             message["content"] = body["content"] or ""
+            message.update(self._mentions(message["content"], body.get("allowed_mentions")))
         for key in ("embeds", "components"):
             if key in body:
                 message[key] = list(body[key] or [])

@@ -54,6 +54,7 @@ class SignalEmulator:
         self.latency: float = 0.0
         self.sent_total = 0
         self.requests_total = 0
+        self.styled_sends = 0  # sends with text_mode "styled" (Markdown-like formatting)
         self.challenge_tokens: list[str] = []  # tokens handed out with 429 answers, oldest first
         self._rate_limited = 0
         self._retry_after: int | None = None
@@ -221,6 +222,8 @@ class SignalEmulator:
         message = body.get("message")
         if not isinstance(message, str):
             return _error(400, "Couldn't process request - invalid request")
+        if body.get("text_mode") == "styled":
+            self.styled_sends += 1  # *x* would turn bold: the bot's texts are meant to be plain
         if self._rate_limited > 0:
             self._rate_limited -= 1
             token = str(uuid.uuid4())

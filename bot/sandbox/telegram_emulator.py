@@ -112,6 +112,8 @@ class TelegramEmulator:
         self.latency: float = 0.0
         self.sent_total = 0
         self.method_calls: Counter[str] = Counter()
+        # Every parse_mode the bot asked for (sendMessage, editMessageText): its texts are meant to be plain.
+        self.parse_modes: list[str] = []
         self.commands: list[dict[str, Any]] = []
         self._rate_limited = 0
         self._retry_after = 0
@@ -371,6 +373,7 @@ class TelegramEmulator:
             raise _ApiError(400, "Bad Request: message text is empty")
         if len(text) > _MAX_TEXT:
             raise _ApiError(400, "Bad Request: message is too long")
+        self._note_parse_mode(params)
         keyboard = _keyboard(params)
         chat = self._chats.get(chat_id) or {"id": chat_id, "type": "private", "first_name": "Player"}
         message: dict[str, Any] = {
@@ -386,6 +389,11 @@ class TelegramEmulator:
         self._sent_by_id[(chat_id, int(message["message_id"]))] = message
         self.sent_total += 1
         return message
+
+    def _note_parse_mode(self, params: dict[str, Any]) -> None:
+        mode = params.get("parse_mode")
+        if mode:
+            self.parse_modes.append(str(mode))
 
     async def _answer_callback_query(self, params: dict[str, Any]) -> Any:
         try:
@@ -407,6 +415,7 @@ class TelegramEmulator:
             raise _ApiError(400, "Bad Request: message text is empty")
         if len(text) > _MAX_TEXT:
             raise _ApiError(400, "Bad Request: MESSAGE_TOO_LONG")
+        self._note_parse_mode(params)
         # An edit without reply_markup removes the inline keyboard, as on Telegram.
         return self._apply_edit("editMessageText", message, text, _keyboard(params))
 

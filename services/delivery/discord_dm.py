@@ -123,8 +123,12 @@ _FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
+_NO_PINGS = discord.AllowedMentions.none()
+
+
 async def _post(client: discord.Client, channel_id: int, text: str, nonce: str) -> MessagePayload:
-    params = handle_message_parameters(content=fit_message(text), nonce=nonce)
+    # The client's default allowed_mentions does not reach this low-level call: say it here.
+    params = handle_message_parameters(content=fit_message(text), nonce=nonce, allowed_mentions=_NO_PINGS)
     return await client.http.send_message(channel_id, params=params)
 
 

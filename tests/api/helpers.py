@@ -22,7 +22,7 @@ from pydantic import SecretStr
 
 from bot.api import ApiDeps, OAuthConfig, StaticMembership, create_app
 from bot.config import ApiSettings, DiscordSettings, SecuritySettings, Settings
-from services.models import Actor, Channel
+from services.models import Actor, Channel, Preferences
 from tests.support import PROMOTER_ID, Harness, local, make_harness
 
 DAY = date(2026, 11, 24)
@@ -175,8 +175,9 @@ async def api_client(
     `channels` are the channels with a sender (Telegram and Signal linking need theirs).
     """
     h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0), channels=channels)
-    await h.add_player(PROMOTER_ID, "Promoter", status=None)
-    await h.add_player(MEMBER_ID, "Mia", status=None)
+    # Profiles as first use creates them: no choice about promotions yet.
+    await h.add_player(PROMOTER_ID, "Promoter", status=None, prefs=Preferences())
+    await h.add_player(MEMBER_ID, "Mia", status=None, prefs=Preferences())
     membership = StaticMembership(MEMBERS)
     settings = make_settings(oauth=oauth)
     deps = ApiDeps(

@@ -9,16 +9,17 @@ from datetime import timedelta
 import pytest
 
 from services.delivery.base import SendResult
-from services.models import Preferences, PreferredChannel
+from services.models import PreferredChannel
 from tests.api.helpers import MEMBER_ID, Api, api_client
+from tests.support import opted_in
 
 
 @pytest.fixture
 async def api(tmp_path):
     async with api_client(tmp_path) as client:
-        await client.h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM),
+        await client.h.add_player(1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM),
                                   telegram="5001")
-        await client.h.add_player(2, "Bor", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL),
+        await client.h.add_player(2, "Bor", prefs=opted_in(preferred_channel=PreferredChannel.SIGNAL),
                                   signal="+38640111222")
         await client.h.add_player(3, "Cene")
         yield client

@@ -10,7 +10,7 @@ import pytest
 
 from services.models import Channel, PlayerStatus, Preferences, PreferredChannel
 from tests.api.helpers import DAY, MEMBER_ID, Api, api_client
-from tests.support import PROMOTER_ID
+from tests.support import CONSENTED_AT, PROMOTER_ID, opted_in
 
 
 @pytest.fixture
@@ -65,7 +65,8 @@ async def test_preferences_start_with_the_defaults(api: Api) -> None:
     status, body = await api.get("/api/availability/promotion-preferences")
     assert status == 200
     assert body == {
-        "allow_promotions": True,
+        "allow_promotions": False,  # consent is opt-in
+        "promotions_chosen": False,
         "preferred_channel": "any",
         "quiet_hours": None,
         "timezone": None,
@@ -102,7 +103,18 @@ async def test_a_preferences_update_changes_only_the_fields_given(api: Api) -> N
     player = await api.h.engine.player_store.by_discord_id(PROMOTER_ID)
     assert player is not None
     stored = await api.h.engine.player_store.preferences(player.id)
-    assert stored == Preferences(False, PreferredChannel.TELEGRAM, None, None)
+    assert stored == Preferences(False, PreferredChannel.TELEGRAM, None, None, api.h.clock.now())
+    assert body["promotions_chosen"] is True  # "no" is a choice too
+
+
+async def test_turning_promotions_on_makes_the_player_a_recipient(api: Api) -> None:
+    await api.post("/api/availability", json={"status": "LOOKING"})
+    _, before = await api.get("/api/availability/promotions/preview")
+    assert (before["recipient_count"], before["not_opted_in"]) == (0, 1)
+    status, body = await api.post("/api/availability/promotion-preferences", json={"allow_promotions": True})
+    assert status == 200 and (body["allow_promotions"], body["promotions_chosen"]) == (True, True)
+    _, after = await api.get("/api/availability/promotions/preview")
+    assert (after["recipient_count"], after["not_opted_in"]) == (1, 0)
 
 
 async def test_an_empty_preferences_update_changes_nothing(api: Api) -> None:
@@ -219,14 +231,15 @@ async def test_without_telegram_and_signal_the_link_endpoints_are_unavailable(tm
 
 
 async def seed_players(api: Api) -> None:
-    await api.h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM),
+    await api.h.add_player(1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM),
                            telegram="5001")
-    await api.h.add_player(2, "Bor", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL),
+    await api.h.add_player(2, "Bor", prefs=opted_in(preferred_channel=PreferredChannel.SIGNAL),
                            signal="+38640111222")
     await api.h.add_player(3, "Cene")
     await api.h.add_player(4, "Dora", status=PlayerStatus.AVAILABLE)
     await api.h.add_player(5, "Eva", status=PlayerStatus.MAYBE)
-    await api.h.add_player(6, "Fran", prefs=Preferences(allow_promotions=False))
+    await api.h.add_player(6, "Fran", prefs=Preferences(allow_promotions=False, promotions_chosen_at=CONSENTED_AT))
+    await api.h.add_player(7, "Gal", prefs=Preferences())  # never chose
 
 
 async def test_preview_lists_who_would_be_reached_and_how(api: Api) -> None:
@@ -240,6 +253,7 @@ async def test_preview_lists_who_would_be_reached_and_how(api: Api) -> None:
         "reminder_time": "20:45",
         "start_time": "21:00",
         "recipient_count": 3,
+        "not_opted_in": 1,  # Gal is LOOKING but never turned promotions on
         "channels_summary": {"discord": 1, "telegram": 1, "signal": 1},
     }
     # Only name, status and channel: no ids, no handles.

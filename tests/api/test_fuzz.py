@@ -21,9 +21,9 @@ from hypothesis import strategies as st
 from yarl import URL
 
 from bot.api.openapi import build_openapi
-from services.models import PlayerStatus, Preferences, PreferredChannel
+from services.models import PlayerStatus, PreferredChannel
 from tests.api.helpers import MEMBER_ID, OUTSIDER_ID, Api, api_client
-from tests.support import PROMOTER_ID
+from tests.support import PROMOTER_ID, opted_in
 
 DOC = build_openapi()
 SCHEMAS: dict[str, Any] = DOC["components"]["schemas"]
@@ -156,7 +156,7 @@ class FuzzEnv:
 
 async def seed(api: Api) -> None:
     h = api.h
-    telegram_first = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+    telegram_first = opted_in(preferred_channel=PreferredChannel.TELEGRAM)
     await h.add_player(1, "Ana", prefs=telegram_first, telegram="5001")
     await h.add_player(2, "Bor", status=PlayerStatus.AVAILABLE, signal="+38640111222")
     await h.add_player(3, "Cene", status=PlayerStatus.MAYBE)

@@ -6,10 +6,31 @@ from datetime import date, timedelta
 
 import pytest
 
-from cogs.availability import AvailabilityCog, BoardButton, BoardView
+from cogs.availability import (
+    ASK_CONSENT,
+    CONSENT_GIVEN,
+    CONSENT_REFUSED,
+    AvailabilityCog,
+    BoardButton,
+    BoardView,
+    ConsentButton,
+    ConsentView,
+)
 from services.errors import InvalidInput, NotLinked
 from services.models import PlayerStatus
-from tests.cogs.fakes import DAY, Rig, interaction, make_rig, member, no_reply, only_reply, press, user, views_of
+from tests.cogs.fakes import (
+    DAY,
+    Rig,
+    interaction,
+    make_rig,
+    member,
+    no_reply,
+    only_reply,
+    press,
+    replies_of,
+    user,
+    views_of,
+)
 
 ME = 3000
 BOARD_IDS = [
@@ -18,6 +39,7 @@ BOARD_IDS = [
     "rallypoint:board:MAYBE",
     "rallypoint:board:NOT_PLAYING",
 ]
+CONSENT_IDS = ["rp:consent:yes", "rp:consent:no"]
 
 
 @pytest.fixture
@@ -46,7 +68,13 @@ async def available(rig: Rig, status: str, date: str | None = None, who=None):
 async def test_available_stores_each_status_for_today(rig: Rig, status: PlayerStatus) -> None:
     reply = await available(rig, status.value)
     assert reply.ephemeral
-    assert reply.content == f"Your status for 2026-11-24 is set to **{status.value}**."
+    said = f"Your status for 2026-11-24 is set to **{status.value}**."
+    # A player who never chose is offered the one-tap opt-in with any status a campaign could reach.
+    if status is PlayerStatus.NOT_PLAYING:
+        assert reply.content == said and reply.view is None
+    else:
+        assert reply.content == f"{said}\n{ASK_CONSENT}"
+        assert isinstance(reply.view, ConsentView)
     assert await stored(rig) is status
 
 
@@ -68,7 +96,7 @@ async def test_available_changes_a_status_rather_than_adding_one(rig: Rig) -> No
 async def test_available_for_a_date_in_range_stores_that_date_only(rig: Rig, offset: int) -> None:
     day = DAY + timedelta(days=offset)
     reply = await available(rig, "AVAILABLE", day.isoformat())
-    assert reply.content == f"Your status for {day.isoformat()} is set to **AVAILABLE**."
+    assert reply.content.startswith(f"Your status for {day.isoformat()} is set to **AVAILABLE**.")
     assert await stored(rig, day) is PlayerStatus.AVAILABLE
     assert await stored(rig, DAY) is None
 
@@ -138,11 +166,13 @@ async def test_board_is_public_with_four_stable_buttons_and_no_timeout(rig: Rig)
     assert [b.label for b in view.children] == ["Looking", "Available", "Maybe", "Not Playing"]
 
 
-async def test_cog_load_registers_the_persistent_board_view(rig: Rig) -> None:
+async def test_cog_load_registers_the_persistent_views(rig: Rig) -> None:
     await AvailabilityCog(rig.bot, rig.engine).cog_load()
-    [(view, message_id)] = views_of(rig.bot)
-    assert isinstance(view, BoardView) and message_id is None
-    assert [b.custom_id for b in view.children] == BOARD_IDS
+    [(board, board_message), (consent, consent_message)] = views_of(rig.bot)
+    assert isinstance(board, BoardView) and board_message is None
+    assert [b.custom_id for b in board.children] == BOARD_IDS
+    assert isinstance(consent, ConsentView) and consent_message is None and consent.is_persistent()
+    assert [b.custom_id for b in consent.children] == CONSENT_IDS
 
 
 def button(view: BoardView, status: PlayerStatus) -> BoardButton:
@@ -157,6 +187,7 @@ async def test_pressing_a_board_button_stores_the_status_and_updates_the_counts(
     await AvailabilityCog.board.callback(cog, post)
     view = only_reply(post).view
 
+    await rig.h.add_player(ME, "Mia", status=None)  # Mia turned promotions on before: nothing to ask
     click = interaction(member(ME, "Mia"))
     await press(view, button(view, PlayerStatus.AVAILABLE), click)
     assert await stored(rig) is PlayerStatus.AVAILABLE
@@ -177,7 +208,7 @@ async def test_pressing_a_board_button_stores_the_status_and_updates_the_counts(
 async def test_the_registered_view_handles_presses_on_boards_from_before_a_restart(rig: Rig) -> None:
     cog = AvailabilityCog(rig.bot, rig.engine)
     await cog.cog_load()
-    [(view, _)] = views_of(rig.bot)
+    [(view, _), _] = views_of(rig.bot)
     click = interaction(member(ME, "Mia"))
     await press(view, button(view, PlayerStatus.NOT_PLAYING), click)
     assert await stored(rig) is PlayerStatus.NOT_PLAYING
@@ -193,3 +224,78 @@ async def test_a_refused_board_press_gets_a_polite_ephemeral_answer(rig: Rig) ->
     reply = only_reply(click)
     assert reply.ephemeral
     assert reply.content == "You need to be a member of the community's Discord server."
+
+
+# -- the one-tap opt-in ----------------------------------------------------------------------------
+
+
+def consent_button(view: ConsentView, allow: bool) -> ConsentButton:
+    [item] = [b for b in view.children if isinstance(b, ConsentButton) and b.allow is allow]
+    return item
+
+
+# (what Mia chose before, the status she sets) → whether she is asked
+ASKED = [
+    (None, "LOOKING", True),
+    (None, "AVAILABLE", True),
+    (None, "MAYBE", True),
+    (None, "NOT_PLAYING", False),
+    (None, "clear", False),
+    (True, "LOOKING", False),  # said yes before
+    (False, "LOOKING", False),  # said no before: not asked again
+]
+
+
+@pytest.mark.parametrize(("chose", "status", "asked"), ASKED)
+async def test_only_a_player_who_never_chose_is_asked(rig: Rig, chose: bool | None, status: str, asked: bool) -> None:
+    if chose is not None:
+        await rig.h.engine.players.update_preferences(rig.h.actor(ME, "Mia"), allow_promotions=chose)
+    reply = await available(rig, status)
+    assert isinstance(reply.view, ConsentView) is asked
+    assert (ASK_CONSENT in (reply.content or "")) is asked
+
+
+@pytest.mark.parametrize(("allow", "answer"), [(True, CONSENT_GIVEN), (False, CONSENT_REFUSED)])
+async def test_the_answer_is_stored_as_the_players_choice(rig: Rig, allow: bool, answer: str) -> None:
+    asked = await available(rig, "LOOKING")
+    assert isinstance(asked.view, ConsentView)
+    click = interaction(member(ME, "Mia"))
+    await press(asked.view, consent_button(asked.view, allow), click)
+
+    reply = only_reply(click)
+    assert reply.method == "edit_message" and reply.content == answer and reply.view is None
+    player = await rig.h.engine.player_store.by_discord_id(ME)
+    assert player is not None
+    prefs = await rig.h.engine.player_store.preferences(player.id)
+    assert prefs.allow_promotions is allow and prefs.promotions_chosen
+    preview = await rig.h.engine.promote.preview(rig.h.actor())
+    assert ("Mia" in [r.player.display_name for r in preview.recipients]) is allow
+    assert preview.not_opted_in == 0
+
+
+async def test_ping_me_tonight_works_after_a_restart(rig: Rig) -> None:
+    asked = await available(rig, "LOOKING")
+    assert isinstance(asked.view, ConsentView)
+    # A new process: the view that answers is the one registered at start-up, not the one sent.
+    cog = AvailabilityCog(rig.bot, rig.engine)
+    await cog.cog_load()
+    [_, (registered, _)] = views_of(rig.bot)
+    assert isinstance(registered, ConsentView)
+    click = interaction(member(ME, "Mia"))
+    await press(registered, consent_button(registered, True), click)
+    assert only_reply(click).content == CONSENT_GIVEN
+    preview = await rig.h.engine.promote.preview(rig.h.actor())
+    assert [r.player.display_name for r in preview.recipients] == ["Mia"]
+
+
+async def test_a_board_press_asks_the_presser_alone(rig: Rig) -> None:
+    cog = AvailabilityCog(rig.bot, rig.engine)
+    view = BoardView(cog)
+    click = interaction(member(ME, "Mia"))
+    await press(view, button(view, PlayerStatus.LOOKING), click)
+
+    [reply] = replies_of(click)
+    assert reply.method == "edit_message" and isinstance(reply.view, BoardView)  # the public board
+    [args] = click.followup.send.await_args_list
+    assert args.args == (ASK_CONSENT,) and args.kwargs["ephemeral"] is True
+    assert isinstance(args.kwargs["view"], ConsentView)

@@ -81,6 +81,7 @@ async def test_hostile_names_are_escaped_on_the_board_and_after_a_press(rig: Rig
 
     view = only_reply(post).view
     [looking] = [b for b in view.children if isinstance(b, BoardButton) and b.status is PlayerStatus.LOOKING]
+    await rig.h.add_player(ME, HOSTILE[:100], status=None)  # opted in: the press gets no consent question
     click = interaction(member(ME, HOSTILE))
     await press(view, looking, click)
     reply = only_reply(click)
@@ -166,8 +167,9 @@ async def test_pressing_a_big_board_still_updates_it(rig: Rig) -> None:
         await rig.h.add_player(100 + n, long_name(n))
     cog = AvailabilityCog(rig.bot, rig.engine)
     await cog.cog_load()
-    [(view, _)] = views_of(rig.bot)
+    [(view, _), _] = views_of(rig.bot)
     [maybe] = [b for b in view.children if isinstance(b, BoardButton) and b.status is PlayerStatus.MAYBE]
+    await rig.h.add_player(ME, "Mia", status=None)  # opted in: the press gets no consent question
     click = interaction(member(ME, "Mia"))
     await press(view, maybe, click)
     player = await rig.h.engine.player_store.by_discord_id(ME)

@@ -13,6 +13,7 @@ from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
 from services.models import Actor, Channel, Preferences, PreferredChannel, QuietHours
 from tests.cogs.fakes import Rig, interaction, make_rig, member, no_reply, only_reply, strict
+from tests.support import CONSENTED_AT
 
 ME = 3000
 EXPIRES = datetime(2026, 11, 24, 17, 15, tzinfo=UTC)
@@ -54,6 +55,7 @@ KNOWN = Preferences(
     preferred_channel=PreferredChannel.SIGNAL,
     quiet_hours=QuietHours(time(22, 0), time(6, 0)),
     timezone="Europe/Berlin",
+    promotions_chosen_at=CONSENTED_AT,
 )
 
 
@@ -67,11 +69,12 @@ async def with_known_preferences(rig: Rig) -> None:
 async def test_settings_change_only_the_fields_given(rig: Rig) -> None:
     reply = await settings(rig, allow_promotions=False)
     assert reply.ephemeral and reply.content == "Saved."
-    assert await prefs(rig) == Preferences(allow_promotions=False)
+    chose = rig.h.clock.now()  # a choice, even "no": Mia is not asked again
+    assert await prefs(rig) == Preferences(allow_promotions=False, promotions_chosen_at=chose)
 
     await settings(rig, preferred_channel="telegram")
     assert await prefs(rig) == Preferences(
-        allow_promotions=False, preferred_channel=PreferredChannel.TELEGRAM
+        allow_promotions=False, preferred_channel=PreferredChannel.TELEGRAM, promotions_chosen_at=chose
     )
 
     await settings(rig, quiet_hours="23:00-07:00")
@@ -84,6 +87,7 @@ async def test_settings_change_only_the_fields_given(rig: Rig) -> None:
         preferred_channel=PreferredChannel.TELEGRAM,
         quiet_hours=QuietHours(time(23, 0), time(7, 0)),
         timezone="Europe/London",
+        promotions_chosen_at=chose,
     )
     assert reply.field("Promotions") == "off"
     assert reply.field("Preferred channel") == "telegram"
@@ -187,6 +191,10 @@ async def test_show_for_a_new_player_shows_the_defaults(rig: Rig) -> None:
     assert reply.field("Quiet hours") == "none"
     assert reply.field("Timezone") == "the server's"
     assert reply.field("Preferred channel") == "any"
+    # Consent is opt-in, and the reply says so plainly.
+    assert reply.field("Promotions") == (
+        "off: you never turned them on, so you get no pings (`/notify settings allow_promotions:True`)"
+    )
 
 
 # -- link / verify / unlink ----------------------------------------------------------------------

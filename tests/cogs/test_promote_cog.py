@@ -35,7 +35,7 @@ from tests.cogs.fakes import (
     replies_of,
     user,
 )
-from tests.support import PROMOTER_ID
+from tests.support import PROMOTER_ID, opted_in
 
 PLAYER_ID = 2000  # a linked member who is not a promoter
 RECIPIENTS = ("Ana", "Bor", "Cene")
@@ -51,10 +51,10 @@ async def rig(tmp_path):
 async def add_community(rig: Rig) -> None:
     h = rig.h
     await h.add_player(
-        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+        1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
     )
     await h.add_player(
-        2, "Bor", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL), signal="+38640111222"
+        2, "Bor", prefs=opted_in(preferred_channel=PreferredChannel.SIGNAL), signal="+38640111222"
     )
     await h.add_player(3, "Cene")
     await h.add_player(4, "Dora", status=PlayerStatus.AVAILABLE)

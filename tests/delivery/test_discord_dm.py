@@ -221,6 +221,21 @@ async def test_channel_post_is_sent_once_per_nonce(emulator: DiscordEmulator, cl
     assert missing.outcome is Outcome.PERMANENT and "10003" in missing.reason
 
 
+async def test_dms_and_posts_ping_nobody_whatever_they_say(emulator: DiscordEmulator, client: discord.Client) -> None:
+    # A plain client, without Rallypoint's default allowed_mentions: the senders must say it themselves,
+    # because they post through discord.py's low-level HTTP call, which never applies the default.
+    text = f"@everyone <@{BOB}> is waiting"
+    async with asyncio.timeout(STEP):
+        dm_sent = await DiscordDMSender(client).send(dm(ALICE, text, "n-ping"))
+        posted = await DiscordChannelPoster(client).send(OutgoingMessage(Channel.DISCORD, str(GENERAL), text, "p-1"))
+    for result in (dm_sent, posted):
+        assert result.outcome is Outcome.SENT and result.provider_message_id is not None
+        message = emulator.message(int(result.provider_message_id))
+        assert message is not None and message["content"] == text
+        assert (message["mention_everyone"], message["mentions"]) == (False, [])
+        assert emulator.allowed_mentions(int(result.provider_message_id)) == [{"parse": []}]
+
+
 # ---- voice probe ------------------------------------------------------------------------------
 
 

@@ -19,6 +19,7 @@ import discord.gateway
 import discord.http
 
 from bot.sandbox.stack import GUILD_ID, PROJECT_ROOT, SandboxStack
+from cogs.availability import CONSENT_YES
 
 T = TypeVar("T")
 
@@ -75,6 +76,20 @@ async def click(stack: SandboxStack, user_id: int, message: dict[str, Any], cust
     await record.wait_response(timeout=ANSWER_TIMEOUT)
     answer = record.last_message()
     assert answer is not None, f"no visible answer to the click on {custom_id}"
+    return answer
+
+
+def custom_ids(message: dict[str, Any]) -> list[str]:
+    """The custom ids of a message's buttons, row by row."""
+    return [c["custom_id"] for row in message.get("components") or [] for c in row.get("components") or []]
+
+
+async def say_and_opt_in(stack: SandboxStack, user_id: int, status: str = "LOOKING") -> dict[str, Any]:
+    """Set a status with /available and, if the bot asks (consent is opt-in), tap "Ping me tonight"."""
+    answer = await slash(stack, user_id, "available", status=status)
+    if CONSENT_YES in custom_ids(answer):
+        answer = await click(stack, user_id, answer, CONSENT_YES)
+        assert answer["content"].startswith("Promotions are on"), answer["content"]
     return answer
 
 

@@ -39,11 +39,12 @@ from bot.sandbox.stack import (
 )
 from bot.sandbox.telegram_emulator import TelegramEmulator
 from services.contacts import ContactCipher
-from services.models import Channel, PlayerStatus, Preferences, PreferredChannel
+from services.models import Channel, PlayerStatus, PreferredChannel
 from services.schedule import campaign_date
 from storage.db import Database, from_db_time, to_db_time
 from storage.links import LinkStore
 from storage.players import PlayerStore
+from tests.support import opted_in
 
 # The evening compressed: 00:00 is always past, so the reminder falls due 10 s after scheduling,
 # the start 20 s after, the voice check 5 s after the start; a dead process's lease lapses in 5 s.
@@ -53,6 +54,8 @@ PROMOTION: dict[str, Any] = {
     "voice_check_delay_seconds": 5,
     "job_lease_seconds": 5,
 }
+VOICE_CHECK_DELAY = timedelta(seconds=PROMOTION["voice_check_delay_seconds"])
+REMINDER_WINDOW = timedelta(seconds=60)  # reminder → start after `reminder_due_in`
 ZONE = ZoneInfo("Europe/Ljubljana")
 BASE_DISCORD_ID = 830_000_000_000_000_000
 TELEGRAM_CHAT_BASE = 7_300_000
@@ -217,7 +220,7 @@ async def seed_players(db_path: Path, key: str, count: int, *, in_voice_every: i
             await players.set_availability(player.id, day, PlayerStatus.LOOKING, now)
             channel = (Channel.DISCORD, Channel.TELEGRAM, Channel.SIGNAL)[i % 3]
             await players.save_preferences(
-                player.id, Preferences(preferred_channel=PreferredChannel(channel.value)), now
+                player.id, opted_in(preferred_channel=PreferredChannel(channel.value)), now
             )
             if channel is not Channel.DISCORD:
                 address = str(telegram_chat(i)) if channel is Channel.TELEGRAM else signal_number(i)
@@ -346,11 +349,38 @@ class FaultStack(SandboxStack):
             conn.close()
 
     async def reminder_due_in(self, campaign_id: int, seconds: float = 0.0) -> None:
-        """Skip the wait for the reminder: stop the bot, bring the evening forward, start it again."""
+        """Skip the wait for the reminder: stop the bot, bring the evening forward, start it again.
+
+        The start comes REMINDER_WINDOW after the reminder, not the compressed evening's 10 s: the
+        reminder may go out only before the start, and a reminder under kills and fault storms needs
+        longer than that. A test that waits for the start brings it forward with `start_due_now`.
+        """
         await self.stop_bot()
-        due = from_db_time(self.jobs(campaign_id)[REMINDER]["due_at"])
-        self.shift_jobs(campaign_id, datetime.now(UTC) + timedelta(seconds=seconds) - due)
+        reminder = datetime.now(UTC) + timedelta(seconds=seconds)
+        self.move_job(campaign_id, REMINDER, reminder)
+        self.move_job(campaign_id, START, reminder + REMINDER_WINDOW)
+        self.move_job(campaign_id, VOICE_CHECK, reminder + REMINDER_WINDOW + VOICE_CHECK_DELAY)
         await self.start_bot()
+
+    async def start_due_now(self, campaign_id: int) -> None:
+        """Skip the wait for the start once the reminder is over: a graceful restart with the start due now."""
+        await self.stop_bot()
+        start = datetime.now(UTC)
+        self.move_job(campaign_id, START, start)
+        self.move_job(campaign_id, VOICE_CHECK, start + VOICE_CHECK_DELAY)
+        await self.start_bot()
+
+    def move_job(self, campaign_id: int, job_type: str, when: datetime) -> None:
+        """Make one job of the campaign due at `when` (run and due time), as if scheduled for then."""
+        conn = sqlite3.connect(self.db_path, timeout=10)
+        try:
+            with conn:
+                conn.execute(
+                    "UPDATE jobs SET run_at = ?, due_at = ? WHERE campaign_id = ? AND job_type = ?",
+                    (to_db_time(when), to_db_time(when), campaign_id, job_type),
+                )
+        finally:
+            conn.close()
 
     def campaign_status(self, campaign_id: int) -> str:
         return str(self.query("SELECT status FROM campaigns WHERE id = ?", (campaign_id,))[0]["status"])

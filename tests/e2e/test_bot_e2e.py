@@ -29,12 +29,14 @@ from bot.sandbox.stack import (
     Member,
     SandboxStack,
 )
+from cogs.availability import CONSENT_NO, CONSENT_YES
 from tests.e2e.e2e_helpers import (
     BOT_START_TIMEOUT,
     PROMOTION,
     board,
     campaigns,
     click,
+    custom_ids,
     discord_endpoints_restored,
     embed_field,
     is_ephemeral,
@@ -42,6 +44,7 @@ from tests.e2e.e2e_helpers import (
     link_telegram,
     message_text,
     promotions,
+    say_and_opt_in,
     slash,
     wait_until,
 )
@@ -126,13 +129,22 @@ async def player_ids(w: World) -> set[int]:
 async def test_preview_is_for_promoters_and_members_only(world: World) -> None:
     async with asyncio.timeout(TEST_BOUND):
         stack = world.stack
-        await slash(stack, BOARD_A, "available", status="LOOKING")
+        asked = await slash(stack, BOARD_A, "available", status="LOOKING")
+        assert custom_ids(asked) == [CONSENT_YES, CONSENT_NO]  # Zala never chose: asked, privately
+        assert is_ephemeral(asked)
 
+        # Consent is opt-in: until Zala says yes, she is left out, and the preview says so.
+        preview = await slash(stack, PROMOTER_ID, "promote preview")
+        assert embed_field(preview, "Recipients") == "0"
+        assert embed_field(preview, "Left out").startswith("1 player with that status never turned promotions on")
+
+        await click(stack, BOARD_A, asked, CONSENT_YES)
         preview = await slash(stack, PROMOTER_ID, "promote preview")
         assert is_ephemeral(preview)
         assert preview["embeds"][0]["title"] == "Promotion preview"
         assert embed_field(preview, "Recipients") == "1"
         assert "Zala → discord" in embed_field(preview, "Who")
+        assert "Left out" not in [f["name"] for f in preview["embeds"][0]["fields"]]
 
         refused = await slash(stack, MEMBER_ID, "promote preview")
         assert is_ephemeral(refused)
@@ -157,7 +169,7 @@ async def test_preview_is_for_promoters_and_members_only(world: World) -> None:
 async def test_cancel_on_the_confirmation_schedules_nothing(world: World) -> None:
     async with asyncio.timeout(TEST_BOUND):
         stack = world.stack
-        await slash(stack, PROMOTER_ID, "available", status="MAYBE")  # somebody to promote to, if asked
+        await say_and_opt_in(stack, PROMOTER_ID, "MAYBE")  # somebody to promote to, if asked
         before = await campaigns(world.db_path)
 
         asked = await slash(stack, PROMOTER_ID, "promote schedule", include_maybe=True)
@@ -225,8 +237,8 @@ async def test_a_whole_campaign(world: World) -> None:
     async with asyncio.timeout(TEST_BOUND + 30):
         stack = world.stack
         for uid in PLAYERS:
-            await slash(stack, uid, "available", status="LOOKING")
-        await slash(stack, MIA, "available", status="MAYBE")
+            await say_and_opt_in(stack, uid)
+        await say_and_opt_in(stack, MIA, "MAYBE")
         saved = await slash(stack, ANA, "notify settings", preferred_channel="discord")
         assert embed_field(saved, "Preferred channel") == "discord"
         await link_telegram(stack, ANA, ANA_CHAT)

@@ -5,8 +5,10 @@ campaign of 240 recipients: a third each on Discord, Telegram and Signal, a quar
 at the check. Players and links are created in SQLite through the storage layer; the promoter
 schedules through a real `/promote schedule` + Confirm. The evening is compressed (reminder 10 s
 after scheduling, start 20 s, voice check 25 s; job leases of 5 s); where the wait for the reminder
-is not the point, a graceful restart brings the evening forward (`reminder_due_in`). Each test has
-its own stack; the bot's log is written to stderr when a test fails.
+is not the point, a graceful restart brings the evening forward (`reminder_due_in`), leaving the
+reminder a minute before the start (it may go out only before the start), and `start_due_now`
+brings the start forward once the reminder is over. Each test has its own stack; the bot's log is
+written to stderr when a test fails.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from tests.e2e.fault_helpers import (
     REMINDER,
     START,
     VOICE_CHECK,
+    VOICE_CHECK_DELAY,
     FaultStack,
     Hit,
     address_of,
@@ -172,7 +175,15 @@ async def test_kill_9_and_restart_neither_doubles_nor_loses_a_message(
         stack.set_latency(LATENCY)
         for point in kill_points:
             await kill_at(stack, campaign_id, point)
+            if point == "between":
+                stack.move_job(campaign_id, START, datetime.now(UTC))  # the bot is down: no wait for the start
+                stack.move_job(campaign_id, VOICE_CHECK, datetime.now(UTC) + VOICE_CHECK_DELAY)
             await stack.start_bot()
+            if point == "reminder":
+                await wait_until(
+                    lambda: stack.jobs(campaign_id)[REMINDER]["status"] == "sent", EVENING, "the resumed reminder"
+                )
+                await stack.start_due_now(campaign_id)
         await wait_evening_done(stack, campaign_id)
 
         interrupted = frozenset(
@@ -238,13 +249,15 @@ async def test_429_storms_5xx_bursts_and_timeouts_are_retried_without_duplicates
         tg.server_error_next(8)
         sg.server_error_next(8)
         await stack.reminder_due_in(campaign_id)  # a restart that saves the 10 s wait
-        # Once the last reminder has arrived nothing of the reminder is left to send, and the start
-        # cannot begin before the reminder job ends: what is injected now meets the start alone.
-        await wait_until(lambda: stack.received_total(REMINDER) == RECIPIENTS, EVENING, "every reminder")
-        # The start (due meanwhile): a 429 storm on every platform.
+        # Once the reminder job is over nothing of it is left to send, and the start comes only when
+        # brought forward: what is injected now meets the start alone.
+        await wait_until(lambda: stack.jobs(campaign_id)[REMINDER]["status"] == "sent", EVENING, "the reminder job")
+        assert stack.received_total(REMINDER) == RECIPIENTS
+        # The start: a 429 storm on every platform (emulator faults meet message sends only, not the restart).
         dc.rate_limit_next(8, 1.0)
         tg.rate_limit_next(8, 2)
         sg.rate_limit_next(8, retry_after=2)
+        await stack.start_due_now(campaign_id)
         await wait_until(lambda: stack.received_total(START) == RECIPIENTS, EVENING, "every start ping")
         # The voice check: both kinds at once (follow-ups, and the summary post on Discord).
         dc.rate_limit_next(5, 1.0)

@@ -32,9 +32,9 @@ from services.delivery.signal import SignalClient, SignalSender
 from services.delivery.telegram import TelegramSender, build_telegram_bot
 from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Actor, Channel, Preferences, PreferredChannel
+from services.models import Actor, Channel, PreferredChannel
 from tests.emulators import bounded
-from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness
+from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness, opted_in
 
 TOKEN = "123456:sandbox"
 BOT_NUMBER = "+15550000001"
@@ -258,7 +258,7 @@ async def test_addresses_are_not_stored_in_plaintext(rig: Rig) -> None:
 @bounded
 async def test_key_rotation_keeps_links_working_after_the_old_key_is_dropped(rig: Rig) -> None:
     await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
-    await rig.h.add_player(ANA, "Anastazija", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL))
+    await rig.h.add_player(ANA, "Anastazija", prefs=opted_in(preferred_channel=PreferredChannel.SIGNAL))
     await rig.link_telegram()
     await rig.link_signal()
     key_b = ContactCipher.generate_key()
@@ -285,7 +285,7 @@ async def test_key_rotation_keeps_links_working_after_the_old_key_is_dropped(rig
 
 @bounded
 async def test_blocked_telegram_falls_back_to_signal_then_discord(rig: Rig) -> None:
-    prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+    prefs = opted_in(preferred_channel=PreferredChannel.TELEGRAM)
     await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
     ana = await rig.h.add_player(ANA, "Anastazija", prefs=prefs, telegram=str(CHAT), signal=NUMBER)
     bor = await rig.h.add_player(BOR, "Bor", prefs=prefs, telegram=str(CHAT + 1), signal="+38641555666")
@@ -312,7 +312,7 @@ async def test_blocked_telegram_falls_back_to_signal_then_discord(rig: Rig) -> N
 async def test_telegram_429_retry_after_is_honoured_exactly_once(rig: Rig) -> None:
     await rig.h.add_player(PROMOTER_ID, "Promoter", status=None)
     await rig.h.add_player(
-        ANA, "Anastazija", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram=str(CHAT)
+        ANA, "Anastazija", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram=str(CHAT)
     )
     await rig.h.engine.promote.create(rig.h.actor())
     rig.telegram.rate_limit_next(1, 3)

@@ -29,6 +29,7 @@ from tests.e2e.e2e_helpers import (
     promotions,
     query,
     run_cli,
+    say_and_opt_in,
     slash,
     texts_with,
     wait_until,
@@ -101,8 +102,7 @@ async def test_kill_9_mid_fanout_then_restart_resumes_without_double_pings(stack
 
             # Players exist once they use Rallypoint: everyone says they are looking for a game.
             for uid in RECIPIENTS:
-                answer = await slash(stack, uid, "available", status="LOOKING")
-                assert answer["content"].endswith("is set to **LOOKING**.")
+                await say_and_opt_in(stack, uid)
             asked = await slash(stack, PROMOTER_ID, "promote schedule")
             confirmed = await click(stack, PROMOTER_ID, asked, "rp:schedule:confirm")
             found = re.fullmatch(r"Campaign (\d+) scheduled", confirmed["embeds"][0]["title"])
@@ -310,7 +310,7 @@ async def test_outcomes_are_recorded_while_another_send_is_still_slow(stack: San
             bot = await BotProcess.spawn(stack, tmp_path / "bot.log")
             await stack.discord.wait_for_commands(GUILD_ID, timeout=BOT_START_TIMEOUT)
             for uid in players:
-                await slash(stack, uid, "available", status="LOOKING")
+                await say_and_opt_in(stack, uid)
             asked = await slash(stack, PROMOTER_ID, "promote schedule")
             confirmed = await click(stack, PROMOTER_ID, asked, "rp:schedule:confirm")
             found = re.fullmatch(r"Campaign (\d+) scheduled", confirmed["embeds"][0]["title"])

@@ -8,9 +8,9 @@ from datetime import time
 import pytest
 
 from services.errors import InvalidInput
-from services.models import CampaignStatus, DeliveryStatus, JobStatus, Preferences, QuietHours
+from services.models import CampaignStatus, DeliveryStatus, JobStatus, QuietHours
 from tests.engine.conftest import EVENING
-from tests.support import Harness
+from tests.support import Harness, opted_in
 
 DAY = EVENING
 
@@ -24,8 +24,8 @@ async def test_a_stored_timezone_that_no_longer_loads_falls_back_for_that_recipi
     h: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
     quiet = QuietHours(time(20, 30), time(23, 0))  # the whole evening, read in Ljubljana
-    ana = await h.add_player(1, "Ana", prefs=Preferences(quiet_hours=quiet, timezone="America/New_York"))
-    bor = await h.add_player(2, "Bor", prefs=Preferences(quiet_hours=quiet, timezone="America/New_York"))
+    ana = await h.add_player(1, "Ana", prefs=opted_in(quiet_hours=quiet, timezone="America/New_York"))
+    bor = await h.add_player(2, "Bor", prefs=opted_in(quiet_hours=quiet, timezone="America/New_York"))
     await h.add_player(3, "Cene")
     # tzdata dropped the zone after it was stored (or somebody edited the row by hand).
     async with h.engine.db.transaction() as tx:
@@ -50,7 +50,7 @@ async def test_a_stored_timezone_that_no_longer_loads_falls_back_for_that_recipi
 
 @pytest.mark.parametrize(("start", "end"), [(time(22, 0), time(22, 0)), (time(0, 0), time(0, 0))])
 async def test_quiet_hours_whose_start_is_their_end_are_refused(h: Harness, start: time, end: time) -> None:
-    ana = await h.add_player(1, "Ana", prefs=Preferences(quiet_hours=QuietHours(time(23, 0), time(7, 0))))
+    ana = await h.add_player(1, "Ana", prefs=opted_in(quiet_hours=QuietHours(time(23, 0), time(7, 0))))
     before = await h.engine.player_store.preferences(ana)
     with pytest.raises(InvalidInput, match="start and an end that differ"):
         await h.engine.players.update_preferences(h.actor(1, "Ana"), quiet_hours=QuietHours(start, end))

@@ -23,7 +23,7 @@ from services.models import (
     PreferredChannel,
     QuietHours,
 )
-from tests.support import FOLLOWUP_CHANNEL, PROMOTER_ID, Harness, local, make_harness, promotion_config
+from tests.support import FOLLOWUP_CHANNEL, PROMOTER_ID, Harness, local, make_harness, opted_in, promotion_config
 
 DAY = date(2026, 11, 24)
 
@@ -38,10 +38,10 @@ async def h(tmp_path):
 
 async def test_whole_evening_reaches_each_recipient_once_on_their_channel(h: Harness) -> None:
     await h.add_player(
-        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+        1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
     )
     await h.add_player(
-        2, "Bor", prefs=Preferences(preferred_channel=PreferredChannel.SIGNAL), signal="+38640111222"
+        2, "Bor", prefs=opted_in(preferred_channel=PreferredChannel.SIGNAL), signal="+38640111222"
     )
     await h.add_player(3, "Cene")  # Discord only
     await h.add_player(4, "Dora", status=PlayerStatus.AVAILABLE)  # not included by default
@@ -92,7 +92,7 @@ async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
     await h.add_player(
         1,
         "Ana",
-        prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM),
+        prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM),
         telegram="5001",
         signal="+38640111222",
     )
@@ -113,7 +113,7 @@ async def test_permanent_failure_falls_back_along_the_chain(h: Harness) -> None:
 
 async def test_retry_after_is_honoured_then_sent(h: Harness) -> None:
     await h.add_player(
-        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+        1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
     )
     h.telegram.script["5001"] = [SendResult.retryable("429 Too Many Requests", retry_after=7.0)]
     tried_at: list[object] = []
@@ -143,7 +143,7 @@ async def test_start_with_every_send_failing_is_failed(h: Harness) -> None:
 
 
 async def test_quiet_hours_skip_and_are_logged(h: Harness) -> None:
-    quiet = Preferences(quiet_hours=QuietHours(time(20, 50), time(7, 0)))
+    quiet = opted_in(quiet_hours=QuietHours(time(20, 50), time(7, 0)))
     await h.add_player(1, "Ana", prefs=quiet)
     created = await h.engine.promote.create(h.actor())
     await h.run_evening()
@@ -160,7 +160,7 @@ async def test_quiet_hours_skip_and_are_logged(h: Harness) -> None:
 
 async def test_quiet_hours_use_the_recipients_own_timezone(h: Harness) -> None:
     # 20:45 in Ljubljana is 14:45 in New York: outside a 20:00-23:00 window there.
-    prefs = Preferences(quiet_hours=QuietHours(time(20, 0), time(23, 0)), timezone="America/New_York")
+    prefs = opted_in(quiet_hours=QuietHours(time(20, 0), time(23, 0)), timezone="America/New_York")
     await h.add_player(1, "Ana", prefs=prefs)
     await h.engine.promote.create(h.actor())
     await h.run_evening()
@@ -216,7 +216,7 @@ async def test_global_cooldown_allows_one_campaign_per_day_for_everyone(tmp_path
 
 async def test_dry_run_reaches_only_the_initiator_and_does_not_block_the_real_campaign(h: Harness) -> None:
     await h.add_player(
-        1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
+        1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001"
     )
     dry = await h.engine.promote.create(h.actor(), dry_run=True)
     assert dry.campaign.recipient_count == 1 and dry.campaign.dry_run
@@ -255,8 +255,19 @@ async def test_cancel_stops_pending_jobs(h: Harness) -> None:
         JobType.START: JobStatus.CANCELLED,
         JobType.VOICE_CHECK: JobStatus.CANCELLED,
     }
-    # Cancelled: the promoter may schedule again today.
+    # The reminder went out: the cancelled campaign still counts (rule 6), so no second voice check
+    # and no messages to players the first one never reached.
+    with pytest.raises(CampaignExists):
+        await h.engine.promote.create(h.actor())
+
+
+async def test_a_campaign_cancelled_before_anything_went_out_frees_the_day(h: Harness) -> None:
+    await h.add_player(1, "Ana")
     await h.engine.promote.create(h.actor())
+    await h.engine.promote.cancel(h.actor())
+    again = await h.engine.promote.create(h.actor())
+    await h.run_evening()
+    assert (await h.engine.campaign_store.get(again.campaign.id)).status is CampaignStatus.FOLLOWUP_SENT
 
 
 async def test_refusals(h: Harness) -> None:
@@ -318,7 +329,7 @@ async def test_a_stalled_channel_does_not_hold_back_the_others(h: Harness) -> No
     # one queue, the Discord reminder would wait behind every Telegram send.
     from services.fanout import CHUNK_SIZE
 
-    prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+    prefs = opted_in(preferred_channel=PreferredChannel.TELEGRAM)
     for i in range(1, CHUNK_SIZE + 2):
         await h.add_player(i, f"T{i:04d}", prefs=prefs, telegram=str(5000 + i))
     await h.add_player(CHUNK_SIZE + 10, "Zed")  # Discord only
@@ -383,7 +394,7 @@ async def test_the_channels_a_campaign_uses_are_the_senders_channels(tmp_path) -
     )
     try:
         await h.add_player(PROMOTER_ID, "Promoter", status=None)
-        prefs = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
+        prefs = opted_in(preferred_channel=PreferredChannel.TELEGRAM)
         await h.add_player(1, "Ana", prefs=prefs, telegram="5001", signal="+38640111222")
         await h.add_player(2, "Bor", prefs=prefs, telegram="5002")
         preview = await h.engine.promote.preview(h.actor())

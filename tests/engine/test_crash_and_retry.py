@@ -16,10 +16,9 @@ from services.models import (
     DeliveryStatus,
     JobStatus,
     JobType,
-    Preferences,
     PreferredChannel,
 )
-from tests.support import PROMOTER_ID, Harness, local, make_harness
+from tests.support import PROMOTER_ID, Harness, local, make_harness, opted_in
 
 DAY = date(2026, 11, 24)
 N = 40
@@ -31,7 +30,7 @@ async def _crashed_run(
     """Start the reminder fan-out, let `hang_after` messages through, then kill the 'process'."""
     h = await make_harness(tmp_path / "crash.sqlite3", local(DAY, 20, 0), owner="first", lease_seconds=60)
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
-    prefs = Preferences(preferred_channel=PreferredChannel(channel.value))
+    prefs = opted_in(preferred_channel=PreferredChannel(channel.value))
     for i in range(1, N + 1):
         await h.add_player(i, f"P{i:02d}", prefs=prefs, telegram=str(9000 + i))
     created = await h.engine.promote.create(h.actor())

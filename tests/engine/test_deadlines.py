@@ -17,12 +17,11 @@ from services.models import (
     JobStatus,
     JobType,
     PermissionTier,
-    Preferences,
     QuietHours,
     SendLogEntry,
 )
 from tests.engine.conftest import EVENING
-from tests.support import FOLLOWUP_CHANNEL, PROMOTER_ID, Harness, local, make_harness, promotion_config
+from tests.support import FOLLOWUP_CHANNEL, PROMOTER_ID, Harness, local, make_harness, opted_in, promotion_config
 
 DAY = EVENING
 OTHER_PROMOTER = 2000
@@ -120,7 +119,7 @@ async def test_no_retry_is_made_past_the_send_by_time(h: Harness) -> None:
 FOLLOWUPS = [
     ("start sent, missing from voice", None, None, False, SENT),
     ("start sent, in voice", None, None, True, None),
-    ("start skipped for quiet hours", Preferences(quiet_hours=QuietHours(time(21, 0), time(21, 1))), None, False,
+    ("start skipped for quiet hours", opted_in(quiet_hours=QuietHours(time(21, 0), time(21, 1))), None, False,
      ("skipped", NO_START_PING)),
     ("start failed on every channel", None, SendResult.permanent("discord: 50007"), False,
      ("skipped", NO_START_PING)),

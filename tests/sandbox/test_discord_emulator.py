@@ -511,3 +511,38 @@ async def test_modal_autocomplete_and_select_menu(emulator: DiscordEmulator) -> 
         submitted = await emulator.submit_modal(opened, BOB, {"link:code": "123456"})
         await submitted.wait_response(STEP)
         assert bot.codes == ["123456"] and submitted.last_content() == "linked"
+
+
+@pytest.mark.parametrize(
+    ("content", "allowed", "everyone", "users", "roles"),
+    [
+        ("@everyone kick-off", None, True, [], []),  # Discord's default parses everything
+        ("@here kick-off", None, True, [], []),
+        ("@everyone kick-off", {"parse": []}, False, [], []),
+        ("@everyone kick-off", {"parse": ["users"]}, False, [], []),
+        (f"<@{ALICE}> and <@!{BOB}>", None, False, [ALICE, BOB], []),
+        (f"<@{ALICE}> and <@{BOB}>", {"parse": []}, False, [], []),
+        (f"<@{ALICE}> and <@{BOB}>", {"parse": [], "users": [str(BOB)]}, False, [BOB], []),
+        (f"<@&{PROMOTER_ROLE}>", None, False, [], [PROMOTER_ROLE]),
+        (f"<@&{PROMOTER_ROLE}>", {"parse": []}, False, [], []),
+        ("kick-off at 21:00", None, False, [], []),
+    ],
+)
+async def test_mentions_are_decided_as_discord_decides_them(
+    emulator: DiscordEmulator, content: str, allowed: Any, everyone: bool, users: list[int], roles: list[int]
+) -> None:
+    body: dict[str, Any] = {"content": content}
+    if allowed is not None:
+        body["allowed_mentions"] = allowed
+    headers = {"Authorization": f"Bot {TOKEN}"}
+    url = f"{emulator.api_base_url}/channels/{GENERAL}/messages"
+    async with (
+        aiohttp.ClientSession(headers=headers) as session,
+        asyncio.timeout(STEP),
+        session.post(url, json=body) as resp,
+    ):
+        message = await resp.json()
+    assert message["mention_everyone"] is everyone
+    assert [int(u["id"]) for u in message["mentions"]] == users
+    assert [int(r) for r in message["mention_roles"]] == roles
+    assert emulator.allowed_mentions(int(message["id"])) == [allowed]

@@ -95,11 +95,13 @@ async def test_preferences_round_trip(db: Database) -> None:
     players = PlayerStore(db)
     p = await players.upsert(1, "Ana", NOW)
     assert await players.preferences(p.id) == Preferences()
+    assert not Preferences().allow_promotions  # consent is opt-in
     prefs = Preferences(
-        False,
+        True,
         PreferredChannel.SIGNAL,
         QuietHours(parse_hhmm("23:00"), parse_hhmm("07:00")),
         "Asia/Tokyo",
+        promotions_chosen_at=NOW,
     )
     await players.save_preferences(p.id, prefs, NOW)
     assert await players.preferences(p.id) == prefs
@@ -109,9 +111,13 @@ async def test_candidates_bring_verified_channels(db: Database) -> None:
     players = PlayerStore(db)
     a = await players.upsert(1, "Ana", NOW)
     b = await players.upsert(2, "Bor", NOW)
-    for p in (a, b):
+    c = await players.upsert(3, "Cene", NOW)
+    for p in (a, b, c):
         await players.set_availability(p.id, DAY, PlayerStatus.LOOKING, NOW)
-    await players.save_preferences(b.id, Preferences(allow_promotions=False), NOW)
+    await players.save_preferences(a.id, Preferences(allow_promotions=True, promotions_chosen_at=NOW), NOW)
+    await players.save_preferences(b.id, Preferences(allow_promotions=False, promotions_chosen_at=NOW), NOW)
+    # Cene never chose: not a candidate (consent is opt-in), and counted as not opted in.
+    assert await players.not_opted_in(DAY, frozenset({PlayerStatus.LOOKING})) == 1
     async with db.transaction() as tx:
         await tx.execute(
             "INSERT INTO channel_links VALUES (?, 'telegram', 'ciphertext', 'hash', ?)",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.messages import reminder_text
+from services.messages import discord_literal, reminder_text, summary_text
 from services.models import Channel, JobType
 from services.quiet_hours import parse_hhmm
 from services.schedule import compute_schedule, parse_iso_date, reminder_lead, send_by
@@ -132,3 +133,36 @@ S = timedelta(seconds=1)
 )
 def test_send_by(job_type: JobType, now: datetime, in_time: bool) -> None:
     assert (now < send_by(job_type, START_AT, VOICE_AT, LATENESS)) is in_time
+
+
+# -- names as typed, on Discord ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "escaped"),
+    [
+        ("Ana", "Ana"),
+        ("**x**", r"\*\*x\*\*"),
+        ("__u__ ~~s~~ ||sp|| `c`", r"\_\_u\_\_ \~\~s\~\~ \|\|sp\|\| \`c\`"),
+        ("> quote", r"\> quote"),
+        ("[site](https://evil.example)", r"\[site\]\(https://evil.example\)"),
+        ("back\\slash", r"back\\slash"),
+        ("@everyone", "@\u200beveryone"),
+        ("@here", "@\u200bhere"),
+        ("<@123456789012345678>", "<@\u200b123456789012345678\\>"),
+        ("<@&876543210987654321>", "<@\u200b&876543210987654321\\>"),
+        ("ana@home", "ana@home"),  # not a mention
+    ],
+)
+def test_discord_literal(name: str, escaped: str) -> None:
+    assert discord_literal(name) == escaped
+
+
+def test_the_summary_shows_names_as_typed() -> None:
+    text = summary_text(
+        start=START_AT, zone=ZoneInfo("Europe/Ljubljana"), in_voice=["**x**"], missing=["@everyone", "Ana"],
+        followups_sent=2, dry_run=False,
+    )
+    assert "In voice (1): \\*\\*x\\*\\*" in text
+    assert "Waiting on (2): @\u200beveryone, Ana" in text
+    assert "@everyone" not in text and "**x**" not in text

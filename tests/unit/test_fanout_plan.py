@@ -33,8 +33,10 @@ from services.models import (
     QuietHours,
     SnapshotRecipient,
 )
+from tests.support import CONSENTED_AT, opted_in
 
 ZONE = ZoneInfo("Europe/Ljubljana")
+NO_THANKS = Preferences(allow_promotions=False, promotions_chosen_at=CONSENTED_AT)
 NOW = datetime(2026, 11, 24, 19, 45, tzinfo=UTC)  # 20:45 in Ljubljana
 SEND_BY = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # the 21:00 start
 KEY = "PROMOTE:T-15:2026-11-24"
@@ -46,9 +48,9 @@ ALL = {D: True, T: False, S: False}  # every channel enabled; only Discord dedup
 DISCORD_ONLY = {D: True}
 
 LINKED = {T: "enc-t", S: "enc-s"}
-TELEGRAM_FIRST = Preferences(preferred_channel=PreferredChannel.TELEGRAM)
-QUIET_NOW = Preferences(quiet_hours=QuietHours(time(20, 0), time(23, 0)))  # 20:45 local is inside
-QUIET_IN_NEW_YORK = Preferences(quiet_hours=QuietHours(time(20, 0), time(23, 0)), timezone="America/New_York")
+TELEGRAM_FIRST = opted_in(preferred_channel=PreferredChannel.TELEGRAM)
+QUIET_NOW = opted_in(quiet_hours=QuietHours(time(20, 0), time(23, 0)))  # 20:45 local is inside
+QUIET_IN_NEW_YORK = opted_in(quiet_hours=QuietHours(time(20, 0), time(23, 0)), timezone="America/New_York")
 
 
 def entry(state: LedgerState, job_id: int = JOB_ID, channel: Channel | None = D, on_wire: bool = False) -> LedgerEntry:
@@ -69,33 +71,34 @@ def what(plan: ChunkPlan) -> tuple[object, ...]:
 
 # (case, preferences (None: the player is gone), addresses, ledger entry, dry run, enabled channels, expected)
 CASES = [
-    ("new recipient, defaults", Preferences(), {}, None, False, ALL, ("send", (D,))),
+    ("never chose: consent is opt-in", Preferences(), {}, None, False, ALL, ("skip", D, OPTED_OUT)),
+    ("turned promotions on", opted_in(), {}, None, False, ALL, ("send", (D,))),
     ("prefers Telegram, linked", TELEGRAM_FIRST, LINKED, None, False, ALL, ("send", (T, S, D))),
     ("prefers Telegram, Telegram not enabled", TELEGRAM_FIRST, LINKED, None, False, {D: True, S: False},
      ("send", (S, D))),
     ("prefers Telegram, only Discord enabled", TELEGRAM_FIRST, LINKED, None, False, DISCORD_ONLY, ("send", (D,))),
     ("prefers Telegram, not linked", TELEGRAM_FIRST, {}, None, False, ALL, ("send", (D,))),
     ("player deleted since the snapshot", None, {}, None, False, ALL, ("skip", D, PLAYER_GONE)),
-    ("turned promotions off", Preferences(allow_promotions=False), {}, None, False, ALL, ("skip", D, OPTED_OUT)),
+    ("turned promotions off", NO_THANKS, {}, None, False, ALL, ("skip", D, OPTED_OUT)),
     ("in quiet hours", QUIET_NOW, {}, None, False, ALL, ("skip", D, QUIET_HOURS)),
     ("quiet hours in their own timezone", QUIET_IN_NEW_YORK, {}, None, False, ALL, ("send", (D,))),
-    ("dry run ignores opt-out", Preferences(allow_promotions=False), LINKED, None, True, ALL, ("send", (D,))),
+    ("dry run ignores opt-out", NO_THANKS, LINKED, None, True, ALL, ("send", (D,))),
     ("dry run ignores quiet hours", QUIET_NOW, {}, None, True, ALL, ("send", (D,))),
-    ("another job skipped them: claim again", Preferences(), {}, entry(LedgerState.SKIPPED, OTHER_JOB_ID),
+    ("another job skipped them: claim again", opted_in(), {}, entry(LedgerState.SKIPPED, OTHER_JOB_ID),
      False, ALL, ("send", (D,))),
-    ("another job failed them: claim again", Preferences(), {}, entry(LedgerState.FAILED, OTHER_JOB_ID),
+    ("another job failed them: claim again", opted_in(), {}, entry(LedgerState.FAILED, OTHER_JOB_ID),
      False, ALL, ("send", (D,))),
     ("another job failed them, quiet now", QUIET_NOW, {}, entry(LedgerState.FAILED, OTHER_JOB_ID),
      False, ALL, ("skip", D, QUIET_HOURS)),
-    ("another campaign sent it", Preferences(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, T), False, ALL,
+    ("another campaign sent it", opted_in(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, T), False, ALL,
      ("note", T, f"already handled for {KEY} by campaign 2 (sent)")),
-    ("another campaign is sending it", Preferences(), {}, entry(LedgerState.CLAIMED, OTHER_JOB_ID, None), False, ALL,
+    ("another campaign is sending it", opted_in(), {}, entry(LedgerState.CLAIMED, OTHER_JOB_ID, None), False, ALL,
      ("note", D, f"already handled for {KEY} by campaign 2 (claimed)")),
-    ("another campaign's send is unknown", Preferences(), {}, entry(LedgerState.UNKNOWN, OTHER_JOB_ID, S), False,
+    ("another campaign's send is unknown", opted_in(), {}, entry(LedgerState.UNKNOWN, OTHER_JOB_ID, S), False,
      ALL, ("note", S, f"already handled for {KEY} by campaign 2 (unknown)")),
-    ("this job already sent it", Preferences(), {}, entry(LedgerState.SENT), False, ALL, ("nothing",)),
+    ("this job already sent it", opted_in(), {}, entry(LedgerState.SENT), False, ALL, ("nothing",)),
     ("this job already skipped it", QUIET_NOW, {}, entry(LedgerState.SKIPPED), False, ALL, ("nothing",)),
-    ("interrupted on Discord: resend, same nonce", Preferences(), {}, entry(LedgerState.CLAIMED), False, ALL,
+    ("interrupted on Discord: resend, same nonce", opted_in(), {}, entry(LedgerState.CLAIMED), False, ALL,
      ("resend", (D,))),
     ("interrupted before Telegram's request", TELEGRAM_FIRST, LINKED, entry(LedgerState.CLAIMED, channel=T),
      False, ALL, ("resend", (T, S, D))),
@@ -105,7 +108,7 @@ CASES = [
      entry(LedgerState.CLAIMED, channel=S), False, ALL, ("resend", (S, D))),
     ("interrupted on Discord as a fallback", TELEGRAM_FIRST, LINKED, entry(LedgerState.CLAIMED, channel=D),
      False, ALL, ("resend", (D,))),
-    ("interrupted on Telegram, since unlinked", Preferences(), {}, entry(LedgerState.CLAIMED, channel=T),
+    ("interrupted on Telegram, since unlinked", opted_in(), {}, entry(LedgerState.CLAIMED, channel=T),
      False, ALL, ("resend", (T, D))),
     ("interrupted on Telegram, now disabled", TELEGRAM_FIRST, LINKED, entry(LedgerState.CLAIMED, channel=T),
      False, DISCORD_ONLY, ("unknown", T, INTERRUPTED_UNKNOWN)),
@@ -129,7 +132,7 @@ def test_every_recipient_lands_in_one_bucket_in_order() -> None:
     job = FanoutJob(1, JOB_ID, JobType.START, KEY, False, ZONE, SEND_BY)
     players = [Player(i, 1000 + i, f"P{i}") for i in range(1, 7)]
     recipients = [SnapshotRecipient(p, PlayerStatus.LOOKING, D) for p in players]
-    contexts = {p.id: DeliveryContext(p, Preferences(), {}) for p in players if p.id != 6}
+    contexts = {p.id: DeliveryContext(p, opted_in(), {}) for p in players if p.id != 6}
     entries = {
         2: LedgerEntry(2, KEY, 1, JOB_ID, LedgerState.SENT, D),
         3: LedgerEntry(3, KEY, 1, JOB_ID, LedgerState.CLAIMED, D),
@@ -153,19 +156,19 @@ LATE = SEND_BY  # the first instant at which nothing of the job may go out
 
 # (case, preferences, addresses, ledger entry, dry run, expected)
 LATE_CASES = [
-    ("new recipient", Preferences(), {}, None, False, ("skip", D, TOO_LATE)),
-    ("new recipient of a dry run", Preferences(), {}, None, True, ("skip", D, TOO_LATE)),
+    ("new recipient", opted_in(), {}, None, False, ("skip", D, TOO_LATE)),
+    ("new recipient of a dry run", opted_in(), {}, None, True, ("skip", D, TOO_LATE)),
     ("quiet as well", QUIET_NOW, {}, None, False, ("skip", D, TOO_LATE)),
-    ("another job skipped them", Preferences(), {}, entry(LedgerState.SKIPPED, OTHER_JOB_ID), False,
+    ("another job skipped them", opted_in(), {}, entry(LedgerState.SKIPPED, OTHER_JOB_ID), False,
      ("skip", D, TOO_LATE)),
-    ("interrupted on Discord: may have arrived", Preferences(), {}, entry(LedgerState.CLAIMED), False,
+    ("interrupted on Discord: may have arrived", opted_in(), {}, entry(LedgerState.CLAIMED), False,
      ("unknown", D, INTERRUPTED_TOO_LATE)),
     ("interrupted before Telegram's request: never left", TELEGRAM_FIRST, LINKED,
      entry(LedgerState.CLAIMED, channel=T), False, ("skipped", T, TOO_LATE)),
     ("interrupted after Telegram's request", TELEGRAM_FIRST, LINKED,
      entry(LedgerState.CLAIMED, channel=T, on_wire=True), False, ("unknown", T, INTERRUPTED_TOO_LATE)),
-    ("this job already sent it", Preferences(), {}, entry(LedgerState.SENT), False, ("nothing",)),
-    ("another campaign sent it", Preferences(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, T), False,
+    ("this job already sent it", opted_in(), {}, entry(LedgerState.SENT), False, ("nothing",)),
+    ("another campaign sent it", opted_in(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, T), False,
      ("note", T, f"already handled for {KEY} by campaign 2 (sent)")),
 ]
 
@@ -183,7 +186,7 @@ def test_plan_past_the_send_by_time(case, prefs, addresses, ledger, dry_run, exp
 def test_withheld_recipients_get_nothing_whatever_their_preferences() -> None:
     job = FanoutJob(1, JOB_ID, JobType.VOICE_CHECK, KEY, False, ZONE, SEND_BY, {ANA.id: NO_START_PING})
     recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
-    plan = plan_chunk(job, [recipient], {ANA.id: DeliveryContext(ANA, Preferences(), {})}, {}, ALL, NOW)
+    plan = plan_chunk(job, [recipient], {ANA.id: DeliveryContext(ANA, opted_in(), {})}, {}, ALL, NOW)
     assert what(plan) == ("skip", D, NO_START_PING)
 
 
@@ -211,10 +214,10 @@ def test_a_stored_timezone_that_does_not_load_falls_back_for_that_recipient(
     stored: str, quiet: QuietHours | None, expected: tuple[object, ...], falls_back: bool
 ) -> None:
     job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, False, ZONE, SEND_BY)
-    prefs = Preferences(quiet_hours=quiet, timezone=stored)
+    prefs = opted_in(quiet_hours=quiet, timezone=stored)
     bor = Player(2, 1002, "Bor")  # a neighbour with a good row is planned as usual
     recipients = [SnapshotRecipient(ANA, PlayerStatus.LOOKING, D), SnapshotRecipient(bor, PlayerStatus.LOOKING, D)]
-    contexts = {ANA.id: DeliveryContext(ANA, prefs, {}), bor.id: DeliveryContext(bor, Preferences(), {})}
+    contexts = {ANA.id: DeliveryContext(ANA, prefs, {}), bor.id: DeliveryContext(bor, opted_in(), {})}
     plan = plan_chunk(job, recipients, contexts, {}, ALL, NOW)
     assert bor.id in {s.recipient.player.id for s in plan.fresh}
     plan_for_ana = ChunkPlan(
