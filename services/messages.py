@@ -11,7 +11,8 @@ from services.models import Channel
 
 DISCORD_LIMIT = 2000
 
-_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]()])")
+# Formatting characters; "(" and ")" need no escape once "[" and "]" have one (no link can form).
+_MARKDOWN = re.compile(r"([\\*_~`|>#\-\[\]])")
 _MENTION = re.compile(r"@(everyone|here|[!&]?[0-9]{17,20})")
 
 
