@@ -8,29 +8,37 @@ import logging
 from aiohttp import web
 
 from bot.api.auth import auth_middleware
-from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
+from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SERVICE_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
 from bot.api.errors import MAX_BODY_BYTES, error_middleware
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
 from bot.api.openapi import build_openapi
-from bot.api.routes import OPERATIONS, setup_routes
+from bot.api.routes import METRICS_PATH, OPERATIONS, Operation, setup_routes
 from bot.api.sessions import CookieSigner
 from bot.config import Settings
 
 log = logging.getLogger(__name__)
+
+
+def served_operations(settings: Settings) -> tuple[Operation, ...]:
+    """The operations this configuration serves: all but GET /metrics when `api.metrics` is false."""
+    return tuple(op for op in OPERATIONS if settings.api.metrics or op.path != METRICS_PATH)
+
 
 def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
     """Build the API: routes, auth and error middlewares, the login flow when configured, the document."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
     app[SETTINGS] = settings
-    setup_routes(app, OPERATIONS)
-    public = {op.path for op in OPERATIONS if op.public}
+    operations = served_operations(settings)
+    setup_routes(app, operations)
+    app[SERVICE_ROUTES] = frozenset(op.path for op in operations if op.service_only)
+    public = {op.path for op in operations if op.public}
     if deps.oauth is not None:
         app[SIGNER] = CookieSigner(deps.oauth.session_secret.get_secret_value(), deps.clock)
         setup_oauth(app)
         public |= OAUTH_PATHS
     app[PUBLIC_ROUTES] = frozenset(public)
-    app[OPENAPI] = json.dumps(build_openapi(OPERATIONS, version=package_version())).encode()
+    app[OPENAPI] = json.dumps(build_openapi(operations, version=package_version())).encode()
     return app
 
 

@@ -17,7 +17,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.api.deps import ACTOR, AUTH_KIND, DEPS, PUBLIC_ROUTES, SETTINGS, SIGNER
+from bot.api.deps import ACTOR, AUTH_KIND, DEPS, PUBLIC_ROUTES, SERVICE_ROUTES, SETTINGS, SIGNER
 from bot.api.errors import CsrfRejected, Unauthorized
 from bot.config import token_matches
 from services.errors import InvalidInput
@@ -46,13 +46,16 @@ def _service_token_ok(request: web.Request, presented: str) -> bool:
     return matched
 
 
+def _require_service_token(request: web.Request) -> None:
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not _service_token_ok(request, token.strip()):
+        raise Unauthorized("Invalid service token.")
+
+
 async def _authenticate(request: web.Request) -> None:
     deps = request.app[DEPS]
-    header = request.headers.get("Authorization")
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not _service_token_ok(request, token.strip()):
-            raise Unauthorized("Invalid service token.")
+    if "Authorization" in request.headers:
+        _require_service_token(request)
         user_id = parse_snowflake(request.headers.get(USER_HEADER), f"header {USER_HEADER}")
         request[AUTH_KIND] = "token"
         request[ACTOR] = await deps.membership.resolve(user_id)
@@ -72,9 +75,14 @@ async def _authenticate(request: web.Request) -> None:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate every API route except the public ones; unknown routes fall through to 404/405."""
+    """Authenticate every API route except the public ones; unknown routes fall through to 404/405.
+
+    Service routes (GET /metrics) take a service token alone: a scraper acts for nobody.
+    """
     match = request.match_info
     resource = match.route.resource if match.http_exception is None else None
-    if resource is not None and resource.canonical not in request.app[PUBLIC_ROUTES]:
+    if resource is not None and resource.canonical in request.app[SERVICE_ROUTES]:
+        _require_service_token(request)
+    elif resource is not None and resource.canonical not in request.app[PUBLIC_ROUTES]:
         await _authenticate(request)
     return await handler(request)

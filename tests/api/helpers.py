@@ -94,12 +94,26 @@ class FakeDiscordOAuth:
             await self.server.close()
 
 
+READY = {"gateway": "ok", "database": "ok", "scheduler": "ok"}
+
+
+@dataclass
+class SetReadiness:
+    """A readiness probe whose answers the test sets (the real one runs in the end-to-end tests)."""
+
+    state: dict[str, str] = field(default_factory=lambda: dict(READY))
+
+    async def checks(self) -> dict[str, str]:
+        return dict(self.state)
+
+
 @dataclass
 class Api:
     h: Harness
     client: TestClient[web.Request, web.Application]
     membership: StaticMembership
     settings: Settings
+    readiness: SetReadiness
 
     @staticmethod
     def auth(user_id: int | None = PROMOTER_ID, token: str = TOKEN) -> dict[str, str]:
@@ -145,7 +159,7 @@ async def dump_tables(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "") -> Settings:
+def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "", metrics: bool = True) -> Settings:
     discord = DiscordSettings()
     if oauth is not None:
         discord = DiscordSettings(
@@ -157,7 +171,7 @@ def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = 
     digest = hashlib.sha256(HASHED_TOKEN.encode()).hexdigest()
     return Settings(
         discord=discord,
-        api=ApiSettings(service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")]),
+        api=ApiSettings(service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")], metrics=metrics),
         security=SecuritySettings(session_secret=SecretStr(SESSION_SECRET)),
     )
 
@@ -169,6 +183,7 @@ async def api_client(
     channels: frozenset[Channel] = frozenset(Channel),
     oauth: FakeDiscordOAuth | None = None,
     start: datetime | None = None,
+    metrics: bool = True,
 ) -> AsyncIterator[Api]:
     """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
 
@@ -178,19 +193,22 @@ async def api_client(
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
-    settings = make_settings(oauth=oauth)
+    settings = make_settings(oauth=oauth, metrics=metrics)
+    readiness = SetReadiness()
     deps = ApiDeps(
         promote=h.engine.promote,
         players=h.engine.players,
         linking=h.engine.linking,
         membership=membership,
         clock=h.clock,
+        readiness=readiness,
+        metrics=h.engine.metrics,
         oauth=OAuthConfig.from_settings(settings),
     )
     client = TestClient(TestServer(create_app(deps, settings), host="127.0.0.1", port=0))
     await client.start_server()
     try:
-        yield Api(h, client, membership, settings)
+        yield Api(h, client, membership, settings, readiness)
     finally:
         await client.close()
         await h.engine.db.close()

@@ -149,7 +149,9 @@ class FuzzEnv:
             method, drawn.path, params=drawn.query, data=drawn.body, headers=self.api.auth(drawn.actor)
         ) as response:
             status = response.status
-            payload = json.loads(await response.read())
+            # Every answer is JSON but the Prometheus text of GET /metrics.
+            raw = await response.read()
+            payload = json.loads(raw) if response.content_type == "application/json" else raw.decode()
         unchanged = await self.api.dump() == before
         return status, payload, unchanged
 
