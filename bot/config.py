@@ -299,8 +299,10 @@ def _rallypoint_variables(environ: Mapping[str, str]) -> list[str]:
 
 
 def _suggestion(name: str) -> str:
-    close = difflib.get_close_matches(name.upper(), environment_names(), n=1)
-    return f" (did you mean {close[0]}?)" if close else ""
+    # Compared without the shared prefix, which would make every name look alike.
+    known = [known.removeprefix(ENV_PREFIX) for known in environment_names()]
+    close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), known, n=1, cutoff=0.8)
+    return f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
 
 
 def _check_environment(environ: Mapping[str, str]) -> None:
