@@ -14,7 +14,10 @@ from tests.support import PROMOTER_ID, Harness, local, make_harness
 
 DAY = date(2026, 11, 24)
 
-async def evening_with_a_broken_voice_check(tmp_path, *, dry_run: bool = False) -> tuple[Harness, int]:
+async def evening_with_a_broken_voice_check(
+    tmp_path, *, dry_run: bool = False, promoter_dms: SendResult | None = None
+) -> tuple[Harness, int]:
+    """An evening whose voice check raises every time; `promoter_dms`: how Discord answers DMs to the promoter."""
     h = await make_harness(tmp_path / "ops.sqlite3", local(DAY, 20, 0))
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(1, "Ana")
@@ -23,6 +26,8 @@ async def evening_with_a_broken_voice_check(tmp_path, *, dry_run: bool = False) 
         raise RuntimeError("gateway not ready: guild 900000000000000001 has no voice states")
 
     h.voice.discord_ids_in_voice = broken_probe  # type: ignore[method-assign]
+    if promoter_dms is not None:
+        h.discord.always[str(PROMOTER_ID)] = promoter_dms
     created = await h.engine.promote.create(h.actor(), dry_run=dry_run)
     await h.run_evening()
     return h, created.campaign.id
@@ -70,21 +75,11 @@ async def test_a_restart_after_the_dm_never_repeats_it(tmp_path) -> None:
 
 
 async def test_a_dm_that_could_not_go_out_is_recorded_failed(tmp_path) -> None:
-    h = await make_harness(tmp_path / "ops.sqlite3", local(DAY, 20, 0))
-    await h.add_player(PROMOTER_ID, "Promoter", status=None)
-    await h.add_player(1, "Ana")
-
-    async def broken_probe() -> frozenset[int]:
-        raise RuntimeError("boom")
-
-    h.voice.discord_ids_in_voice = broken_probe  # type: ignore[method-assign]
-    created = await h.engine.promote.create(h.actor())
-    h.discord.always[str(PROMOTER_ID)] = SendResult.permanent("discord: cannot send messages to this user (50007)")
-    await h.run_evening()
-    jobs = await h.engine.campaign_store.jobs(created.campaign.id)
-    voice = next(j for j in jobs if j.job_type is JobType.VOICE_CHECK)
+    closed = SendResult.permanent("discord: cannot send messages to this user (50007)")
+    h, campaign_id = await evening_with_a_broken_voice_check(tmp_path, promoter_dms=closed)
+    voice = next(j for j in await h.engine.campaign_store.jobs(campaign_id) if j.job_type is JobType.VOICE_CHECK)
     assert voice.status is JobStatus.FAILED  # the job's end does not wait on the DM
-    state = await h.engine.ledger_store.claim_post(job_failed_key(voice.id), created.campaign.id, h.clock.now())
+    state = await h.engine.ledger_store.claim_post(job_failed_key(voice.id), campaign_id, h.clock.now())
     assert state is LedgerState.FAILED
     await h.engine.db.close()
 
