@@ -199,7 +199,7 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         # No network, or an outage: waited out here, before anything depends on Discord.
         timeout = aiohttp.ClientTimeout(total=DISCORD_PROBE_TIMEOUT_SECONDS)
         async with aiohttp.ClientSession(timeout=timeout) as http:
-            await _until_reachable(
+            await until_reachable(
                 f"Discord at {discord.http.Route.BASE}",
                 functools.partial(_probe_discord, http),
                 (*_UNREACHABLE, _DiscordUnavailable),
@@ -248,7 +248,7 @@ async def _telegram_bot(stack: contextlib.AsyncExitStack, settings: Settings, cl
         build_telegram_bot, settings.telegram.token.get_secret_value(), settings.telegram.api_base_url or None
     )
     try:
-        bot = await _until_reachable("Telegram", build, (telegram.error.NetworkError,), clock)
+        bot = await until_reachable("Telegram", build, (telegram.error.NetworkError,), clock)
     except telegram.error.InvalidToken:
         raise ConfigError(
             "invalid config key telegram.token: Telegram rejected the token; ask @BotFather for the current one"
@@ -330,7 +330,7 @@ async def _probe_discord(http: aiohttp.ClientSession) -> None:
             raise _DiscordUnavailable(f"HTTP {response.status}")
 
 
-async def _until_reachable(
+async def until_reachable(
     what: str, attempt: Callable[[], Awaitable[T]], transient: tuple[type[BaseException], ...], clock: Clock
 ) -> T:
     """Retry `attempt` with backoff while it fails with `transient` (no network, an outage), one log line per try."""
@@ -456,4 +456,5 @@ __all__ = [
     "rotate_contact_keys",
     "run",
     "started",
+    "until_reachable",
 ]

@@ -303,3 +303,13 @@ async def test_an_unreachable_discord_is_waited_out_then_the_bot_connects(tmp_pa
         if bot is not None:
             await bot.kill()
         await stack.stop()
+
+
+async def test_a_rejected_telegram_token_stops_run_with_one_line(tmp_path: Path) -> None:
+    stack = SandboxStack(tmp_path, promotion=PROMOTION)  # Telegram on
+    async with running(stack, [Member(PROMOTER_ID, "rally", promoter=True)]):
+        config = stack.config()
+        config["telegram"]["token"] = "654321:revoked-in-botfather"
+        result = await run_cli("run", "--config", str(write(tmp_path, config)), timeout=REFUSE_WITHIN)
+    assert_refused(result, "telegram.token")
+    assert "revoked-in-botfather" not in result.stdout + result.stderr
