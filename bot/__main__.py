@@ -132,8 +132,7 @@ def _settings(args: argparse.Namespace) -> Settings:
 def _run(args: argparse.Namespace) -> int:
     from bot import app
 
-    asyncio.run(app.run(_settings(args)))
-    return 0
+    return asyncio.run(app.run(_settings(args)))
 
 
 def _check_config(args: argparse.Namespace) -> int:

@@ -382,10 +382,12 @@ def _log_gateway_end(task: asyncio.Task[None]) -> None:
         log.error("discord connection ended", exc_info=task.exception())
 
 
-async def run(settings: Settings) -> None:
+async def run(settings: Settings) -> int:
     """Run until SIGINT/SIGTERM; a hard kill is safe too (job leases expire and resume).
 
     A signal during start-up (waiting for Discord, say) cancels the start: what was opened is closed.
+    Returns the exit code: 0 after a signal, 1 when the Discord connection ended by itself (a
+    supervisor such as systemd then restarts the bot).
     """
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -398,18 +400,25 @@ async def run(settings: Settings) -> None:
         await asyncio.wait({serving, stopper}, return_when=asyncio.FIRST_COMPLETED)
         if not serving.done() and not up.is_set():
             serving.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await serving
+        try:
+            return await serving
+        except asyncio.CancelledError:
+            return 0
     finally:
         stopper.cancel()
 
 
-async def _serve(settings: Settings, up: asyncio.Event, stop: asyncio.Event) -> None:
+async def _serve(settings: Settings, up: asyncio.Event, stop: asyncio.Event) -> int:
     async with started(settings) as app:
         up.set()
         stopper = asyncio.create_task(stop.wait())
         await asyncio.wait({app.gateway, stopper}, return_when=asyncio.FIRST_COMPLETED)
         stopper.cancel()
+        lost = app.gateway.done()
+    if lost:  # its error is logged already (_log_gateway_end)
+        log.error("the Discord connection ended; exiting with code 1 so that a supervisor restarts the bot")
+        return 1
+    return 0
 
 
 # -- one-shot commands -----------------------------------------------------------------------

@@ -119,3 +119,18 @@ async def test_readyz_and_metrics_on_the_real_bot(stack: SandboxStack, tmp_path:
     finally:
         if bot is not None:
             await bot.kill()
+
+
+async def test_a_connection_discord_ends_for_good_exits_1_for_the_supervisor(stack: SandboxStack, tmp_path) -> None:
+    bot = None
+    try:
+        async with asyncio.timeout(60):
+            bot = await BotProcess.spawn(stack, tmp_path / "bot.log")
+            # 4004 "authentication failed": discord.py does not reconnect after it.
+            await stack.discord.disconnect_sessions(code=4004, reason="Authentication failed.")
+            returncode = await bot.proc.wait()
+            assert returncode == 1, bot.output()  # not 0: systemd's Restart=on-failure restarts it
+            assert "exiting with code 1 so that a supervisor restarts the bot" in bot.output()
+    finally:
+        if bot is not None:
+            await bot.kill()
