@@ -230,13 +230,21 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
 
 
 def token_matches(presented: str, configured: SecretStr) -> bool:
-    """Compare a bearer token in constant time; `sha256:<hex>` entries hold only the digest."""
+    """Compare a bearer token in constant time; `sha256:<hex>` entries hold only the digest.
+
+    `presented` comes from a request header: bytes that are not UTF-8 arrive as surrogate escapes,
+    which compare as the bytes they stand for (and so never match a configured token).
+    """
     import hmac
 
     secret = configured.get_secret_value()
     if not secret or not presented:
         return False
+    try:
+        raw = presented.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte stands for: not a token anyone was given
+        return False
     if secret.startswith("sha256:"):
-        digest = hashlib.sha256(presented.encode()).hexdigest()
+        digest = hashlib.sha256(raw).hexdigest()
         return hmac.compare_digest(digest, secret.removeprefix("sha256:").lower())
-    return hmac.compare_digest(presented.encode(), secret.encode())
+    return hmac.compare_digest(raw, secret.encode())

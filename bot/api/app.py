@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from typing import Final
 
 from aiohttp import web
 
@@ -18,11 +19,20 @@ from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
+SERVER_NAME: Final = "Rallypoint"
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names its version, which tells a scanner which of its advisories apply.
+    response.headers["Server"] = SERVER_NAME
+
+
 def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
     """Build the API: routes, auth and error middlewares, the login flow when configured, the document."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
     app[SETTINGS] = settings
+    app.on_response_prepare.append(_server_header)
     setup_routes(app, OPERATIONS)
     public = {op.path for op in OPERATIONS if op.public}
     if deps.oauth is not None:

@@ -18,13 +18,18 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.api.deps import ACTOR, AUTH_KIND, DEPS, PUBLIC_ROUTES, SETTINGS, SIGNER
-from bot.api.errors import CsrfRejected, Unauthorized
+from bot.api.errors import AmbiguousRequest, CsrfRejected, Unauthorized
 from bot.config import token_matches
 from services.errors import InvalidInput
 
 SESSION_COOKIE: Final = "rp_session"
 SESSION_PURPOSE: Final = "session"
+AUTHORIZATION: Final = "Authorization"
 USER_HEADER: Final = "X-Discord-User-Id"
+# Headers that say who is calling: given twice, one part of a proxy chain may read one and we the other.
+_SINGLE_HEADERS: Final = (AUTHORIZATION, USER_HEADER)
+# Visible ASCII only: a token with other bytes (sent raw, they arrive as surrogate escapes) is no token.
+_BEARER_TOKEN = re.compile(r"[\x21-\x7e]+")
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 
@@ -46,12 +51,25 @@ def _service_token_ok(request: web.Request, presented: str) -> bool:
     return matched
 
 
+def refuse_ambiguous(request: web.Request) -> None:
+    """Refuse a request that names its caller twice (400), whichever of the two would have won."""
+    for name in _SINGLE_HEADERS:
+        if len(request.headers.getall(name, ())) > 1:
+            raise AmbiguousRequest(f"Header {name} was given more than once.")
+
+
 async def _authenticate(request: web.Request) -> None:
     deps = request.app[DEPS]
-    header = request.headers.get("Authorization")
+    refuse_ambiguous(request)
+    header = request.headers.get(AUTHORIZATION)
     if header is not None:
         scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not _service_token_ok(request, token.strip()):
+        token = token.strip()
+        if (
+            scheme.lower() != "bearer"
+            or _BEARER_TOKEN.fullmatch(token) is None
+            or not _service_token_ok(request, token)
+        ):
             raise Unauthorized("Invalid service token.")
         user_id = parse_snowflake(request.headers.get(USER_HEADER), f"header {USER_HEADER}")
         request[AUTH_KIND] = "token"

@@ -41,6 +41,13 @@ class CsrfRejected(RallypointError):
         super().__init__(message)
 
 
+class AmbiguousRequest(RallypointError):
+    """A request that could be read two ways (a header given twice): refused rather than guessed."""
+
+    code = "ambiguous_request"
+    http_status = 400
+
+
 class InvalidJson(RallypointError):
     code = "invalid_json"
     http_status = 400

@@ -129,5 +129,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 
 
 def setup_routes(app: web.Application, operations: tuple[Operation, ...] = OPERATIONS) -> None:
+    """Route every operation; a GET also answers HEAD (the same status and headers, no body)."""
     for op in operations:
-        app.router.add_route(op.method, op.route_path, _endpoint(op), name=None)
+        if op.method == "GET":
+            app.router.add_get(op.route_path, _endpoint(op), allow_head=True)
+        else:
+            app.router.add_route(op.method, op.route_path, _endpoint(op))

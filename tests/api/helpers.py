@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -143,6 +145,45 @@ async def dump_tables(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
             name: sorted(tuple(r) for r in await tx.fetchall(f"SELECT * FROM {name}"))  # noqa: S608
             for name in names
         }
+
+
+@dataclass(frozen=True)
+class RawAnswer:
+    """An HTTP answer as it came over the socket."""
+
+    status: int
+    headers: list[tuple[str, str]]  # names lower-cased, in order
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request as bytes: headers exactly as given (repeated, not UTF-8, ...), then close."""
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def raw_exchange(port: int, request: bytes, *, host: str = "127.0.0.1") -> RawAnswer:
+    """Send `request` as it is and read the answer until the server closes the connection."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in header_lines)]
+    return RawAnswer(int(status_line.split()[1]), headers, body)
 
 
 def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "") -> Settings:
