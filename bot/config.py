@@ -7,6 +7,7 @@ Every configuration key (docs/configuration.md) lives here, validated once at st
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from datetime import time
 from pathlib import Path
@@ -109,6 +110,27 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     service_tokens: list[SecretStr] = []
+    # What one slow or hostile client may hold: docs/self-hosting.md, "Exposing the API".
+    max_connections: int = Field(256, ge=1, le=65536)
+    header_timeout_seconds: int = Field(10, ge=1, le=300)
+    body_timeout_seconds: int = Field(10, ge=1, le=300)
+    keepalive_seconds: int = Field(15, ge=1, le=3600)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _ip_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return value
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """`trusted_proxies` as networks: the peers whose X-Forwarded-For is believed."""
+        return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in self.trusted_proxies)
 
 
 class TelegramSettings(_Section):

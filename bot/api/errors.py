@@ -53,6 +53,14 @@ class InvalidJson(RallypointError):
     http_status = 400
 
 
+class RequestTimeout(RallypointError):
+    code = "request_timeout"
+    http_status = 408
+
+    def __init__(self, message: str = "The request body did not arrive in time.") -> None:
+        super().__init__(message)
+
+
 class InvalidState(RallypointError):
     code = "invalid_state"
     http_status = 400
@@ -81,9 +89,11 @@ class OAuthFailed(RallypointError):
 
 _HTTP_ERRORS: Final[dict[int, tuple[str, str]]] = {
     400: ("bad_request", "The request is malformed."),
+    408: ("request_timeout", "The request did not arrive in time."),
     404: ("not_found", "There is no such endpoint."),
     405: ("method_not_allowed", "This endpoint does not accept that method."),
     413: ("payload_too_large", f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."),
+    500: ("internal", "Something went wrong on our side; it has been logged."),
 }
 
 
@@ -92,6 +102,13 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.Response(
         body=body.model_dump_json().encode(), status=status, content_type="application/json"
     )
+
+
+def http_error_response(status: int, reason: str = "") -> web.Response:
+    """The JSON error answer for an HTTP status that no domain error explains."""
+    fallback = _HTTP_ERRORS[500] if status >= 500 else ("http_error", reason or "The request could not be handled.")
+    code, message = _HTTP_ERRORS.get(status, fallback)
+    return error_response(status, code, message)
 
 
 @web.middleware
@@ -108,12 +125,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="rallypoint"'
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of the body may still be on its way
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = _HTTP_ERRORS.get(exc.status, ("http_error", exc.reason))
-        response = error_response(exc.status, code, message)
+        response = http_error_response(exc.status, exc.reason)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
@@ -121,4 +139,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal", "Something went wrong on our side; it has been logged.")
+        return http_error_response(500)

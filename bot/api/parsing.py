@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bot.api.errors import InvalidJson
+from bot.api.connections import CONNECTIONS
+from bot.api.errors import InvalidJson, RequestTimeout
 from services.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
@@ -56,7 +58,11 @@ def refuse_duplicate_keys(raw: bytes) -> None:
 
 
 async def parse_body(request: web.Request, model: type[M], *, required: bool = True) -> M:
-    raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
+    try:
+        async with asyncio.timeout(request.app[CONNECTIONS].limits.body_timeout):
+            raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
+    except TimeoutError:
+        raise RequestTimeout() from None
     if not required and not raw.strip():
         raw = b"{}"
     refuse_duplicate_keys(raw)
