@@ -127,6 +127,7 @@ async def serve(db_path: Path, conn: Connection) -> None:
         promote=engine.promote,
         players=engine.players,
         linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
     )

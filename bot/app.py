@@ -224,6 +224,7 @@ async def _api(
         promote=engine.promote,
         players=engine.players,
         linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=membership,
         clock=clock,
         oauth=OAuthConfig.from_settings(settings),

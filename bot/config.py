@@ -67,6 +67,20 @@ class DiscordSettings(_Section):
     oauth_client_secret: SecretStr = SecretStr("")
     oauth_redirect_uri: str = ""
 
+    @field_validator("oauth_redirect_uri")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if value:
+            scheme, _, rest = value.partition("://")
+            if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+                raise ValueError("must be an absolute http(s) URL such as https://example.org/auth/callback")
+        return value
+
+    @property
+    def login_configured(self) -> bool:
+        """The browser login is on: client id, client secret and redirect URI are all set."""
+        return bool(self.oauth_client_id and self.oauth_client_secret.get_secret_value() and self.oauth_redirect_uri)
+
 
 class PromotionSettings(_Section):
     timezone: str = "Europe/Ljubljana"
@@ -159,6 +173,9 @@ class SignalSettings(_Section):
         return bool(self.api_url and self.number)
 
 
+MIN_SESSION_SECRET_BYTES = 32
+
+
 class SecuritySettings(_Section):
     contact_encryption_key: SecretStr = SecretStr("")
     session_secret: SecretStr = SecretStr("")
@@ -200,6 +217,22 @@ class ConfigError(Exception):
     """A configuration problem, phrased for a one-line message (exit code 2)."""
 
 
+def require_strong_login(settings: Settings) -> None:
+    """With the browser login on, the session secret must be long enough that cookies cannot be forged.
+
+    A short or empty secret would not switch the login off quietly: it stops the start (exit 2).
+    """
+    if not settings.discord.login_configured:
+        return
+    secret = settings.security.session_secret.get_secret_value().encode()
+    if len(secret) < MIN_SESSION_SECRET_BYTES:
+        raise ConfigError(
+            f"invalid config key security.session_secret: the Discord login (discord.oauth_*) needs a secret of "
+            f"at least {MIN_SESSION_SECRET_BYTES} bytes to sign its cookies, got {len(secret)}; generate one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+        )
+
+
 def resolve_config_path(cli_path: str | None) -> Path | None:
     """Return the config file to read: --config, else $RALLYPOINT_CONFIG, else ./config.toml if present."""
     if cli_path:
@@ -218,11 +251,13 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
         model_config = SettingsConfigDict(toml_file=path)
 
     try:
-        return _FileSettings(**overrides)
+        settings = _FileSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     except (ValueError, OSError) as exc:  # malformed TOML or unreadable file
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    require_strong_login(settings)
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:

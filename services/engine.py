@@ -17,6 +17,7 @@ from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
+from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
 from storage.jobs import JobStore
@@ -24,6 +25,7 @@ from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
+from storage.web_sessions import WebSessionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,9 +39,11 @@ class Engine:
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
+    web_session_store: WebSessionStore
     players: PlayerService
     promote: PromoteService
     linking: LinkingService
+    web_sessions: WebSessionService
     dispatcher: Dispatcher
     senders: Mapping[Channel, Sender]
     clock: Clock
@@ -77,6 +81,7 @@ def build_engine(
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
+    web_session_store = WebSessionStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
         concurrency=send_concurrency, rng=rng, flush_interval=flush_interval,
@@ -99,6 +104,8 @@ def build_engine(
     )
     return Engine(
         db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, players=players,
-        promote=promote, linking=linking, dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store,
+        web_session_store=web_session_store, players=players, promote=promote, linking=linking,
+        web_sessions=WebSessionService(store=web_session_store, clock=clock), dispatcher=dispatcher,
+        senders=senders, clock=clock, cipher=cipher,
     )

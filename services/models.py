@@ -361,6 +361,18 @@ class SignalVerification:
         return now >= self.expires_at
 
 
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A browser session opened by the Discord login; the cookie holds its id, the database this."""
+
+    discord_user_id: int
+    created_at: datetime
+    expires_at: datetime
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
 # -- who acts, and what the services answer ----------------------------------------------------
 
 

@@ -21,6 +21,7 @@ from bot.api.deps import ACTOR, AUTH_KIND, DEPS, PUBLIC_ROUTES, SETTINGS, SIGNER
 from bot.api.errors import AmbiguousRequest, CsrfRejected, Unauthorized
 from bot.config import token_matches
 from services.errors import InvalidInput
+from services.models import WebSession
 
 SESSION_COOKIE: Final = "rp_session"
 SESSION_PURPOSE: Final = "session"
@@ -52,10 +53,18 @@ def _service_token_ok(request: web.Request, presented: str) -> bool:
 
 
 def refuse_ambiguous(request: web.Request) -> None:
-    """Refuse a request that names its caller twice (400), whichever of the two would have won."""
+    """Refuse a request that names its caller twice (400), whichever of the two would have won.
+
+    Two session cookies happen when another site under the same domain sets one ("cookie tossing").
+    """
     for name in _SINGLE_HEADERS:
         if len(request.headers.getall(name, ())) > 1:
             raise AmbiguousRequest(f"Header {name} was given more than once.")
+    cookie_names = [
+        pair.partition("=")[0].strip() for header in request.headers.getall("Cookie", ()) for pair in header.split(";")
+    ]
+    if cookie_names.count(SESSION_COOKIE) > 1:
+        raise AmbiguousRequest(f"Cookie {SESSION_COOKIE} was given more than once.")
 
 
 async def _authenticate(request: web.Request) -> None:
@@ -77,15 +86,39 @@ async def _authenticate(request: web.Request) -> None:
         return
     cookie = request.cookies.get(SESSION_COOKIE)
     if cookie is not None and SIGNER in request.app:
-        session = request.app[SIGNER].verify(SESSION_PURPOSE, cookie)
-        if session is None:
-            raise Unauthorized("Your session has expired; please log in again.")
-        if request.method not in SAFE_METHODS and request.headers.get("X-Requested-With") != "XMLHttpRequest":
+        session = await _session(request, cookie)
+        if request.method not in SAFE_METHODS and not has_xhr_header(request):
             raise CsrfRejected()
         request[AUTH_KIND] = "session"
-        request[ACTOR] = await deps.membership.resolve(parse_snowflake(str(session.get("uid")), "session"))
+        request[ACTOR] = await deps.membership.resolve(session.discord_user_id)
         return
     raise Unauthorized()
+
+
+def has_xhr_header(request: web.Request) -> bool:
+    """The header a cross-site form cannot send: what state-changing cookie requests must carry."""
+    return request.headers.get("X-Requested-With") == "XMLHttpRequest"
+
+
+def session_id_of(request: web.Request, cookie: str) -> tuple[str | None, bool]:
+    """The session id a session cookie names (None if the cookie was not signed here), and whether it expired."""
+    sessions = request.app[DEPS].sessions
+    opened = request.app[SIGNER].open(SESSION_PURPOSE, cookie, sessions.ttl)
+    session_id = opened.data.get("sid") if opened is not None else None
+    if opened is None or not isinstance(session_id, str):
+        return None, False
+    return session_id, opened.expired
+
+
+async def _session(request: web.Request, cookie: str) -> WebSession:
+    deps = request.app[DEPS]
+    session_id, expired = session_id_of(request, cookie)
+    session = await deps.sessions.session(session_id) if session_id is not None and not expired else None
+    if expired or (session is not None and session.expired(deps.clock.now())):
+        raise Unauthorized("Your session has expired; please log in again.")
+    if session is None:
+        raise Unauthorized("This session is not valid (it was logged out, or the cookie is not ours); please log in.")
+    return session
 
 
 @web.middleware

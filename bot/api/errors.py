@@ -79,6 +79,16 @@ class OAuthDenied(RallypointError):
         super().__init__(message)
 
 
+class OAuthCodeRejected(RallypointError):
+    code = "oauth_code_rejected"
+    http_status = 400
+
+    def __init__(
+        self, message: str = "Discord did not accept this login (the link was used or is old); log in again."
+    ) -> None:
+        super().__init__(message)
+
+
 class OAuthFailed(RallypointError):
     code = "oauth_failed"
     http_status = 502

@@ -186,7 +186,9 @@ async def raw_exchange(port: int, request: bytes, *, host: str = "127.0.0.1") ->
     return RawAnswer(int(status_line.split()[1]), headers, body)
 
 
-def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "") -> Settings:
+def make_settings(
+    *, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "", trusted_proxies: list[str] | None = None
+) -> Settings:
     discord = DiscordSettings()
     if oauth is not None:
         discord = DiscordSettings(
@@ -198,7 +200,9 @@ def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = 
     digest = hashlib.sha256(HASHED_TOKEN.encode()).hexdigest()
     return Settings(
         discord=discord,
-        api=ApiSettings(service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")]),
+        api=ApiSettings(
+            service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")], trusted_proxies=trusted_proxies or []
+        ),
         security=SecuritySettings(session_secret=SecretStr(SESSION_SECRET)),
     )
 
@@ -210,6 +214,8 @@ async def api_client(
     channels: frozenset[Channel] = frozenset(Channel),
     oauth: FakeDiscordOAuth | None = None,
     start: datetime | None = None,
+    redirect_uri: str = "",
+    trusted_proxies: list[str] | None = None,
 ) -> AsyncIterator[Api]:
     """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
 
@@ -219,11 +225,12 @@ async def api_client(
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
-    settings = make_settings(oauth=oauth)
+    settings = make_settings(oauth=oauth, redirect_uri=redirect_uri, trusted_proxies=trusted_proxies)
     deps = ApiDeps(
         promote=h.engine.promote,
         players=h.engine.players,
         linking=h.engine.linking,
+        sessions=h.engine.web_sessions,
         membership=membership,
         clock=h.clock,
         oauth=OAuthConfig.from_settings(settings),

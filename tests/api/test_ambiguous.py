@@ -64,6 +64,17 @@ async def test_the_caller_named_twice_is_400(api: Api, twice: str, other_user: s
 
 
 @pytest.mark.parametrize(
+    "cookies", [[b"rp_session=a.b; rp_session=c.d"], [b"rp_session=a.b", b"other=1; rp_session=c.d"]]
+)
+async def test_the_session_cookie_given_twice_is_400(api: Api, cookies: list[bytes]) -> None:
+    headers = [(b"Cookie", c) for c in cookies] + [(b"X-Requested-With", b"XMLHttpRequest")]
+    request = raw_request("GET", "/api/availability/access", headers)
+    answer = await raw_exchange(api.client.server.port, request)  # type: ignore[arg-type]
+    assert (answer.status, answer.json()["error"]["code"]) == (400, "ambiguous_request")
+    assert "rp_session" in answer.json()["error"]["message"]
+
+
+@pytest.mark.parametrize(
     ("path", "body"),
     [
         (CREATE, b'{"dry_run": false, "dry_run": true}'),
