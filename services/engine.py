@@ -100,7 +100,7 @@ def build_engine(
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
         telegram_bot_username=telegram_bot_username if Channel.TELEGRAM in senders else None,
-        signal=senders.get(Channel.SIGNAL),
+        signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD),
     )
     return Engine(
         db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,

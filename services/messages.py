@@ -90,3 +90,12 @@ def _name_list(names: Sequence[str], room: int) -> str:
         shown.append(name)
         used += len(piece)
     return ", ".join(shown)
+
+
+def moved_away_text(channel: Channel, new_owner: str) -> str:
+    """The Discord DM to a player whose Telegram chat or Signal number was just linked to someone else."""
+    what = "Telegram chat" if channel is Channel.TELEGRAM else "Signal number"
+    return (
+        f"Your {what} was just linked to the Discord account {new_owner} and no longer gets your Rallypoint "
+        f"promotions. If that was not you, link it again with /notify link {channel.value}."
+    )

@@ -343,6 +343,23 @@ class TelegramLinkToken:
 
 
 @dataclass(frozen=True, slots=True)
+class TelegramLinked:
+    """A chat now gets `player`'s promotions; `previous` had it until now (None: nobody)."""
+
+    player: Player
+    previous: Player | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramMoveAsked:
+    """The chat is linked to `current`: moving it to `player` waits for the chat's own answer."""
+
+    player: Player
+    current: Player
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class SignalVerification:
     id: int
     player_id: int

@@ -110,6 +110,45 @@ class LinkRequestStore:
             )
         return int(row["player_id"]) if row is not None else None
 
+    async def open_telegram_token(self, token_hash: str, now: datetime) -> TelegramLinkToken | None:
+        """The token if it can still be used (unused, unexpired); it stays unused."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT * FROM telegram_link_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+                (token_hash, to_db_time(now)),
+            )
+        return _token(row) if row is not None else None
+
+    async def ask_telegram_confirmation(self, token_id: int, chat_hash: str, now: datetime) -> bool:
+        """Hold an open token for the chat (its keyed hash) asked to confirm; False if no longer open."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE telegram_link_tokens SET confirm_chat_hash = :chat
+                WHERE id = :id AND used_at IS NULL AND expires_at > :now
+                """,
+                {"chat": chat_hash, "id": token_id, "now": to_db_time(now)},
+            )
+        return changed > 0
+
+    async def use_confirmed_telegram_token(
+        self, token_id: int, chat_hashes: Sequence[str], now: datetime
+    ) -> int | None:
+        """Spend a token the chat (any of its hashes) was asked about; its player, or None if not open."""
+        if not chat_hashes:
+            return None
+        marks = ",".join("?" * len(chat_hashes))
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                f"""
+                UPDATE telegram_link_tokens SET used_at = ?
+                WHERE id = ? AND confirm_chat_hash IN ({marks}) AND used_at IS NULL AND expires_at > ?
+                RETURNING player_id
+                """,  # noqa: S608 - placeholders only
+                (to_db_time(now), token_id, *chat_hashes, to_db_time(now)),
+            )
+        return int(row["player_id"]) if row is not None else None
+
     async def telegram_token(self, token_hash: str) -> TelegramLinkToken | None:
         async with self.db.read() as tx:
             row = await tx.fetchone("SELECT * FROM telegram_link_tokens WHERE token_hash = ?", (token_hash,))

@@ -17,7 +17,7 @@ from services.contacts import ContactCipher
 from services.delivery.base import OutgoingMessage, SendResult
 from services.errors import InvalidInput, NotLinked, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel, Throttle
+from services.models import Channel, TelegramLinked, TelegramMoveAsked, Throttle
 from tests.emulators import bounded
 from tests.support import TEST_KEY, Harness, local, make_harness
 
@@ -79,6 +79,7 @@ def make_linking(
         clock=h.clock,
         telegram_bot_username=username,
         signal=signal,
+        discord=h.discord,
         **tuning,
     )
 
@@ -106,8 +107,10 @@ async def test_telegram_link_round_trip(h: Harness, linking: LinkingService) -> 
     assert len(stored) == 1 and token not in repr(stored)
     assert hashlib.sha256(token.encode()).hexdigest() in stored[0]
 
-    player = await linking.complete_telegram_link(token, CHAT)
-    assert player is not None and player.discord_user_id == ANA
+    linked = await linking.complete_telegram_link(token, CHAT)
+    assert isinstance(linked, TelegramLinked) and linked.previous is None
+    player = linked.player
+    assert player.discord_user_id == ANA
     [link] = await h.engine.link_store.links(player.id)
     assert link.channel is Channel.TELEGRAM and h.cipher.decrypt(link.address_encrypted) == str(CHAT)
     assert str(CHAT) not in link.address_encrypted
@@ -146,25 +149,78 @@ async def test_unknown_or_malformed_tokens_link_nothing(
 @bounded
 async def test_telegram_stop_unlinks_the_chat(h: Harness, linking: LinkingService) -> None:
     token, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
-    player = await linking.complete_telegram_link(token, CHAT)
-    assert player is not None
+    linked = await linking.complete_telegram_link(token, CHAT)
+    assert isinstance(linked, TelegramLinked)
     assert await linking.unlink_telegram_chat(CHAT) is True
-    assert await h.engine.link_store.links(player.id) == []
+    assert await h.engine.link_store.links(linked.player.id) == []
     assert await linking.unlink_telegram_chat(CHAT) is False
 
 
+async def telegram_owner(h: Harness, chat_id: int = CHAT) -> int | None:
+    return await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(chat_id)))
+
+
 @bounded
-async def test_a_chat_linked_again_moves_to_the_new_player(h: Harness, linking: LinkingService) -> None:
+async def test_a_chat_linked_to_someone_else_is_asked_before_it_moves(h: Harness, linking: LinkingService) -> None:
+    ana_token, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    mallory_token, _, _ = await linking.request_telegram_link(h.actor(ANA + 1, "Mallory"))
+    ana = await linking.complete_telegram_link(ana_token, CHAT)
+    assert isinstance(ana, TelegramLinked)
+
+    # Mallory's deep link, opened in Ana's chat: nothing moves yet, and the question names both.
+    asked = await linking.complete_telegram_link(mallory_token, CHAT)
+    assert isinstance(asked, TelegramMoveAsked)
+    assert (asked.current.display_name, asked.player.display_name) == ("Ana", "Mallory")
+    assert await telegram_owner(h) == ana.player.id
+    assert h.discord.sent == []
+
+    # Another chat cannot answer for this one; "keep" spends Mallory's token and changes nothing.
+    assert await linking.move_telegram_chat(asked.token_id, CHAT + 1) is None
+    assert await linking.keep_telegram_chat(asked.token_id, CHAT) is True
+    assert await telegram_owner(h) == ana.player.id
+    assert await linking.move_telegram_chat(asked.token_id, CHAT) is None  # answered already
+    assert await linking.complete_telegram_link(mallory_token, CHAT) is None  # spent
+    assert h.discord.sent == []
+
+
+@bounded
+async def test_a_chat_that_says_move_moves_and_the_previous_owner_is_told(
+    h: Harness, linking: LinkingService
+) -> None:
     first, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
     second, _, _ = await linking.request_telegram_link(h.actor(ANA + 1, "Bor"))
     ana = await linking.complete_telegram_link(first, CHAT)
-    bor = await linking.complete_telegram_link(second, CHAT)
-    assert ana is not None and bor is not None
-    assert await h.engine.link_store.links(ana.id) == []
-    assert (
-        await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(CHAT)))
-        == bor.id
-    )
+    asked = await linking.complete_telegram_link(second, CHAT)
+    assert isinstance(ana, TelegramLinked) and isinstance(asked, TelegramMoveAsked)
+    moved = await linking.move_telegram_chat(asked.token_id, CHAT)
+    assert moved is not None and moved.player.display_name == "Bor"
+    assert moved.previous is not None and moved.previous.id == ana.player.id
+    assert await h.engine.link_store.links(ana.player.id) == []
+    assert await telegram_owner(h) == moved.player.id
+    [notice] = h.discord.to(str(ANA))
+    assert "Telegram chat" in notice.text and "Bor" in notice.text and "/notify link telegram" in notice.text
+    assert str(CHAT) not in notice.text
+    assert await linking.move_telegram_chat(asked.token_id, CHAT) is None  # once
+
+
+@bounded
+async def test_an_unanswered_question_expires_with_the_token(h: Harness, linking: LinkingService) -> None:
+    first, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    second, _, expires_at = await linking.request_telegram_link(h.actor(ANA + 1, "Bor"))
+    ana = await linking.complete_telegram_link(first, CHAT)
+    asked = await linking.complete_telegram_link(second, CHAT)
+    assert isinstance(ana, TelegramLinked) and isinstance(asked, TelegramMoveAsked)
+    h.clock.set(expires_at)
+    assert await linking.move_telegram_chat(asked.token_id, CHAT) is None
+    assert await telegram_owner(h) == ana.player.id
+
+
+@bounded
+async def test_relinking_your_own_chat_needs_no_question(h: Harness, linking: LinkingService) -> None:
+    first, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    again, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    assert isinstance(await linking.complete_telegram_link(first, CHAT), TelegramLinked)
+    assert isinstance(await linking.complete_telegram_link(again, CHAT), TelegramLinked)
 
 
 @bounded
