@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -62,6 +62,7 @@ def build_engine(
     voice: VoiceProbe | None = None,
     cipher: ContactCipher | None = None,
     telegram_bot_username: str | None = None,
+    community_name: Callable[[], str | None] = lambda: None,
     send_concurrency: int = 16,
     owner: str | None = None,
     rng: random.Random | None = None,
@@ -70,7 +71,8 @@ def build_engine(
     """Build every store and service; the channels a campaign may use are the senders' channels.
 
     `poster` posts the voice-check summary to a text channel (its addresses are channel ids);
-    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram).
+    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram);
+    `community_name` names the Discord server in Signal code messages.
     """
     if cipher is None and set(senders) - {Channel.DISCORD}:
         raise ValueError("Telegram and Signal need the contact encryption key: no address can be read without it")
@@ -100,7 +102,7 @@ def build_engine(
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
         telegram_bot_username=telegram_bot_username if Channel.TELEGRAM in senders else None,
-        signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD),
+        signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD), community_name=community_name,
     )
     return Engine(
         db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,

@@ -326,6 +326,24 @@ class Throttle:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalCodeLimits:
+    """How many Signal codes may be sent, counted three ways.
+
+    Per number (whoever asks) bounds what anyone can make a phone receive in a day; per player and
+    number, kept well below it, means one member cannot use up a number's allowance and so lock its
+    owner out; per player bounds one member's requests overall.
+    """
+
+    per_player: Throttle = field(default_factory=lambda: Throttle(limit=5, window=timedelta(hours=1)))
+    per_player_and_number: Throttle = field(default_factory=lambda: Throttle(limit=2, window=timedelta(days=1)))
+    per_number: Throttle = field(default_factory=lambda: Throttle(limit=6, window=timedelta(days=1)))
+
+    @property
+    def longest_window(self) -> timedelta:
+        return max(self.per_player.window, self.per_player_and_number.window, self.per_number.window)
+
+
+@dataclass(frozen=True, slots=True)
 class Throttled:
     """A request refused by the throttle; another is accepted from `retry_at` on."""
 
