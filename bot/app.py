@@ -61,6 +61,7 @@ def promotion_config(settings: Settings) -> PromotionConfig:
         voice_check_delay=timedelta(seconds=p.voice_check_delay_seconds),
         global_cooldown=p.global_cooldown,
         max_attempts=p.max_attempts,
+        dry_run_daily_limit=p.dry_run_daily_limit,
     )
 
 

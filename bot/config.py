@@ -89,6 +89,7 @@ class PromotionSettings(_Section):
     voice_check_delay_seconds: int = Field(30, ge=0, le=3600)
     global_cooldown: bool = False
     dry_run_default: bool = False
+    dry_run_daily_limit: int = Field(5, ge=0, le=100)
     max_attempts: int = Field(5, ge=1, le=100)
     job_lease_seconds: int = Field(60, ge=5, le=3600)
     # Overdue policy: a message job that is due more than this many minutes ago when it is first

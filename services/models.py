@@ -86,6 +86,7 @@ class CampaignLimit(enum.StrEnum):
 
     PER_PROMOTER = "per_promoter"  # one campaign per promoter per day
     GLOBAL = "global"  # promotion.global_cooldown: one campaign per day for everyone
+    DRY_RUNS = "dry_runs"  # promotion.dry_run_daily_limit dry runs per promoter per day
 
 
 class PermissionTier(enum.StrEnum):

@@ -87,7 +87,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", f"{_PROMOTIONS}/campaigns", "createCampaign",
         "Snapshot the recipients and schedule tonight's campaign (promoters).", h.create_campaign,
         (m.CampaignCreatedResponse,), status=201, body=m.CreateCampaignRequest, body_required=False,
-        errors=(403, 409, 422),
+        errors=(403, 409, 422, 429),
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
