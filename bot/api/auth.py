@@ -2,11 +2,12 @@
 
 - `Authorization: Bearer <token>` is compared in constant time with every configured service token
   (`sha256:<hex>` entries hold only the digest) and needs `X-Discord-User-Id` naming the user.
-- A session cookie (set by the Discord login in `bot/api/oauth.py`) names the user itself; for a
-  state-changing request it also needs `X-Requested-With: XMLHttpRequest`, which a cross-site form
-  cannot send.
+- A session cookie (set by the Discord login in `bot/api/oauth.py`) names a session kept in the
+  database, which names the user; for a state-changing request it also needs
+  `X-Requested-With: XMLHttpRequest`, which a cross-site form cannot send.
 
-Either way the guild membership comes from the `MembershipResolver`, never from the client.
+Either way the guild membership comes from the `MembershipResolver`, never from the client. A
+request that names its caller twice is refused (400), never resolved by "first one wins".
 """
 
 from __future__ import annotations
