@@ -82,6 +82,7 @@ def promotion_config(settings: Settings) -> PromotionConfig:
         voice_check_delay=timedelta(seconds=p.voice_check_delay_seconds),
         global_cooldown=p.global_cooldown,
         max_attempts=p.max_attempts,
+        dry_run_daily_limit=p.dry_run_daily_limit,
     )
 
 
@@ -115,6 +116,7 @@ def engine_for(
     poster: Sender | None = None,
     voice: VoiceProbe | None = None,
     telegram_bot_username: str | None = None,
+    community_name: Callable[[], str | None] = lambda: None,
     metrics: Metrics | None = None,
 ) -> Engine:
     """The engine for these settings over `db`, sending through `senders` (the app, rotate-keys, benchmarks)."""
@@ -129,6 +131,7 @@ def engine_for(
         voice=voice,
         cipher=contact_cipher(settings),
         telegram_bot_username=telegram_bot_username,
+        community_name=community_name,
         send_concurrency=settings.promotion.send_concurrency,
         metrics=metrics,
     )
@@ -221,6 +224,7 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             telegram_bot_username=(
                 deep_link_username(settings.telegram.bot_username, telegram_bot) if telegram_bot else None
             ),
+            community_name=functools.partial(_guild_name, bot, settings.discord.guild_id),
             metrics=metrics,
         )
         for cog in (
@@ -239,6 +243,12 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             yield Running(settings, clock, metrics, db, bot, engine, side, api, gateway)
         finally:
             log.info("shutting down")
+
+
+def _guild_name(bot: RallypointBot, guild_id: int) -> str | None:
+    """The community's server name as the gateway knows it (None before the guild arrives)."""
+    guild = bot.get_guild(guild_id)
+    return guild.name if guild is not None else None
 
 
 async def _telegram_bot(stack: contextlib.AsyncExitStack, settings: Settings, clock: Clock) -> telegram.Bot | None:
@@ -293,6 +303,7 @@ async def _api(
         promote=engine.promote,
         players=engine.players,
         linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=membership,
         clock=clock,
         readiness=readiness,

@@ -56,11 +56,12 @@ def warnings(settings: Settings, facts: DatabaseFacts) -> list[str]:
                 f"{count} player(s) prefer {channel.capitalize()}, which is not configured here: "
                 "they are reached on their next channel"
             )
-    oauth = (d.oauth_client_id, d.oauth_client_secret.get_secret_value(), d.oauth_redirect_uri)
-    if any(oauth) and not (all(oauth) and security.session_secret.get_secret_value()):
+    # With all three set the login is on (and a weak session secret stops the start when loading).
+    if any((d.oauth_client_id, d.oauth_client_secret.get_secret_value(), d.oauth_redirect_uri)) and not (
+        d.login_configured
+    ):
         found.append(
-            "the website login needs discord.oauth_client_id, oauth_client_secret, oauth_redirect_uri and "
-            "security.session_secret: it is off"
+            "the website login needs discord.oauth_client_id, oauth_client_secret and oauth_redirect_uri: it is off"
         )
     api = settings.api
     if api.enabled and api.metrics and not api.service_tokens:

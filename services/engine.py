@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -18,6 +18,7 @@ from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
+from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
 from storage.jobs import JobStore
@@ -25,6 +26,7 @@ from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
+from storage.web_sessions import WebSessionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +40,11 @@ class Engine:
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
+    web_session_store: WebSessionStore
     players: PlayerService
     promote: PromoteService
     linking: LinkingService
+    web_sessions: WebSessionService
     dispatcher: Dispatcher
     senders: Mapping[Channel, Sender]
     clock: Clock
@@ -60,6 +64,7 @@ def build_engine(
     voice: VoiceProbe | None = None,
     cipher: ContactCipher | None = None,
     telegram_bot_username: str | None = None,
+    community_name: Callable[[], str | None] = lambda: None,
     send_concurrency: int = 16,
     metrics: Metrics | None = None,
     owner: str | None = None,
@@ -70,7 +75,8 @@ def build_engine(
 
     `poster` posts the voice-check summary to a text channel (its addresses are channel ids);
     `telegram_bot_username` is what Telegram deep links open (needed to link Telegram);
-    `metrics` is the process's (a fresh one when the caller does not expose any).
+    `community_name` names the Discord server in Signal code messages; `metrics` is the process's (a
+    fresh one when the caller does not expose any).
     """
     metrics = metrics or Metrics()
     if cipher is None and set(senders) - {Channel.DISCORD}:
@@ -82,6 +88,7 @@ def build_engine(
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
+    web_session_store = WebSessionStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
         concurrency=send_concurrency, metrics=metrics, rng=rng, flush_interval=flush_interval,
@@ -101,11 +108,12 @@ def build_engine(
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
         telegram_bot_username=telegram_bot_username if Channel.TELEGRAM in senders else None,
-        signal=senders.get(Channel.SIGNAL),
+        signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD), community_name=community_name,
     )
     return Engine(
         db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, players=players,
-        promote=promote, linking=linking, dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
-        metrics=metrics,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store,
+        web_session_store=web_session_store, players=players, promote=promote, linking=linking,
+        web_sessions=WebSessionService(store=web_session_store, clock=clock), dispatcher=dispatcher,
+        senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )
