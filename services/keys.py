@@ -39,6 +39,11 @@ def _own_if_dry(key: str, dry_run_campaign_id: int | None) -> str:
     return key if dry_run_campaign_id is None else f"DRYRUN:{dry_run_campaign_id}:{key}"
 
 
+def job_failed_key(job_id: int) -> str:
+    """The DM telling a campaign's initiator that a job failed: one per job, whichever process sends it."""
+    return f"ALERT:JOB-FAILED:{job_id}"
+
+
 def message_nonce(campaign_id: int, key: str, player_id: int) -> str:
     """A deterministic nonce of at most 25 characters for (campaign, key, player)."""
     digest = hashlib.blake2b(f"{campaign_id}|{key}|{player_id}".encode(), digest_size=12).hexdigest()

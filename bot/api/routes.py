@@ -31,13 +31,17 @@ class Operation:
     path_params: type[BaseModel] | None = None
     route: str | None = None  # aiohttp's spelling of `path`, when it needs a pattern
     public: bool = False
+    service_only: bool = False  # a service token alone, no acting user (GET /metrics)
     errors: tuple[int, ...] = ()  # documented error statuses besides 400 / 401
+    also: tuple[int, ...] = ()  # other statuses that answer with the success body (503 not ready)
+    media_type: str = "application/json"  # of the success body
 
     @property
     def route_path(self) -> str:
         return self.route or self.path
 
 
+METRICS_PATH = "/metrics"
 _AVAILABILITY = "/api/availability"
 _PROMOTIONS = f"{_AVAILABILITY}/promotions"
 
@@ -45,6 +49,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET", "/healthz", "healthz", "Liveness check (no authentication).", h.healthz,
         (m.HealthResponse,), public=True,
+    ),
+    Operation(
+        "GET", "/readyz", "readyz",
+        "Readiness: 200 when the gateway is connected with the guild available, the database answers and the "
+        "scheduler keeps time; else 503 naming what is wrong (no authentication).",
+        h.readyz, (m.ReadyResponse,), public=True, also=(503,),
+    ),
+    Operation(
+        "GET", METRICS_PATH, "metrics",
+        "Prometheus metrics in the text format (a service token, no acting user; off when api.metrics is false).",
+        h.metrics, (), service_only=True, media_type="text/plain",
     ),
     Operation(
         "GET", f"{_AVAILABILITY}/access", "getAccess",
@@ -87,7 +102,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", f"{_PROMOTIONS}/campaigns", "createCampaign",
         "Snapshot the recipients and schedule tonight's campaign (promoters).", h.create_campaign,
         (m.CampaignCreatedResponse,), status=201, body=m.CreateCampaignRequest, body_required=False,
-        errors=(403, 409, 422),
+        errors=(403, 409, 422, 429),
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
@@ -130,5 +145,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 
 
 def setup_routes(app: web.Application, operations: tuple[Operation, ...] = OPERATIONS) -> None:
+    """Route every operation; a GET also answers HEAD (the same status and headers, no body)."""
     for op in operations:
-        app.router.add_route(op.method, op.route_path, _endpoint(op), name=None)
+        if op.method == "GET":
+            app.router.add_get(op.route_path, _endpoint(op), allow_head=True)
+        else:
+            app.router.add_route(op.method, op.route_path, _endpoint(op))
