@@ -86,11 +86,13 @@ def build_engine(
         senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, owner=owner, rng=rng,
     )
     players = PlayerService(
-        player_store=player_store, link_store=link_store, zone=promotion.zone, clock=clock, cipher=cipher
+        player_store=player_store, link_store=link_store, zone=promotion.zone, clock=clock, changes=db.changes,
+        cipher=cipher,
     )
     promote = PromoteService(
         players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
-        policy=policy, channels=frozenset(senders), clock=clock, on_jobs_created=dispatcher.wake,
+        policy=policy, channels=frozenset(senders), clock=clock, changes=db.changes,
+        on_jobs_created=dispatcher.wake,
     )
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
-from services.errors import InvalidInput, NotLinked
+from services.errors import DateOutOfRange, InvalidInput, NotLinked
 from services.models import (
     UNSET,
     Actor,
@@ -26,7 +26,8 @@ from services.models import (
     Unset,
 )
 from services.phone import mask_number
-from services.schedule import campaign_date, validate_timezone
+from services.schedule import campaign_date, local_datetime, validate_timezone
+from storage.changes import Changes, Memo
 from storage.links import LinkStore
 from storage.players import PlayerStore
 
@@ -45,6 +46,7 @@ class PlayerService:
         link_store: LinkStore,
         zone: ZoneInfo,
         clock: Clock,
+        changes: Changes,
         cipher: ContactCipher | None = None,
     ) -> None:
         self.player_store = player_store
@@ -52,10 +54,16 @@ class PlayerService:
         self.zone = zone
         self.clock = clock
         self.cipher = cipher
+        # A page polling the API asks for the same profile over and over: read it once per change.
+        self._profiles: Memo[int, Player | None] = Memo(changes)
 
     def today(self) -> date:
         """Today in the promotion timezone (rule 3)."""
         return campaign_date(self.clock.now(), self.zone)
+
+    def next_day(self) -> datetime:
+        """When `today()` turns over: the next midnight in the promotion timezone."""
+        return local_datetime(self.today() + timedelta(days=1), time(0), self.zone)
 
     async def player_for(self, actor: Actor) -> Player:
         """The actor's player profile, created on first use; non-members never get one."""
@@ -63,7 +71,9 @@ class PlayerService:
             raise NotLinked()
         name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
         # Most calls are reads by a known player: only a new player or a new name costs a write.
-        existing = await self.player_store.by_discord_id(actor.discord_user_id)
+        existing = await self._profiles.get_or_load(
+            actor.discord_user_id, lambda: self.player_store.by_discord_id(actor.discord_user_id)
+        )
         if existing is not None and existing.display_name == name:
             return existing
         return await self.player_store.upsert(actor.discord_user_id, name, self.clock.now())
@@ -76,7 +86,7 @@ class PlayerService:
         if day is None:
             return today
         if not today - timedelta(days=PAST_DAYS) <= day <= today + timedelta(days=FUTURE_DAYS):
-            raise InvalidInput(
+            raise DateOutOfRange(
                 f"date must be between {today - timedelta(days=PAST_DAYS)} and "
                 f"{today + timedelta(days=FUTURE_DAYS)}"
             )

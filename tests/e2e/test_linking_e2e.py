@@ -30,7 +30,7 @@ from bot.telegram_side import (
 from services.contacts import ContactCipher
 from services.delivery.signal import SignalClient, SignalSender
 from services.delivery.telegram import TelegramSender, build_telegram_bot
-from services.errors import InvalidInput, TooManyRequests, Unavailable
+from services.errors import CodeLocked, CodeRefused, InvalidInput, NoCodePending, TooManyRequests, Unavailable
 from services.linking import LinkingService
 from services.models import Actor, Channel, Preferences, PreferredChannel
 from tests.emulators import bounded
@@ -208,9 +208,9 @@ async def test_wrong_codes_lock_until_a_new_code(rig: Rig) -> None:
     right = rig.last_code()
     wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
     for _ in range(5):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(CodeRefused):
             await rig.linking.confirm_signal_link(rig.actor(), wrong)
-    with pytest.raises(InvalidInput, match="too many wrong codes; request a new code"):
+    with pytest.raises(CodeLocked, match="Too many wrong codes; request a new code"):
         await rig.linking.confirm_signal_link(rig.actor(), right)
     assert await rig.h.engine.link_store.all_links() == []
     await rig.link_signal()
@@ -231,7 +231,7 @@ async def test_unregistered_number_leaves_no_usable_code(rig: Rig) -> None:
     with pytest.raises(Unavailable, match="could not send a code to that number"):
         await rig.linking.request_signal_link(rig.actor(), NUMBER)
     assert rig.signal.requests_total == 1 and rig.signal.messages_to(NUMBER) == []
-    with pytest.raises(InvalidInput, match="No code is waiting"):
+    with pytest.raises(NoCodePending, match="No code is waiting"):
         await rig.linking.confirm_signal_link(rig.actor(), "123456")
 
 
