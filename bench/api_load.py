@@ -121,6 +121,7 @@ async def serve(db_path: Path, conn: Connection) -> None:
         linking=engine.linking,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
+        changes=db.changes,
     )
     api = await start_api(create_app(deps, settings), "127.0.0.1", 0)
     baseline = await start_api(baseline_app(), "127.0.0.1", 0)

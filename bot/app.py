@@ -226,6 +226,7 @@ async def _api(
         linking=engine.linking,
         membership=membership,
         clock=clock,
+        changes=engine.db.changes,
         oauth=OAuthConfig.from_settings(settings),
     )
     runner = await start_api(create_app(deps, settings), settings.api.host, settings.api.port)

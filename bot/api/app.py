@@ -8,8 +8,10 @@ import logging
 from aiohttp import web
 
 from bot.api.auth import auth_middleware
+from bot.api.conditional import ANSWERS, AnswerCache
 from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
 from bot.api.errors import MAX_BODY_BYTES, error_middleware
+from bot.api.events import STREAMS, Streams
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
 from bot.api.openapi import build_openapi
 from bot.api.routes import OPERATIONS, setup_routes
@@ -18,11 +20,16 @@ from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
+
 def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
     """Build the API: routes, auth and error middlewares, the login flow when configured, the document."""
     app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
     app[SETTINGS] = settings
+    app[ANSWERS] = AnswerCache(deps.changes, deps.players.today)
+    app[STREAMS] = Streams(deps.changes, deps.clock, deps.streams)
+    # Before aiohttp waits for the handlers in flight: the event streams end instead of holding it up.
+    app.on_shutdown.append(app[STREAMS].close_all)
     setup_routes(app, OPERATIONS)
     public = {op.path for op in OPERATIONS if op.public}
     if deps.oauth is not None:

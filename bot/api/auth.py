@@ -25,6 +25,8 @@ from services.errors import InvalidInput
 SESSION_COOKIE: Final = "rp_session"
 SESSION_PURPOSE: Final = "session"
 USER_HEADER: Final = "X-Discord-User-Id"
+CSRF_HEADER: Final = "X-Requested-With"
+CSRF_VALUE: Final = "XMLHttpRequest"
 SAFE_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
 _SNOWFLAKE = re.compile(r"[0-9]{1,20}")
 
@@ -62,7 +64,7 @@ async def _authenticate(request: web.Request) -> None:
         session = request.app[SIGNER].verify(SESSION_PURPOSE, cookie)
         if session is None:
             raise Unauthorized("Your session has expired; please log in again.")
-        if request.method not in SAFE_METHODS and request.headers.get("X-Requested-With") != "XMLHttpRequest":
+        if request.method not in SAFE_METHODS and request.headers.get(CSRF_HEADER) != CSRF_VALUE:
             raise CsrfRejected()
         request[AUTH_KIND] = "session"
         request[ACTOR] = await deps.membership.resolve(parse_snowflake(str(session.get("uid")), "session"))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import metadata
 from typing import Final
@@ -12,6 +12,7 @@ import yarl
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.api.events import StreamLimits
 from bot.api.membership import MembershipResolver
 from bot.api.sessions import CookieSigner
 from bot.config import Settings
@@ -20,6 +21,7 @@ from services.linking import LinkingService
 from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
+from storage.changes import Changes
 
 DISCORD_API_BASE: Final = "https://discord.com/api/v10"
 DISCORD_AUTHORIZE_URL: Final = "https://discord.com/oauth2/authorize"
@@ -77,7 +79,9 @@ class ApiDeps:
     linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up
     membership: MembershipResolver
     clock: Clock
+    changes: Changes  # the database's change version: cached answers and event streams follow it
     oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored
+    streams: StreamLimits = field(default_factory=StreamLimits)
 
 
 def package_version() -> str:

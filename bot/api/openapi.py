@@ -1,19 +1,26 @@
-"""The OpenAPI 3.1 document, generated from the operation table and its pydantic models."""
+"""The OpenAPI 3.1 document, generated from the operation table and its pydantic models.
+
+The committed copy, docs/openapi.json, is regenerated with `make openapi`; a test fails when it
+differs from the document the server serves.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 from http import HTTPStatus
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
 from pydantic.json_schema import JsonSchemaMode, models_json_schema
 
-from bot.api.auth import SESSION_COOKIE, USER_HEADER
+from bot.api.auth import CSRF_HEADER, CSRF_VALUE, SESSION_COOKIE, USER_HEADER
+from bot.api.errors import ErrorDoc
 from bot.api.models import ErrorResponse
 from bot.api.routes import OPERATIONS, Operation
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
-_SECURITY: list[dict[str, list[str]]] = [{"serviceToken": []}, {"session": []}]
 
 
 def _json(schema: dict[str, Any]) -> dict[str, Any]:
@@ -50,6 +57,69 @@ def _parameters(
     ]
 
 
+def _security(op: Operation) -> list[dict[str, list[str]]]:
+    """A service token with the acting user, or a session (plus the CSRF header when it changes state)."""
+    if op.public:
+        return []
+    session: dict[str, list[str]] = {"session": []}
+    if op.changes_state:
+        session["xhr"] = []
+    return [{"serviceToken": [], "actingUser": []}, session]
+
+
+def _errors(op: Operation, error_ref: dict[str, Any]) -> dict[str, Any]:
+    """One response per error status: the codes it carries (as an enum) and an example of each."""
+    by_status: dict[int, list[ErrorDoc]] = {}
+    for doc in op.documented_errors():
+        by_status.setdefault(doc.status, []).append(doc)
+    responses: dict[str, Any] = {}
+    for status in sorted(by_status):
+        docs = by_status[status]
+        schema = {
+            "allOf": [
+                error_ref,
+                {"properties": {"error": {"properties": {"code": {"enum": [d.code for d in docs]}}}}},
+            ]
+        }
+        examples = {
+            d.code: {"value": {"error": {"code": d.code, "message": d.example}}} for d in docs
+        }
+        response: dict[str, Any] = {
+            "description": HTTPStatus(status).phrase,
+            "content": {"application/json": {"schema": schema, "examples": examples}},
+        }
+        if status in _ERROR_HEADERS:
+            response["headers"] = _ERROR_HEADERS[status]
+        responses[str(status)] = response
+    return responses
+
+
+def _required_header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+    return {"description": description, "required": True, "schema": schema}
+
+
+_RETRY_AFTER = _required_header("Seconds to wait before trying again.", {"type": "string", "pattern": "^[0-9]+$"})
+_ERROR_HEADERS: dict[int, dict[str, Any]] = {
+    401: {"WWW-Authenticate": _required_header("The scheme to authenticate with.", {"type": "string"})},
+    429: {"Retry-After": _RETRY_AFTER},
+    503: {"Retry-After": _RETRY_AFTER},
+}
+_ETAG_HEADERS: dict[str, Any] = {
+    "ETag": _required_header(
+        "A tag of this answer; send it back in If-None-Match to be told (304) that nothing changed.",
+        {"type": "string", "pattern": '^"[0-9a-f]+"$'},
+    ),
+    "Cache-Control": _required_header("Always revalidate (If-None-Match).", {"type": "string"}),
+}
+_IF_NONE_MATCH: dict[str, Any] = {
+    "name": "If-None-Match",
+    "in": "header",
+    "required": False,
+    "description": "The ETag of an answer the caller has: 304 when it is still the answer.",
+    "schema": {"type": "string"},
+}
+
+
 def build_openapi(
     operations: tuple[Operation, ...] = OPERATIONS, *, version: str = "1"
 ) -> dict[str, Any]:
@@ -77,8 +147,10 @@ def build_openapi(
         operation: dict[str, Any] = {
             "operationId": op.operation_id,
             "summary": op.summary,
-            "security": [] if op.public else _SECURITY,
+            "security": _security(op),
         }
+        if op.description:
+            operation["description"] = op.description
         parameters: list[dict[str, Any]] = []
         if op.path_params is not None:
             parameters += _parameters("path", schemas, name_of(op.path_params))
@@ -86,14 +158,8 @@ def build_openapi(
         if op.query is not None:
             parameters += _parameters("query", schemas, name_of(op.query))
             parameter_models.add(name_of(op.query))
-        if not op.public:
-            parameters.append({
-                "name": USER_HEADER,
-                "in": "header",
-                "required": False,
-                "description": "The acting Discord user; required with a service token.",
-                "schema": {"type": "string", "pattern": "^[0-9]{1,20}$"},
-            })
+        if op.cached_for is not None:
+            parameters.append(_IF_NONE_MATCH)
         if parameters:
             operation["parameters"] = parameters
         if op.body is not None:
@@ -101,21 +167,22 @@ def build_openapi(
                 "required": op.body_required,
                 "content": _json(ref(op.body, "validation")),
             }
-        if op.responses:
+        if op.media_type != "application/json":
+            success = {op.media_type: {"schema": {"type": "string"}}}
+        elif op.responses:
             bodies = [ref(model, "serialization") for model in op.responses]
             success = _json(bodies[0] if len(bodies) == 1 else {"oneOf": bodies})
         else:
             success = _json({"type": "object"})
-        responses: dict[str, Any] = {
-            str(op.status): {"description": HTTPStatus(op.status).phrase, "content": success}
-        }
-        errors = set(op.errors)
-        if not op.public:
-            errors |= {400, 401}
-        if op.body is not None:
-            errors |= {400, 413}
-        for status in sorted(errors):
-            responses[str(status)] = {"description": HTTPStatus(status).phrase, "content": _json(error_ref)}
+        ok: dict[str, Any] = {"description": HTTPStatus(op.status).phrase, "content": success}
+        responses: dict[str, Any] = {str(op.status): ok}
+        if op.cached_for is not None:
+            ok["headers"] = _ETAG_HEADERS
+            responses["304"] = {
+                "description": "Not Modified: the If-None-Match tag is still the answer's.",
+                "headers": _ETAG_HEADERS,
+            }
+        responses.update(_errors(op, error_ref))
         operation["responses"] = responses
         paths.setdefault(op.path, {})[op.method.lower()] = operation
 
@@ -140,15 +207,46 @@ def build_openapi(
                 "serviceToken": {
                     "type": "http",
                     "scheme": "bearer",
-                    "description": f"A service token; the acting user goes in {USER_HEADER}.",
+                    "description": f"A service token of the website's backend; it acts for the user in {USER_HEADER}.",
+                },
+                "actingUser": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": USER_HEADER,
+                    "description": "The Discord user id (1 to 20 digits) a service token acts for.",
                 },
                 "session": {
                     "type": "apiKey",
                     "in": "cookie",
                     "name": SESSION_COOKIE,
-                    "description": "A browser session from /auth/login; POSTs need "
-                    "X-Requested-With: XMLHttpRequest.",
+                    "description": "A browser session from /auth/login.",
+                },
+                "xhr": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": CSRF_HEADER,
+                    "description": f"With a session, a request that changes something sends {CSRF_HEADER}: "
+                    f"{CSRF_VALUE} (a cross-site form cannot).",
                 },
             },
         },
     }
+
+
+def document_json(version: str) -> str:
+    """The document as committed in docs/openapi.json."""
+    return json.dumps(build_openapi(version=version), indent=2, ensure_ascii=False) + "\n"
+
+
+def main(argv: list[str]) -> int:
+    """`python -m bot.api.openapi docs/openapi.json`: write the document there (`make openapi`)."""
+    from bot.api.deps import package_version
+
+    if len(argv) != 1:
+        raise SystemExit("usage: python -m bot.api.openapi PATH")
+    Path(argv[0]).write_text(document_json(package_version()), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -150,9 +150,9 @@ async def test_signal_link_sends_a_code_to_the_normalised_number(api: Api) -> No
     confirm = "/api/availability/link-confirm"
     wrong = "000000" if code != "000000" else "111111"
     status, body = await api.post(confirm, json={"channel": "signal", "code": wrong})
-    assert status == 400
-    assert body["error"] == {"code": "invalid_input", "message": "Wrong code; 4 tries left."}
-    status, body = await api.post(confirm, json={"channel": "signal", "code": code})
+    assert status == 409
+    assert body["error"] == {"code": "wrong_code", "message": "Wrong code; 4 tries left."}
+    status, body = await api.post(confirm, json={"channel": "signal", "code": f"{code[:3]} {code[3:]}"})
     assert (status, body) == (200, {"linked": True})
     status, body = await api.get("/api/availability/promotion-preferences")
     assert body["links"]["signal"]["linked"] is True
@@ -189,9 +189,11 @@ async def test_wrong_codes_lock_the_code_even_against_the_right_one(api: Api) ->
     for _ in range(4):
         await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": wrong})
     status, body = await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": wrong})
-    assert (status, body["error"]["message"]) == (400, "Wrong code: too many wrong codes; request a new code")
+    assert (status, body["error"]) == (
+        409, {"code": "code_locked", "message": "Wrong code: too many wrong codes; request a new code."}
+    )
     status, body = await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": code})
-    assert (status, body["error"]["code"]) == (400, "invalid_input")
+    assert (status, body["error"]["code"]) == (409, "code_locked")
     status, body = await api.get("/api/availability/promotion-preferences")
     assert body["links"]["signal"]["linked"] is False
 
@@ -327,6 +329,7 @@ DOCUMENTED_OPERATIONS = {
     ("get", "/api/availability/promotions/preview"),
     ("post", "/api/availability/promotions/campaigns"),
     ("get", "/api/availability/promotions/campaign"),
+    ("get", "/api/availability/promotions/campaign/events"),
     ("post", "/api/availability/promotions/campaigns/{campaign_id}/cancel"),
     ("get", "/api/openapi.json"),
 }

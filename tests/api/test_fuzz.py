@@ -149,7 +149,10 @@ class FuzzEnv:
             method, drawn.path, params=drawn.query, data=drawn.body, headers=self.api.auth(drawn.actor)
         ) as response:
             status = response.status
-            payload = json.loads(await response.read())
+            raw = await response.read()
+            # An event stream (its own tests read it) answers text; everything else answers JSON.
+            streamed = status == 200 and response.content_type == "text/event-stream"
+            payload = {"stream": raw.decode()} if streamed else json.loads(raw)
         unchanged = await self.api.dump() == before
         return status, payload, unchanged
 
