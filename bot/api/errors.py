@@ -155,27 +155,31 @@ class ErrorDoc:
     status: int
     code: str
     example: str  # a message the server really sends with this code
+    name: str  # the example's name in the document (the code, unless two cases share one)
 
 
-def documented(error: type[RallypointError], example: str | None = None) -> ErrorDoc:
+def documented(error: type[RallypointError], example: str | None = None, *, name: str = "") -> ErrorDoc:
     """The error as documented; without `example`, the message it carries by default."""
-    return ErrorDoc(error.http_status, error.code, example if example is not None else error().message)  # type: ignore[call-arg]
+    message = example if example is not None else error().message  # type: ignore[call-arg]
+    return ErrorDoc(error.http_status, error.code, message, name or error.code)
 
 
 BAD_INPUT = documented(InvalidInput, "body.status: Input should be 'LOOKING', 'AVAILABLE', 'MAYBE' or 'NOT_PLAYING'")
 BAD_JSON = documented(InvalidJson, "The request body is not valid JSON: EOF while parsing a value at line 1 column 0.")
-TOO_LARGE = ErrorDoc(413, *_HTTP_ERRORS[413])
+TOO_LARGE = ErrorDoc(413, *_HTTP_ERRORS[413], name=_HTTP_ERRORS[413][0])
 UNAUTHORIZED = documented(Unauthorized)
 CSRF = documented(CsrfRejected)
 NOT_LINKED = documented(NotLinked)
 NOT_PROMOTER = documented(NotPromoter)
 # The guild membership of the caller is asked of Discord when the gateway cache does not know them.
-MEMBERSHIP_UNKNOWN = documented(Unavailable, "Discord could not be asked who you are; try again shortly.")
+MEMBERSHIP_UNKNOWN = documented(
+    Unavailable, "Discord could not be asked who you are; try again shortly.", name="discord_unreachable"
+)
 DATE_OUT_OF_RANGE = documented(DateOutOfRange, "date must be between 2026-11-23 and 2026-12-22")
 CAMPAIGN_EXISTS = documented(CampaignExists, "You have already promoted a session today.")
 NO_RECIPIENTS = documented(NoRecipients)
 CAMPAIGN_NOT_FOUND = documented(NotFound, "Campaign 7 is already over (followup_sent).")
-CHANNEL_UNAVAILABLE = documented(Unavailable, "Signal is not set up on this server.")
+CHANNEL_UNAVAILABLE = documented(Unavailable, "Signal is not set up on this server.", name="channel_unavailable")
 LINK_THROTTLED = documented(TooManyRequests, "Too many code requests; try again in 12 minutes.")
 NO_CODE_PENDING = documented(NoCodePending)
 CODE_EXPIRED = documented(CodeExpired)

@@ -169,7 +169,9 @@ class _Request(BaseModel):
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Answers carry exactly their fields (the document says `additionalProperties: false`), which also
+    # tells the two answers of link-token apart.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # -- requests --------------------------------------------------------------------------------

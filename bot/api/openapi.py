@@ -7,9 +7,7 @@ differs from the document the server serves.
 from __future__ import annotations
 
 import json
-import sys
 from http import HTTPStatus
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -18,7 +16,7 @@ from pydantic.json_schema import JsonSchemaMode, models_json_schema
 from bot.api.auth import CSRF_HEADER, CSRF_VALUE, SESSION_COOKIE, USER_HEADER
 from bot.api.errors import ErrorDoc
 from bot.api.models import ErrorResponse
-from bot.api.routes import OPERATIONS, Operation
+from bot.api.routes import OPERATIONS, Operation, StreamDoc
 
 _REF_TEMPLATE = "#/components/schemas/{model}"
 
@@ -75,15 +73,9 @@ def _errors(op: Operation, error_ref: dict[str, Any]) -> dict[str, Any]:
     responses: dict[str, Any] = {}
     for status in sorted(by_status):
         docs = by_status[status]
-        schema = {
-            "allOf": [
-                error_ref,
-                {"properties": {"error": {"properties": {"code": {"enum": [d.code for d in docs]}}}}},
-            ]
-        }
-        examples = {
-            d.code: {"value": {"error": {"code": d.code, "message": d.example}}} for d in docs
-        }
+        codes = list(dict.fromkeys(d.code for d in docs))
+        schema = {"allOf": [error_ref, {"properties": {"error": {"properties": {"code": {"enum": codes}}}}}]}
+        examples = {d.name: {"value": {"error": {"code": d.code, "message": d.example}}} for d in docs}
         response: dict[str, Any] = {
             "description": HTTPStatus(status).phrase,
             "content": {"application/json": {"schema": schema, "examples": examples}},
@@ -92,6 +84,24 @@ def _errors(op: Operation, error_ref: dict[str, Any]) -> dict[str, Any]:
             response["headers"] = _ERROR_HEADERS[status]
         responses[str(status)] = response
     return responses
+
+
+def _event_schema(stream: StreamDoc, data_ref: dict[str, Any]) -> dict[str, Any]:
+    """One server-sent event (OpenAPI 3.1 has `schema` describe each event of a stream)."""
+    return {
+        "type": "object",
+        "required": ["id", "event", "data"],
+        "properties": {
+            "id": {"type": "string"},
+            "event": {"const": stream.event},
+            "data": {
+                "type": "string",
+                "contentMediaType": "application/json",
+                "contentSchema": {"anyOf": [data_ref, {"type": "null"}]} if stream.nullable else data_ref,
+            },
+            "retry": {"type": "integer"},
+        },
+    }
 
 
 def _required_header(description: str, schema: dict[str, Any]) -> dict[str, Any]:
@@ -130,6 +140,8 @@ def build_openapi(
             if model is not None:
                 wanted.append((model, "validation"))
         wanted.extend((model, "serialization") for model in op.responses)
+        if op.stream is not None:
+            wanted.append((op.stream.data, "serialization"))
     keys = list(dict.fromkeys(wanted))
     refs, top = models_json_schema(keys, ref_template=_REF_TEMPLATE)
     schemas: dict[str, Any] = top.get("$defs", {})
@@ -167,8 +179,8 @@ def build_openapi(
                 "required": op.body_required,
                 "content": _json(ref(op.body, "validation")),
             }
-        if op.media_type != "application/json":
-            success = {op.media_type: {"schema": {"type": "string"}}}
+        if op.stream is not None:
+            success = {op.media_type: {"schema": _event_schema(op.stream, ref(op.stream.data, "serialization"))}}
         elif op.responses:
             bodies = [ref(model, "serialization") for model in op.responses]
             success = _json(bodies[0] if len(bodies) == 1 else {"oneOf": bodies})
@@ -236,17 +248,3 @@ def build_openapi(
 def document_json(version: str) -> str:
     """The document as committed in docs/openapi.json."""
     return json.dumps(build_openapi(version=version), indent=2, ensure_ascii=False) + "\n"
-
-
-def main(argv: list[str]) -> int:
-    """`python -m bot.api.openapi docs/openapi.json`: write the document there (`make openapi`)."""
-    from bot.api.deps import package_version
-
-    if len(argv) != 1:
-        raise SystemExit("usage: python -m bot.api.openapi PATH")
-    Path(argv[0]).write_text(document_json(package_version()), encoding="utf-8")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

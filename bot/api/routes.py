@@ -25,6 +25,15 @@ Guard = Callable[[web.Request], Awaitable[object]]
 
 
 @dataclass(frozen=True, slots=True)
+class StreamDoc:
+    """What an event stream sends: events named `event`, each carrying `data` as JSON (or null)."""
+
+    event: str
+    data: type[BaseModel]
+    nullable: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class Operation:
     method: str
     path: str  # as the OpenAPI document writes it
@@ -45,12 +54,16 @@ class Operation:
     # A read answered with an ETag from the cache of answers (bot/api/conditional.py): the guard lets
     # the caller in (or raises) without reading the database once it has seen them.
     cached_for: Guard | None = None
-    media_type: str = "application/json"
+    stream: StreamDoc | None = None  # server-sent events instead of one JSON answer
     description: str = ""
 
     @property
     def route_path(self) -> str:
         return self.route or self.path
+
+    @property
+    def media_type(self) -> str:
+        return "text/event-stream" if self.stream is not None else "application/json"
 
     @property
     def changes_state(self) -> bool:
@@ -131,7 +144,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET", f"{_PROMOTIONS}/campaign/events", "watchCampaign",
         "The campaign of a date as server-sent events: one `campaign` event now and on every change.",
         h.campaign_events, (), query=m.DateQuery, errors=(e.NOT_LINKED, e.TOO_MANY_STREAMS),
-        media_type="text/event-stream", description=EVENTS_DESCRIPTION,
+        stream=StreamDoc("campaign", m.CampaignView, nullable=True), description=EVENTS_DESCRIPTION,
     ),
     Operation(
         "POST", f"{_PROMOTIONS}/campaigns/{{campaign_id}}/cancel", "cancelCampaign",

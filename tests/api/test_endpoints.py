@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from bot.api.deps import package_version
+from bot.api.openapi import document_json
 from services.models import Channel, PlayerStatus, Preferences, PreferredChannel
 from tests.api.helpers import DAY, MEMBER_ID, Api, api_client
 from tests.support import PROMOTER_ID
@@ -342,6 +345,15 @@ def refs_in(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in refs_in(value)]
     return []
+
+
+async def test_the_committed_document_is_the_one_served(api: Api) -> None:
+    """docs/openapi.json follows the code: regenerate it with `make openapi`."""
+    committed = (Path(__file__).parents[2] / "docs" / "openapi.json").read_text(encoding="utf-8")
+    async with api.client.get("/api/openapi.json") as response:
+        served = await response.read()
+    assert json.loads(committed) == json.loads(served), "docs/openapi.json is stale: run `make openapi`"
+    assert committed == document_json(package_version())  # and written exactly as `make openapi` writes it
 
 
 async def test_the_document_describes_every_row_of_the_design_table(api: Api) -> None:
