@@ -115,6 +115,7 @@ async def stream_answers(
         response.content_type = MEDIA_TYPE
         await response.prepare(request)
         started = last_news = clock.now()
+        next_beat = started + limits.heartbeat
         sent = request.headers.get("Last-Event-ID")
         try:
             await response.write(f"retry: {int(limits.retry.total_seconds() * 1000)}\n\n".encode())
@@ -124,14 +125,14 @@ async def stream_answers(
                 now = clock.now()
                 if answer.event_id != sent:
                     await response.write(event_bytes(event, answer.event_id, data(answer)))
-                    sent, last_news = answer.event_id, now
+                    sent, last_news, next_beat = answer.event_id, now, now + limits.heartbeat
                 ends = min(started + limits.lifetime, last_news + limits.idle)
                 if now >= ends:
                     break
-                beat = now + limits.heartbeat
-                await clock.sleep_until(min(ends, beat, next_rollover()), wake)
-                if not wake.is_set() and clock.now() >= beat:
+                if now >= next_beat:
                     await response.write(b": heartbeat\n\n")
+                    next_beat = now + limits.heartbeat
+                await clock.sleep_until(min(ends, next_beat, next_rollover()), wake)
         except ConnectionError:
             log.debug("event stream client went away")
     return response

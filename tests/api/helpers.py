@@ -23,6 +23,7 @@ from pydantic import SecretStr
 from bot.api import ApiDeps, OAuthConfig, StaticMembership, create_app
 from bot.api.events import StreamLimits
 from bot.config import ApiSettings, DiscordSettings, SecuritySettings, Settings
+from services.clock import FakeClock
 from services.models import Actor, Channel
 from tests.support import PROMOTER_ID, Harness, local, make_harness
 
@@ -172,6 +173,7 @@ async def api_client(
     oauth: FakeDiscordOAuth | None = None,
     start: datetime | None = None,
     streams: StreamLimits | None = None,
+    clock: FakeClock | None = None,
 ) -> AsyncIterator[Api]:
     """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
 
@@ -179,7 +181,7 @@ async def api_client(
     streams end after their first event unless `streams` says otherwise: on the fake clock, a
     stream that waits would move time on for everyone.
     """
-    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0), channels=channels)
+    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0), channels=channels, clock=clock)
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
