@@ -20,6 +20,7 @@ MODULES = (
     "bench.discord_fanout",
     "bench.e2e_campaign",
     "bench.process_footprint",
+    "bench.slow_clients",
     "bench.api_load",  # optional: run when present
 )
 OPTIONAL = frozenset({"bench.api_load"})

@@ -105,6 +105,13 @@ class EveryoneIsAMember:
         return Actor(discord_user_id, True, frozenset(), player_name(discord_user_id))
 
 
+class NoGateway:
+    """Readiness for an API served without a Discord bot: never ready (the benchmark never asks)."""
+
+    async def checks(self) -> dict[str, str]:
+        return {"gateway": "no Discord bot in this benchmark", "database": "ok", "scheduler": "not running"}
+
+
 def bench_settings() -> Settings:
     return Settings(
         discord=DiscordSettings(promoter_ids=[PROMOTER_ID]),
@@ -123,6 +130,14 @@ def baseline_app() -> web.Application:
     return app
 
 
+async def start_baseline() -> web.AppRunner:
+    """The baseline on aiohttp's own server (start_api is for the API app alone)."""
+    runner = web.AppRunner(baseline_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
 async def serve(db_path: Path, conn: Connection) -> None:
     """Child process: serve the API and the baseline until the parent says stop."""
     settings = bench_settings()
@@ -133,12 +148,15 @@ async def serve(db_path: Path, conn: Connection) -> None:
         promote=engine.promote,
         players=engine.players,
         linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
+        readiness=NoGateway(),
+        metrics=engine.metrics,
         changes=db.changes,
     )
     api = await start_api(create_app(deps, settings), "127.0.0.1", 0)
-    baseline = await start_api(baseline_app(), "127.0.0.1", 0)
+    baseline = await start_baseline()
     try:
         conn.send((bound_port(api), bound_port(baseline)))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)

@@ -3,15 +3,48 @@
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 from typing import Any
 
+import aiohttp
 import discord
 from discord.ext import commands
 
 from bot.config import Settings
 from bot.tree import RallypointTree
+from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+# What Discord counts toward its invalid-request limit (10,000 in 10 minutes bans the IP for a while).
+INVALID_REQUEST_STATUSES = frozenset({401, 403, 429})
+
+
+class NoVoiceLibraryWarnings(logging.Filter):
+    """Drop discord.py's "PyNaCl / davey is not installed, voice will NOT be supported" warnings.
+
+    Rallypoint reads voice states from the gateway but never joins a voice channel, so it needs
+    neither library; the warnings would only worry an operator.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith("voice will NOT be supported")
+
+
+def invalid_request_trace(metrics: Metrics) -> aiohttp.TraceConfig:
+    """Count every answer of Discord's REST API that Discord counts as an invalid request."""
+
+    async def on_request_end(
+        session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
+    ) -> None:
+        status = params.response.status
+        # A 429 in a shared rate-limit scope is Discord's limit on a resource, not ours: not counted.
+        if status in INVALID_REQUEST_STATUSES and params.response.headers.get("X-RateLimit-Scope") != "shared":
+            metrics.discord_invalid_request(status)
+
+    trace = aiohttp.TraceConfig()
+    trace.on_request_end.append(on_request_end)
+    return trace
 
 
 def bot_intents() -> discord.Intents:
@@ -29,7 +62,7 @@ def bot_intents() -> discord.Intents:
 class RallypointBot(commands.Bot):
     """The Discord client. Its cogs are added by the app once the engine they drive exists."""
 
-    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, *, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
@@ -37,13 +70,28 @@ class RallypointBot(commands.Bot):
             tree_cls=RallypointTree,
             # A 429 longer than this surfaces as RateLimited to the DM sender instead of stalling.
             max_ratelimit_timeout=30.0,
+            http_trace=invalid_request_trace(metrics),
             **kwargs,
         )
         self._settings = settings
+        metrics.gateway_latency_from(lambda: self.latency)
 
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    def gateway_problem(self) -> str | None:
+        """Why the bot is not connected with its guild available (None when it is), for /readyz."""
+        if self.is_closed():
+            return "the client is closed"
+        if not self.is_ready() or self.ws is None or not self.ws.open:
+            return "not connected to the Discord gateway"
+        guild = self.get_guild(self._settings.discord.guild_id)
+        if guild is None:
+            return f"guild {self._settings.discord.guild_id} is not among the bot's guilds"
+        if guild.unavailable:
+            return f"guild {guild.id} is unavailable (a Discord outage)"
+        return None
 
     @property
     def guild_object(self) -> discord.Object:

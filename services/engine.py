@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -13,10 +13,12 @@ from services.delivery.base import Sender, VoiceProbe
 from services.dispatcher import DispatchConfig, Dispatcher
 from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
 from services.linking import LinkingService
+from services.metrics import Metrics
 from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
+from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
 from storage.jobs import JobStore
@@ -24,6 +26,7 @@ from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
+from storage.web_sessions import WebSessionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,13 +40,16 @@ class Engine:
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
+    web_session_store: WebSessionStore
     players: PlayerService
     promote: PromoteService
     linking: LinkingService
+    web_sessions: WebSessionService
     dispatcher: Dispatcher
     senders: Mapping[Channel, Sender]
     clock: Clock
     cipher: ContactCipher | None
+    metrics: Metrics
 
 
 def build_engine(
@@ -58,7 +64,9 @@ def build_engine(
     voice: VoiceProbe | None = None,
     cipher: ContactCipher | None = None,
     telegram_bot_username: str | None = None,
+    community_name: Callable[[], str | None] = lambda: None,
     send_concurrency: int = 16,
+    metrics: Metrics | None = None,
     owner: str | None = None,
     rng: random.Random | None = None,
     flush_interval: float = FLUSH_INTERVAL_SECONDS,
@@ -66,8 +74,11 @@ def build_engine(
     """Build every store and service; the channels a campaign may use are the senders' channels.
 
     `poster` posts the voice-check summary to a text channel (its addresses are channel ids);
-    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram).
+    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram);
+    `community_name` names the Discord server in Signal code messages; `metrics` is the process's (a
+    fresh one when the caller does not expose any).
     """
+    metrics = metrics or Metrics()
     if cipher is None and set(senders) - {Channel.DISCORD}:
         raise ValueError("Telegram and Signal need the contact encryption key: no address can be read without it")
     senders = MappingProxyType(dict(senders))
@@ -77,13 +88,15 @@ def build_engine(
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
+    web_session_store = WebSessionStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
-        concurrency=send_concurrency, rng=rng, flush_interval=flush_interval,
+        concurrency=send_concurrency, metrics=metrics, rng=rng, flush_interval=flush_interval,
     )
     dispatcher = Dispatcher(
         campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, fanout=fanout,
-        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, owner=owner, rng=rng,
+        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, metrics=metrics, owner=owner,
+        rng=rng,
     )
     players = PlayerService(
         player_store=player_store, link_store=link_store, zone=promotion.zone, clock=clock, changes=db.changes,
@@ -97,10 +110,12 @@ def build_engine(
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
         telegram_bot_username=telegram_bot_username if Channel.TELEGRAM in senders else None,
-        signal=senders.get(Channel.SIGNAL),
+        signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD), community_name=community_name,
     )
     return Engine(
         db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, players=players,
-        promote=promote, linking=linking, dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store,
+        web_session_store=web_session_store, players=players, promote=promote, linking=linking,
+        web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes), dispatcher=dispatcher,
+        senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

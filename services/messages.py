@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.models import Channel
+from services.models import Channel, JobType
 
 DISCORD_LIMIT = 2000
+# The error a job records when its runs keep dying (the dispatcher writes it, the promoter's DM reads it).
+INTERRUPTED_ATTEMPTS = "too many interrupted attempts"
 
 
 def local_time_label(when: datetime, zone: ZoneInfo) -> str:
@@ -90,3 +92,61 @@ def _name_list(names: Sequence[str], room: int) -> str:
         shown.append(name)
         used += len(piece)
     return ", ".join(shown)
+
+
+def moved_away_text(channel: Channel, new_owner: str) -> str:
+    """The Discord DM to a player whose Telegram chat or Signal number was just linked to someone else."""
+    what = "Telegram chat" if channel is Channel.TELEGRAM else "Signal number"
+    return (
+        f"Your {what} was just linked to the Discord account {new_owner} and no longer gets your Rallypoint "
+        f"promotions. If that was not you, link it again with /notify link {channel.value}."
+    )
+
+
+def signal_code_text(code: str, asked_by: str, community: str | None, minutes: int) -> str:
+    """The Signal message with a linking code: who asked for it, where, and what to do if it was not you."""
+    who = " ".join(asked_by.split())[:64] or "someone"
+    where = f"on the Discord server {' '.join(community.split())[:100]}" if community else "on Discord"
+    return (
+        f"Your Rallypoint code is {code}, for the Discord user {who} {where}, to link this number. "
+        f"It expires in {minutes} minutes. If that was not you, ignore this message: nothing is linked without it."
+    )
+
+
+_JOB_IN_WORDS = {
+    JobType.REMINDER: "the reminder",
+    JobType.START: "the start ping",
+    JobType.VOICE_CHECK: "the voice check",
+}
+
+# What a job's stored error means, for the promoter (the log keeps the exact error for the operator).
+_FAILURES_IN_WORDS: tuple[tuple[str, str], ...] = (
+    (INTERRUPTED_ATTEMPTS, "the bot was stopped or crashed during every attempt"),
+    ("database is locked", "the database stayed locked by another program"),
+    ("database or disk is full", "the server's disk is full"),
+    ("disk I/O error", "the server's disk failed to read or write"),
+    ("unable to open database", "the database file could not be opened"),
+)
+
+
+def failure_in_words(error: str) -> str:
+    """Say why a job failed without its exception text (which may hold ids and belongs in the log)."""
+    for marker, words in _FAILURES_IN_WORDS:
+        if marker in error:
+            return words
+    kind = error.split(":", 1)[0].strip()
+    if kind.isidentifier():
+        return f"an unexpected error ({kind}); the bot's log has the details"
+    return "an unexpected error; the bot's log has the details"
+
+
+def job_failed_text(
+    *, job_type: JobType, start: datetime, zone: ZoneInfo, attempts: int, error: str, dry_run: bool
+) -> str:
+    """The DM to a campaign's initiator when one of its jobs ends `failed` (sent once per job)."""
+    prefix = "[dry run] " if dry_run else ""
+    return (
+        f"{prefix}⚠️ {_JOB_IN_WORDS[job_type].capitalize()} of your game night at {local_time_label(start, zone)} "
+        f"failed after {attempts} attempt{'s' if attempts != 1 else ''}: {failure_in_words(error)}. "
+        "Please tell whoever runs the bot."
+    )

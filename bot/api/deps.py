@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import metadata
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
 import yarl
@@ -15,12 +16,14 @@ from pydantic import SecretStr
 from bot.api.events import StreamLimits
 from bot.api.membership import MembershipResolver
 from bot.api.sessions import CookieSigner
-from bot.config import Settings
+from bot.config import Settings, require_strong_login
 from services.clock import Clock
 from services.linking import LinkingService
+from services.metrics import Metrics
 from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
+from services.web_sessions import WebSessionService
 from storage.changes import Changes
 
 DISCORD_API_BASE: Final = "https://discord.com/api/v10"
@@ -38,24 +41,23 @@ class OAuthConfig:
     api_base: str = DISCORD_API_BASE
     authorize_url: str = DISCORD_AUTHORIZE_URL
     scopes: tuple[str, ...] = ("identify",)
-    session_ttl: timedelta = timedelta(days=7)
     state_ttl: timedelta = timedelta(minutes=10)
 
     @property
     def secure_cookies(self) -> bool:
-        return self.redirect_uri.startswith("https://")
+        """Cookies carry `Secure` when the site is served over HTTPS (the scheme in any case)."""
+        return yarl.URL(self.redirect_uri).scheme == "https"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OAuthConfig | None:
-        """The login configuration; None unless client id, secret, redirect URI and session secret are set."""
+        """The login configuration; None unless client id, secret and redirect URI are set.
+
+        ConfigError when they are and the session secret is too weak to sign cookies with.
+        """
         d = settings.discord
-        if not (
-            d.oauth_client_id
-            and d.oauth_client_secret.get_secret_value()
-            and d.oauth_redirect_uri
-            and settings.security.session_secret.get_secret_value()
-        ):
+        if not d.login_configured:
             return None
+        require_strong_login(settings)
         api_base = d.api_base_url.rstrip("/") or DISCORD_API_BASE
         authorize = DISCORD_AUTHORIZE_URL
         if d.api_base_url:
@@ -72,13 +74,22 @@ class OAuthConfig:
         )
 
 
+class ReadinessProbe(Protocol):
+    async def checks(self) -> Mapping[str, str]:
+        """Each check's name → "ok" or what is wrong (gateway, database, scheduler)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiDeps:
     promote: PromoteService
     players: PlayerService
     linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up
+    sessions: WebSessionService  # browser sessions (used when `oauth` is set)
     membership: MembershipResolver
     clock: Clock
+    readiness: ReadinessProbe
+    metrics: Metrics
     changes: Changes  # the database's change version: cached answers and event streams follow it
     oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored
     streams: StreamLimits = field(default_factory=StreamLimits)
@@ -97,6 +108,7 @@ SIGNER = web.AppKey("cookie_signer", CookieSigner)
 HTTP = web.AppKey("oauth_http", aiohttp.ClientSession)
 OPENAPI = web.AppKey("openapi_json", bytes)
 PUBLIC_ROUTES = web.AppKey("public_routes", frozenset)
+SERVICE_ROUTES = web.AppKey("service_routes", frozenset)  # a service token alone, no acting user
 
 ACTOR = web.RequestKey("actor", Actor)
 AUTH_KIND = web.RequestKey("auth_kind", str)  # "token" or "session"

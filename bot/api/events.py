@@ -114,6 +114,8 @@ async def stream_answers(
         response = web.StreamResponse(headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
         response.content_type = MEDIA_TYPE
         await response.prepare(request)
+        if request.method == "HEAD":  # the headers a GET would get, and no stream
+            return response
         started = last_news = clock.now()
         next_beat = started + limits.heartbeat
         sent = request.headers.get("Last-Event-ID")

@@ -59,6 +59,8 @@ def _security(op: Operation) -> list[dict[str, list[str]]]:
     """A service token with the acting user, or a session (plus the CSRF header when it changes state)."""
     if op.public:
         return []
+    if op.service_only:
+        return [{"serviceToken": []}]
     session: dict[str, list[str]] = {"session": []}
     if op.changes_state:
         session["xhr"] = []
@@ -184,10 +186,14 @@ def build_openapi(
         elif op.responses:
             bodies = [ref(model, "serialization") for model in op.responses]
             success = _json(bodies[0] if len(bodies) == 1 else {"oneOf": bodies})
+        elif op.media_type != "application/json":
+            success = {op.media_type: {"schema": {"type": "string"}}}
         else:
             success = _json({"type": "object"})
         ok: dict[str, Any] = {"description": HTTPStatus(op.status).phrase, "content": success}
         responses: dict[str, Any] = {str(op.status): ok}
+        for status in op.also:
+            responses[str(status)] = {"description": HTTPStatus(status).phrase, "content": success}
         if op.cached_for is not None:
             ok["headers"] = _ETAG_HEADERS
             responses["304"] = {

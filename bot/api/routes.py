@@ -48,22 +48,21 @@ class Operation:
     path_params: type[BaseModel] | None = None
     route: str | None = None  # aiohttp's spelling of `path`, when it needs a pattern
     public: bool = False
+    service_only: bool = False  # a service token alone, no acting user (GET /metrics)
     # The errors this operation answers besides those every operation of its kind may answer
     # (bad input, no or bad credentials, a missing CSRF header): see `documented_errors`.
     errors: tuple[ErrorDoc, ...] = ()
+    also: tuple[int, ...] = ()  # other statuses that answer with the success body (503 not ready)
+    media_type: str = "application/json"  # of the success body
     # A read answered with an ETag from the cache of answers (bot/api/conditional.py): the guard lets
     # the caller in (or raises) without reading the database once it has seen them.
     cached_for: Guard | None = None
-    stream: StreamDoc | None = None  # server-sent events instead of one JSON answer
+    stream: StreamDoc | None = None  # server-sent events (media_type text/event-stream)
     description: str = ""
 
     @property
     def route_path(self) -> str:
         return self.route or self.path
-
-    @property
-    def media_type(self) -> str:
-        return "text/event-stream" if self.stream is not None else "application/json"
 
     @property
     def changes_state(self) -> bool:
@@ -73,14 +72,17 @@ class Operation:
         """Every error answer of this operation, explicit or implied by its kind."""
         if self.public:
             return self.errors
-        implied = [e.BAD_INPUT, e.UNAUTHORIZED, e.MEMBERSHIP_UNKNOWN]
+        if self.service_only:
+            return tuple(dict.fromkeys([e.AMBIGUOUS, e.UNAUTHORIZED, *self.errors]))
+        implied = [e.BAD_INPUT, e.AMBIGUOUS, e.UNAUTHORIZED, e.MEMBERSHIP_UNKNOWN]
         if self.body is not None:
-            implied += [e.BAD_JSON, e.TOO_LARGE]
+            implied += [e.BAD_JSON, e.TOO_LARGE, e.BODY_TIMEOUT]
         if self.changes_state:
             implied.append(e.CSRF)
         return tuple(dict.fromkeys([*implied, *self.errors]))
 
 
+METRICS_PATH = "/metrics"
 _AVAILABILITY = "/api/availability"
 _PROMOTIONS = f"{_AVAILABILITY}/promotions"
 
@@ -88,6 +90,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET", "/healthz", "healthz", "Liveness check (no authentication).", h.healthz,
         (m.HealthResponse,), public=True,
+    ),
+    Operation(
+        "GET", "/readyz", "readyz",
+        "Readiness: 200 when the gateway is connected with the guild available, the database answers and the "
+        "scheduler keeps time; else 503 naming what is wrong (no authentication).",
+        h.readyz, (m.ReadyResponse,), public=True, also=(503,),
+    ),
+    Operation(
+        "GET", METRICS_PATH, "metrics",
+        "Prometheus metrics in the text format (a service token, no acting user; off when api.metrics is false).",
+        h.metrics, (), service_only=True, media_type="text/plain",
     ),
     Operation(
         "GET", f"{_AVAILABILITY}/access", "getAccess",
@@ -133,7 +146,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", f"{_PROMOTIONS}/campaigns", "createCampaign",
         "Snapshot the recipients and schedule tonight's campaign (promoters).", h.create_campaign,
         (m.CampaignCreatedResponse,), status=201, body=m.CreateCampaignRequest, body_required=False,
-        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.CAMPAIGN_EXISTS, e.NO_RECIPIENTS),
+        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.CAMPAIGN_EXISTS, e.NO_RECIPIENTS, e.DRY_RUNS_USED_UP),
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
@@ -144,7 +157,8 @@ OPERATIONS: tuple[Operation, ...] = (
         "GET", f"{_PROMOTIONS}/campaign/events", "watchCampaign",
         "The campaign of a date as server-sent events: one `campaign` event now and on every change.",
         h.campaign_events, (), query=m.DateQuery, errors=(e.NOT_LINKED, e.TOO_MANY_STREAMS),
-        stream=StreamDoc("campaign", m.CampaignView, nullable=True), description=EVENTS_DESCRIPTION,
+        stream=StreamDoc("campaign", m.CampaignView, nullable=True), media_type="text/event-stream",
+        description=EVENTS_DESCRIPTION,
     ),
     Operation(
         "POST", f"{_PROMOTIONS}/campaigns/{{campaign_id}}/cancel", "cancelCampaign",
@@ -185,5 +199,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 
 
 def setup_routes(app: web.Application, operations: tuple[Operation, ...] = OPERATIONS) -> None:
+    """Route every operation; a GET also answers HEAD (the same status and headers, no body)."""
     for op in operations:
-        app.router.add_route(op.method, op.route_path, _endpoint(op), name=None)
+        if op.method == "GET":
+            app.router.add_get(op.route_path, _endpoint(op), allow_head=True)
+        else:
+            app.router.add_route(op.method, op.route_path, _endpoint(op))

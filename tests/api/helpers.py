@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -97,12 +99,26 @@ class FakeDiscordOAuth:
             await self.server.close()
 
 
+READY = {"gateway": "ok", "database": "ok", "scheduler": "ok"}
+
+
+@dataclass
+class SetReadiness:
+    """A readiness probe whose answers the test sets (the real one runs in the end-to-end tests)."""
+
+    state: dict[str, str] = field(default_factory=lambda: dict(READY))
+
+    async def checks(self) -> dict[str, str]:
+        return dict(self.state)
+
+
 @dataclass
 class Api:
     h: Harness
     client: TestClient[web.Request, web.Application]
     membership: StaticMembership
     settings: Settings
+    readiness: SetReadiness
 
     @staticmethod
     def auth(user_id: int | None = PROMOTER_ID, token: str = TOKEN) -> dict[str, str]:
@@ -148,7 +164,52 @@ async def dump_tables(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "") -> Settings:
+@dataclass(frozen=True)
+class RawAnswer:
+    """An HTTP answer as it came over the socket."""
+
+    status: int
+    headers: list[tuple[str, str]]  # names lower-cased, in order
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request as bytes: headers exactly as given (repeated, not UTF-8, ...), then close."""
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def raw_exchange(port: int, request: bytes, *, host: str = "127.0.0.1") -> RawAnswer:
+    """Send `request` as it is and read the answer until the server closes the connection."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in header_lines)]
+    return RawAnswer(int(status_line.split()[1]), headers, body)
+
+
+def make_settings(
+    *,
+    oauth: FakeDiscordOAuth | None = None,
+    redirect_uri: str = "",
+    trusted_proxies: list[str] | None = None,
+    metrics: bool = True,
+) -> Settings:
     discord = DiscordSettings()
     if oauth is not None:
         discord = DiscordSettings(
@@ -160,7 +221,11 @@ def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = 
     digest = hashlib.sha256(HASHED_TOKEN.encode()).hexdigest()
     return Settings(
         discord=discord,
-        api=ApiSettings(service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")]),
+        api=ApiSettings(
+            service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")],
+            trusted_proxies=trusted_proxies or [],
+            metrics=metrics,
+        ),
         security=SecuritySettings(session_secret=SecretStr(SESSION_SECRET)),
     )
 
@@ -172,6 +237,9 @@ async def api_client(
     channels: frozenset[Channel] = frozenset(Channel),
     oauth: FakeDiscordOAuth | None = None,
     start: datetime | None = None,
+    redirect_uri: str = "",
+    trusted_proxies: list[str] | None = None,
+    metrics: bool = True,
     streams: StreamLimits | None = None,
     clock: FakeClock | None = None,
 ) -> AsyncIterator[Api]:
@@ -185,13 +253,19 @@ async def api_client(
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
-    settings = make_settings(oauth=oauth)
+    settings = make_settings(
+        oauth=oauth, redirect_uri=redirect_uri, trusted_proxies=trusted_proxies, metrics=metrics
+    )
+    readiness = SetReadiness()
     deps = ApiDeps(
         promote=h.engine.promote,
         players=h.engine.players,
         linking=h.engine.linking,
+        sessions=h.engine.web_sessions,
         membership=membership,
         clock=h.clock,
+        readiness=readiness,
+        metrics=h.engine.metrics,
         changes=h.engine.db.changes,
         oauth=OAuthConfig.from_settings(settings),
         streams=streams or ONE_EVENT,
@@ -199,7 +273,7 @@ async def api_client(
     client = TestClient(TestServer(create_app(deps, settings), host="127.0.0.1", port=0))
     await client.start_server()
     try:
-        yield Api(h, client, membership, settings)
+        yield Api(h, client, membership, settings, readiness)
     finally:
         await client.close()
         await h.engine.db.close()

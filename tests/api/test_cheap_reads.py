@@ -5,15 +5,17 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from multidict import CIMultiDict
 
+from bot.api.auth import SESSION_COOKIE, SESSION_PURPOSE
 from bot.api.conditional import etag_matches
+from bot.api.deps import SIGNER
 from services.models import Actor, PlayerStatus
-from tests.api.helpers import DAY, MEMBER_ID, OUTSIDER_ID, Api, api_client
+from tests.api.helpers import DAY, MEMBER_ID, OUTSIDER_ID, Api, FakeDiscordOAuth, api_client
 from tests.support import PROMOTER_ID
 
 STATUS = "/api/availability/promotions/campaign"
@@ -180,3 +182,21 @@ async def test_a_new_member_reading_a_cached_answer_still_gets_a_profile(api: Ap
 )
 def test_if_none_match_is_compared_weakly(header: str | None, matches: bool) -> None:
     assert etag_matches(header, '"abc"') is matches
+
+
+async def test_a_browser_session_also_gets_its_304_without_a_database_read(tmp_path) -> None:
+    async with FakeDiscordOAuth().running() as oauth, api_client(tmp_path, oauth=oauth) as api:
+        session_id, _ = await api.h.engine.web_sessions.open(PROMOTER_ID)
+        cookie = api.client.app[SIGNER].sign(SESSION_PURPOSE, {"sid": session_id}, timedelta(days=1))
+        cookies = {SESSION_COOKIE: cookie}
+        async with api.client.get(STATUS, cookies=cookies) as response:
+            assert response.status == 200
+            etag = response.headers["ETag"]
+        tagged = {"If-None-Match": etag}
+        async with statements(api) as seen, api.client.get(STATUS, cookies=cookies, headers=tagged) as response:
+            assert response.status == 304
+        assert seen == []
+        # Logging out is a change: the session is read again, and refused.
+        await api.h.engine.web_sessions.close(session_id)
+        async with api.client.get(STATUS, cookies=cookies, headers={"If-None-Match": etag}) as response:
+            assert response.status == 401

@@ -25,14 +25,12 @@ import schemathesis
 from schemathesis.core.failures import Failure
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from bot.api.auth import CSRF_VALUE, SESSION_PURPOSE
-from bot.api.deps import package_version
+from bot.api.auth import CSRF_HEADER, CSRF_VALUE, SAFE_METHODS, SESSION_COOKIE, SESSION_PURPOSE
+from bot.api.deps import SIGNER, package_version
 from bot.api.openapi import build_openapi
-from bot.api.sessions import CookieSigner
-from services.clock import FakeClock
 from services.models import PlayerStatus, Preferences, PreferredChannel
-from tests.api.helpers import DAY, SESSION_SECRET, TOKEN, Api, FakeDiscordOAuth, api_client
-from tests.support import PROMOTER_ID, local
+from tests.api.helpers import DAY, TOKEN, Api, FakeDiscordOAuth, api_client
+from tests.support import PROMOTER_ID
 
 
 class ServedApi:
@@ -71,6 +69,9 @@ class ServedApi:
         async with FakeDiscordOAuth().running() as oauth, api_client(self.tmp, oauth=oauth) as api:
             await seed(api)
             self.url = str(api.client.make_url("")).rstrip("/")
+            session_id, _ = await api.h.engine.web_sessions.open(PROMOTER_ID)
+            signer = api.client.app[SIGNER]
+            BrowserSession.cookie = signer.sign(SESSION_PURPOSE, {"sid": session_id}, timedelta(days=1))
             self.started.set()
             await self._stop.wait()
 
@@ -94,13 +95,6 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServedApi]:
 
 
 DOCUMENT = build_openapi(version=package_version())
-# Signed with the test secret before the server starts: what the Discord login (bot/api/oauth.py)
-# would set for the promoter. The server's clock is fake, so it stays valid for the whole run.
-SESSION = CookieSigner(SESSION_SECRET, FakeClock(local(DAY, 18, 0))).sign(
-    SESSION_PURPOSE, {"uid": str(PROMOTER_ID)}, timedelta(days=1)
-)
-
-
 def schema_with(credentials: dict[str, dict[str, str]]) -> Any:
     """The document, with the credentials of one auth mode for schemathesis to send (and to strip)."""
     config = schemathesis.Config.from_dict({
@@ -108,16 +102,32 @@ def schema_with(credentials: dict[str, dict[str, str]]) -> Any:
         # boundary and mutation cases on top.
         "generation": {"max-examples": 15},
         "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True}},
-        "auth": {"openapi": credentials},
+        **({"auth": {"openapi": credentials}} if credentials else {}),
     })
     # Loaded when the module is collected (schemathesis' lazy loading from a fixture does not work
     # with this pytest); `served` checks that the server serves exactly this document.
     return schemathesis.openapi.from_dict(DOCUMENT, config=config)
 
 
-# The first security alternative of every operation; the session's below.
+# The first security alternative of every operation.
 with_token = schema_with({"serviceToken": {"bearer": TOKEN}, "actingUser": {"api_key": str(PROMOTER_ID)}})
-with_session = schema_with({"session": {"api_key": SESSION}, "xhr": {"api_key": CSRF_VALUE}})
+with_session = schema_with({})
+
+
+@with_session.auth()
+class BrowserSession:
+    """The other alternative: the promoter's session cookie, opened on the running server by `served`
+    as the Discord login opens one, and the CSRF header on requests that change something."""
+
+    cookie = ""
+
+    def get(self, case: schemathesis.Case, context: schemathesis.AuthContext) -> str:
+        return self.cookie
+
+    def set(self, case: schemathesis.Case, data: str, context: schemathesis.AuthContext) -> None:
+        case.cookies = {**(case.cookies or {}), SESSION_COOKIE: data}
+        if case.method.upper() not in SAFE_METHODS:
+            case.headers = {**(case.headers or {}), CSRF_HEADER: CSRF_VALUE}
 
 
 def date_window(case: schemathesis.Case) -> tuple[date, date] | None:

@@ -46,13 +46,17 @@ NOTES: dict[str, str] = {
     "discord.token": "Prefer the environment variable to the file.",
     "discord.guild_id": "Developer Mode → right-click the server icon → Copy Server ID.",
     "discord.oauth_client_secret": "OAuth2 client secret of the application (Developer Portal → OAuth2).",
-    "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal.",
+    "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal. "
+    "With `https` the login's cookies are marked Secure.",
     "promotion.max_lateness_minutes": "See the overdue policy in docs/delivery.md.",
     "storage.path": "SQLite database file (WAL mode: `-wal` and `-shm` files appear beside it). A relative "
     "path is relative to the working directory; the directory is created if missing.",
     "api.enabled": "Serve the HTTP API (false: the bot runs without it).",
     "api.host": "Address to listen on; 127.0.0.1 keeps the API local (put a reverse proxy in front).",
     "api.port": "TCP port to listen on.",
+    "api.metrics": "Scrape with `authorization: {credentials: <token>}` in Prometheus; see docs/self-hosting.md.",
+    "api.trusted_proxies": "Addresses or networks (`10.0.0.0/8`). The client address is what the per-address "
+    "login throttle counts and the access log shows; see docs/self-hosting.md.",
     "security.contact_encryption_key": "Rotation: docs/telegram-signal.md.",
 }
 
@@ -61,6 +65,9 @@ VALIDATED_STRINGS: dict[str, str] = {
     "_hhmm": "time `HH:MM` (24-hour)",
     "_known_timezone": "IANA time zone name",
     "_e164": "E.164 phone number or empty",
+    "_http_url": "http(s) URL or empty",
+    "_ws_url": "ws(s) URL or empty",
+    "_absolute_http_url": "http(s) URL or empty",
 }
 
 SNOWFLAKE_BOUNDS = (0, None, None, 2**64)  # ge, gt, le, lt of bot.config.Snowflake
@@ -234,12 +241,17 @@ def render() -> str:
         "",
         "- **Environment variables override the file**: `RALLYPOINT_<SECTION>__<KEY>` (two underscores),",
         "  for example `RALLYPOINT_DISCORD__TOKEN`. Lists are JSON:",
-        "  `RALLYPOINT_DISCORD__ADMIN_IDS='[1, 2]'`; booleans are `true`/`false`.",
+        "  `RALLYPOINT_DISCORD__ADMIN_IDS='[1, 2]'` (`1,2` is refused, naming the variable); booleans are",
+        "  `true`/`false`. A `RALLYPOINT_*` variable that matches no section (a typo such as",
+        "  `RALLYPOINT_DISCROD__TOKEN`) is ignored with a warning.",
         "- **Unknown keys are errors**, as are values of the wrong type or out of range: the bot does not",
         "  start, prints one line naming the key (`rallypoint: invalid config key promotion.timezone: ...`)",
         "  and exits with code 2.",
-        "- **Secrets** (type *secret string*) never appear in logs or in `python -m bot check-config`, which",
-        "  prints the effective configuration (file + environment) with them masked.",
+        "- **`python -m bot check-config`** makes exactly the checks `run` makes before it connects (a",
+        "  token and guild id, a usable database file), prints the effective configuration (file +",
+        "  environment) as JSON, then warnings: no promoters, no follow-up channel, players preferring a",
+        "  channel this server does not offer, half-configured Signal or login.",
+        "- **Secrets** (type *secret string*) never appear in logs or in `check-config`'s output.",
         "- Changes take effect at the next start.",
         "- Discord ids are the numbers Discord's Developer Mode copies (User Settings → Advanced →",
         "  Developer Mode, then right-click → Copy ID); see docs/discord-application.md.",
