@@ -111,11 +111,7 @@ class Preferences:
     preferred_channel: PreferredChannel = PreferredChannel.ANY
     quiet_hours: QuietHours | None = None
     timezone: str | None = None  # None: the promotion timezone
-    promotions_chosen_at: datetime | None = None  # when the player last chose; None: never
-
-    @property
-    def promotions_chosen(self) -> bool:
-        return self.promotions_chosen_at is not None
+    promotions_chosen: bool = False  # the player answered, yes or no (they are not asked again)
 
 
 @dataclass(frozen=True, slots=True)

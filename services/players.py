@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
-from services.errors import InvalidInput, NotLinked
+from services.errors import DateOutOfRange, EmptyQuietHours, InvalidInput, NotLinked
 from services.models import (
     UNSET,
     Actor,
@@ -28,7 +28,8 @@ from services.models import (
 )
 from services.phone import mask_number
 from services.recipients import ask_consent
-from services.schedule import campaign_date, validate_timezone
+from services.schedule import campaign_date, local_datetime, validate_timezone
+from storage.changes import Changes, Memo
 from storage.links import LinkStore
 from storage.players import PlayerStore
 
@@ -47,6 +48,7 @@ class PlayerService:
         link_store: LinkStore,
         zone: ZoneInfo,
         clock: Clock,
+        changes: Changes,
         cipher: ContactCipher | None = None,
     ) -> None:
         self.player_store = player_store
@@ -54,10 +56,16 @@ class PlayerService:
         self.zone = zone
         self.clock = clock
         self.cipher = cipher
+        # A page polling the API asks for the same profile over and over: read it once per change.
+        self._profiles: Memo[int, Player | None] = Memo(changes)
 
     def today(self) -> date:
         """Today in the promotion timezone (rule 3)."""
         return campaign_date(self.clock.now(), self.zone)
+
+    def next_day(self) -> datetime:
+        """When `today()` turns over: the next midnight in the promotion timezone."""
+        return local_datetime(self.today() + timedelta(days=1), time(0), self.zone)
 
     async def player_for(self, actor: Actor) -> Player:
         """The actor's player profile, created on first use; non-members never get one."""
@@ -65,7 +73,9 @@ class PlayerService:
             raise NotLinked()
         name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
         # Most calls are reads by a known player: only a new player or a new name costs a write.
-        existing = await self.player_store.by_discord_id(actor.discord_user_id)
+        existing = await self._profiles.get_or_load(
+            actor.discord_user_id, lambda: self.player_store.by_discord_id(actor.discord_user_id)
+        )
         if existing is not None and existing.display_name == name:
             return existing
         return await self.player_store.upsert(actor.discord_user_id, name, self.clock.now())
@@ -78,7 +88,7 @@ class PlayerService:
         if day is None:
             return today
         if not today - timedelta(days=PAST_DAYS) <= day <= today + timedelta(days=FUTURE_DAYS):
-            raise InvalidInput(
+            raise DateOutOfRange(
                 f"date must be between {today - timedelta(days=PAST_DAYS)} and "
                 f"{today + timedelta(days=FUTURE_DAYS)}"
             )
@@ -129,15 +139,12 @@ class PlayerService:
     ) -> PreferencesView:
         """Change only the fields given; the others stay as they are."""
         if isinstance(quiet_hours, QuietHours) and quiet_hours.start == quiet_hours.end:
-            # It would silence nobody (or, read the other way, everybody): ask what was meant.
-            raise InvalidInput(
-                "Quiet hours need a start and an end that differ; to get no promotions at all, turn them off."
-            )
+            raise EmptyQuietHours()  # before anything is stored, the profile included
         player = await self.player_for(actor)
         prefs = await self.player_store.preferences(player.id)
         if not isinstance(allow_promotions, Unset):
             # The player's own choice, yes or no: the only way promotions are ever turned on.
-            prefs = replace(prefs, allow_promotions=allow_promotions, promotions_chosen_at=self.clock.now())
+            prefs = replace(prefs, allow_promotions=allow_promotions, promotions_chosen=True)
         if not isinstance(preferred_channel, Unset):
             prefs = replace(prefs, preferred_channel=preferred_channel)
         if not isinstance(quiet_hours, Unset):

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.models import CampaignSchedule, JobType
@@ -40,9 +42,20 @@ def load_zone(name: str) -> ZoneInfo | None:
         return None
 
 
+@functools.cache
+def iana_timezones() -> frozenset[str]:
+    """The zone names Rallypoint accepts: the list of the tzdata package.
+
+    Not `zoneinfo.available_timezones()`, which adds whatever the host's zoneinfo directory holds:
+    the API document publishes this list, and it must not depend on the machine. (tzdata is pinned
+    in pyproject.toml for the same reason.)
+    """
+    return frozenset(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+
+
 def validate_timezone(name: str) -> str:
     """Return `name` if it is an IANA timezone, else raise ValueError (never KeyError)."""
-    if load_zone(name) is None:
+    if not isinstance(name, str) or name not in iana_timezones() or load_zone(name) is None:
         raise ValueError(f"unknown timezone {name!r}")
     return name
 

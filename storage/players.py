@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import date, datetime, time
 
@@ -17,7 +18,7 @@ from services.models import (
     PreferredChannel,
     QuietHours,
 )
-from storage.db import Database, from_db_time, json_ids, to_db_time
+from storage.db import Database, json_ids, to_db_time
 
 
 def player_from_row(row: sqlite3.Row) -> Player:
@@ -30,16 +31,31 @@ _DEFAULT_PREFERENCES = Preferences()
 def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
     if row is None or row["allow_promotions"] is None:
         return _DEFAULT_PREFERENCES
+    return _preferences(
+        row["allow_promotions"],
+        row["preferred_channel"],
+        row["quiet_start"],
+        row["quiet_end"],
+        row["timezone"],
+        row["promotions_chosen_at"] is not None,
+    )
+
+
+# A preview reads thousands of rows holding a few dozen distinct preferences: each (frozen) value is
+# built once.
+@functools.lru_cache(maxsize=4096)
+def _preferences(
+    allow: int, channel: str, quiet_start: str | None, quiet_end: str | None, timezone: str | None, chosen: bool
+) -> Preferences:
     quiet = None
-    if row["quiet_start"] is not None:
-        quiet = QuietHours(time.fromisoformat(row["quiet_start"]), time.fromisoformat(row["quiet_end"]))
-    chosen = row["promotions_chosen_at"]
+    if quiet_start is not None and quiet_end is not None:
+        quiet = QuietHours(time.fromisoformat(quiet_start), time.fromisoformat(quiet_end))
     return Preferences(
-        allow_promotions=bool(row["allow_promotions"]),
-        preferred_channel=PreferredChannel(row["preferred_channel"]),
+        allow_promotions=bool(allow),
+        preferred_channel=PreferredChannel(channel),
         quiet_hours=quiet,
-        timezone=row["timezone"],
-        promotions_chosen_at=from_db_time(chosen) if chosen is not None else None,
+        timezone=timezone,
+        promotions_chosen=chosen,
     )
 
 
@@ -51,6 +67,7 @@ def _hhmm(value: time) -> str:
 _NO_CHANNELS: frozenset[Channel] = frozenset()
 
 
+@functools.lru_cache(maxsize=64)
 def _channels(value: str | None) -> frozenset[Channel]:
     return frozenset(Channel(c) for c in value.split(",")) if value else _NO_CHANNELS
 
@@ -174,7 +191,13 @@ class PlayerStore:
                 VALUES (?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT (player_id) DO UPDATE SET
                     allow_promotions = excluded.allow_promotions,
-                    promotions_chosen_at = excluded.promotions_chosen_at,
+                    -- When the answer last changed: kept while it stays the same, cleared if unanswered.
+                    promotions_chosen_at = CASE
+                        WHEN excluded.promotions_chosen_at IS NULL THEN NULL
+                        WHEN preferences.promotions_chosen_at IS NULL
+                          OR preferences.allow_promotions <> excluded.allow_promotions
+                        THEN excluded.promotions_chosen_at
+                        ELSE preferences.promotions_chosen_at END,
                     preferred_channel = excluded.preferred_channel,
                     quiet_start = excluded.quiet_start,
                     quiet_end = excluded.quiet_end,
@@ -184,7 +207,7 @@ class PlayerStore:
                 (
                     player_id,
                     int(prefs.allow_promotions),
-                    to_db_time(prefs.promotions_chosen_at) if prefs.promotions_chosen_at else None,
+                    to_db_time(now) if prefs.promotions_chosen else None,
                     prefs.preferred_channel.value,
                     _hhmm(quiet.start) if quiet else None,
                     _hhmm(quiet.end) if quiet else None,

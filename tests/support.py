@@ -31,12 +31,9 @@ def local(day: date, hh: int, mm: int, ss: int = 0) -> datetime:
     return datetime.combine(day, time(hh, mm, ss), tzinfo=ZONE)
 
 
-CONSENTED_AT = datetime(2026, 1, 1, tzinfo=UTC)
-
-
 def opted_in(**fields: Any) -> Preferences:
     """Preferences of a player who turned promotions on (consent is opt-in: nobody is on by default)."""
-    return Preferences(allow_promotions=True, promotions_chosen_at=CONSENTED_AT, **fields)
+    return Preferences(allow_promotions=True, promotions_chosen=True, **fields)
 
 
 @dataclass
@@ -199,12 +196,14 @@ async def make_harness(
     senders: Mapping[Channel, Sender] | None = None,
     policy: PromoterPolicy | None = None,
     telegram_bot_username: str | None = TELEGRAM_BOT,
+    clock: FakeClock | None = None,
 ) -> Harness:
     """An engine over a fresh database at `start` (fake clock), with recording senders on `channels`.
 
-    `senders` replace the recording senders of their channels (a test that sends through the emulators).
+    `senders` replace the recording senders of their channels (a test that sends through the emulators);
+    `clock` replaces the fake clock (a kind of FakeClock of the test's own; `start` is then ignored).
     """
-    clock = FakeClock(start.astimezone(UTC))
+    clock = clock or FakeClock(start.astimezone(UTC))
     db = await Database.open(path)
     cipher = ContactCipher(TEST_KEY)
     discord = RecordingSender(Channel.DISCORD, supports_dedup=True)

@@ -4,7 +4,7 @@
 CREATE TABLE preferences_v4 (
     player_id            INTEGER PRIMARY KEY REFERENCES players(id) ON DELETE CASCADE,
     allow_promotions     INTEGER NOT NULL DEFAULT 0 CHECK (allow_promotions IN (0, 1)),
-    -- When the player last chose, on or off (NULL: never; they are offered "Ping me tonight").
+    -- When the player's answer last changed, yes or no (NULL: never answered; they are offered "Ping me tonight").
     promotions_chosen_at TEXT,
     preferred_channel    TEXT    NOT NULL DEFAULT 'any'
                          CHECK (preferred_channel IN ('any', 'discord', 'telegram', 'signal')),

@@ -13,7 +13,6 @@ from services.errors import InvalidInput, TooManyRequests, Unavailable
 from services.linking import LinkingService
 from services.models import Actor, Channel, Preferences, PreferredChannel, QuietHours
 from tests.cogs.fakes import Rig, interaction, make_rig, member, no_reply, only_reply, strict
-from tests.support import CONSENTED_AT
 
 ME = 3000
 EXPIRES = datetime(2026, 11, 24, 17, 15, tzinfo=UTC)
@@ -55,7 +54,7 @@ KNOWN = Preferences(
     preferred_channel=PreferredChannel.SIGNAL,
     quiet_hours=QuietHours(time(22, 0), time(6, 0)),
     timezone="Europe/Berlin",
-    promotions_chosen_at=CONSENTED_AT,
+    promotions_chosen=True,
 )
 
 
@@ -69,12 +68,12 @@ async def with_known_preferences(rig: Rig) -> None:
 async def test_settings_change_only_the_fields_given(rig: Rig) -> None:
     reply = await settings(rig, allow_promotions=False)
     assert reply.ephemeral and reply.content == "Saved."
-    chose = rig.h.clock.now()  # a choice, even "no": Mia is not asked again
-    assert await prefs(rig) == Preferences(allow_promotions=False, promotions_chosen_at=chose)
+    # A choice, even "no": Mia is not asked again.
+    assert await prefs(rig) == Preferences(allow_promotions=False, promotions_chosen=True)
 
     await settings(rig, preferred_channel="telegram")
     assert await prefs(rig) == Preferences(
-        allow_promotions=False, preferred_channel=PreferredChannel.TELEGRAM, promotions_chosen_at=chose
+        allow_promotions=False, preferred_channel=PreferredChannel.TELEGRAM, promotions_chosen=True
     )
 
     await settings(rig, quiet_hours="23:00-07:00")
@@ -87,7 +86,7 @@ async def test_settings_change_only_the_fields_given(rig: Rig) -> None:
         preferred_channel=PreferredChannel.TELEGRAM,
         quiet_hours=QuietHours(time(23, 0), time(7, 0)),
         timezone="Europe/London",
-        promotions_chosen_at=chose,
+        promotions_chosen=True,
     )
     assert reply.field("Promotions") == "off"
     assert reply.field("Preferred channel") == "telegram"

@@ -54,21 +54,21 @@ async def unmigrated(tmp_path: Path):
 @pytest.mark.parametrize(
     ("allow", "chosen", "quiet", "stored"),
     [
-        (False, None, None, True),  # never chose: off
-        (False, NOW, None, True),  # said no
-        (True, NOW, None, True),  # said yes
-        (True, None, None, False),  # on without a choice: nobody is promoted to without saying yes
-        (False, None, ("22:00", "06:00"), True),
-        (False, None, ("22:00", "22:00"), False),  # a window that silences nobody
+        (False, False, None, True),  # never chose: off
+        (False, True, None, True),  # said no
+        (True, True, None, True),  # said yes
+        (True, False, None, False),  # on without a choice: nobody is promoted to without saying yes
+        (False, False, ("22:00", "06:00"), True),
+        (False, False, ("22:00", "22:00"), False),  # a window that silences nobody
     ],
 )
 async def test_the_preferences_table_keeps_consent_and_quiet_hours_honest(
-    db: Database, allow: bool, chosen: datetime | None, quiet: tuple[str, str] | None, stored: bool
+    db: Database, allow: bool, chosen: bool, quiet: tuple[str, str] | None, stored: bool
 ) -> None:
     players = PlayerStore(db)
     ana = await players.upsert(1, "Ana", NOW)
     window = QuietHours(parse_hhmm(quiet[0]), parse_hhmm(quiet[1])) if quiet else None
-    prefs = Preferences(allow_promotions=allow, quiet_hours=window, promotions_chosen_at=chosen)
+    prefs = Preferences(allow_promotions=allow, quiet_hours=window, promotions_chosen=chosen)
     if stored:
         await players.save_preferences(ana.id, prefs, NOW)
         assert await players.preferences(ana.id) == prefs
@@ -104,7 +104,10 @@ async def test_migration_0006_turns_off_everyone_who_never_chose(unmigrated: Dat
     assert (one.allow_promotions, one.promotions_chosen, one.preferred_channel, one.timezone) == (
         False, False, "telegram", "Asia/Tokyo",
     )
-    assert (two.allow_promotions, two.promotions_chosen_at) == (False, datetime(2026, 10, 2, 10, tzinfo=UTC))
+    assert (two.allow_promotions, two.promotions_chosen) == (False, True)
+    async with db.read() as tx:
+        row = await tx.fetchone("SELECT promotions_chosen_at FROM preferences WHERE player_id = 2")
+    assert row is not None and row[0] == "2026-10-02T10:00:00+00:00"  # "off" was chosen when it was saved
     assert two.quiet_hours == QuietHours(parse_hhmm("23:00"), parse_hhmm("07:00"))
     assert (three.allow_promotions, three.promotions_chosen, three.quiet_hours) == (False, False, None)
     assert four == Preferences()

@@ -101,7 +101,7 @@ async def test_preferences_round_trip(db: Database) -> None:
         PreferredChannel.SIGNAL,
         QuietHours(parse_hhmm("23:00"), parse_hhmm("07:00")),
         "Asia/Tokyo",
-        promotions_chosen_at=NOW,
+        promotions_chosen=True,
     )
     await players.save_preferences(p.id, prefs, NOW)
     assert await players.preferences(p.id) == prefs
@@ -114,8 +114,8 @@ async def test_candidates_bring_verified_channels(db: Database) -> None:
     c = await players.upsert(3, "Cene", NOW)
     for p in (a, b, c):
         await players.set_availability(p.id, DAY, PlayerStatus.LOOKING, NOW)
-    await players.save_preferences(a.id, Preferences(allow_promotions=True, promotions_chosen_at=NOW), NOW)
-    await players.save_preferences(b.id, Preferences(allow_promotions=False, promotions_chosen_at=NOW), NOW)
+    await players.save_preferences(a.id, Preferences(allow_promotions=True, promotions_chosen=True), NOW)
+    await players.save_preferences(b.id, Preferences(allow_promotions=False, promotions_chosen=True), NOW)
     # Cene never chose: not a candidate (consent is opt-in), and counted as not opted in.
     assert await players.not_opted_in(DAY, frozenset({PlayerStatus.LOOKING})) == 1
     async with db.transaction() as tx:

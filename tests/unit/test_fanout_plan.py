@@ -33,10 +33,10 @@ from services.models import (
     QuietHours,
     SnapshotRecipient,
 )
-from tests.support import CONSENTED_AT, opted_in
+from tests.support import opted_in
 
 ZONE = ZoneInfo("Europe/Ljubljana")
-NO_THANKS = Preferences(allow_promotions=False, promotions_chosen_at=CONSENTED_AT)
+NO_THANKS = Preferences(allow_promotions=False, promotions_chosen=True)
 NOW = datetime(2026, 11, 24, 19, 45, tzinfo=UTC)  # 20:45 in Ljubljana
 SEND_BY = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)  # the 21:00 start
 KEY = "PROMOTE:T-15:2026-11-24"
