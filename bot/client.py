@@ -10,6 +10,7 @@ from discord.ext import commands
 
 from bot.config import Settings
 from bot.tree import RallypointTree
+from services.delivery.discord_limits import DiscordLimits
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +30,7 @@ def bot_intents() -> discord.Intents:
 class RallypointBot(commands.Bot):
     """The Discord client. Its cogs are added by the app once the engine they drive exists."""
 
-    def __init__(self, *, settings: Settings, **kwargs: Any) -> None:
+    def __init__(self, *, settings: Settings, limits: DiscordLimits, **kwargs: Any) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
@@ -37,13 +38,22 @@ class RallypointBot(commands.Bot):
             tree_cls=RallypointTree,
             # A 429 longer than this surfaces as RateLimited to the DM sender instead of stalling.
             max_ratelimit_timeout=30.0,
+            # Every request of the client's HTTP session (discord.py's own REST calls, each retry, the
+            # senders' direct ones) passes the one global limiter first; see DiscordLimits.
+            http_trace=limits.trace_config,
             **kwargs,
         )
         self._settings = settings
+        self._limits = limits
 
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    @property
+    def limits(self) -> DiscordLimits:
+        """The limits every Discord request of this bot keeps (their counters feed the metrics)."""
+        return self._limits
 
     @property
     def guild_object(self) -> discord.Object:

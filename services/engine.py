@@ -19,6 +19,7 @@ from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
 from storage.campaigns import CampaignStore
 from storage.db import Database
+from storage.discord_dms import DiscordDMStore
 from storage.jobs import JobStore
 from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
@@ -33,6 +34,7 @@ class Engine:
     db: Database
     player_store: PlayerStore
     link_store: LinkStore
+    discord_dm_store: DiscordDMStore
     link_request_store: LinkRequestStore
     campaign_store: CampaignStore
     job_store: JobStore
@@ -73,6 +75,7 @@ def build_engine(
     senders = MappingProxyType(dict(senders))
     player_store = PlayerStore(db)
     link_store = LinkStore(db)
+    discord_dm_store = DiscordDMStore(db)
     link_request_store = LinkRequestStore(db)
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
@@ -86,7 +89,8 @@ def build_engine(
         senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, owner=owner, rng=rng,
     )
     players = PlayerService(
-        player_store=player_store, link_store=link_store, zone=promotion.zone, clock=clock, cipher=cipher
+        player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store, zone=promotion.zone,
+        clock=clock, cipher=cipher,
     )
     promote = PromoteService(
         players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
@@ -98,7 +102,8 @@ def build_engine(
         signal=senders.get(Channel.SIGNAL),
     )
     return Engine(
-        db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,
+        db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
+        link_request_store=link_request_store,
         campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, players=players,
         promote=promote, linking=linking, dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
     )

@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from services.clock import Clock
 from services.contacts import ContactCipher
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
-from services.fanout_plan import QUIET_HOURS, FanoutJob, Send, plan_chunk
+from services.fanout_plan import DM_CLOSED, QUIET_HOURS, FanoutJob, Send, plan_chunk
 from services.keys import message_nonce
 from services.models import (
     Attempt,
@@ -135,8 +135,8 @@ class Fanout:
         entries = await self.ledger_store.entries(job.key, ids)
         plan = plan_chunk(job, chunk, contexts, entries, self._dedup, self.clock.now())
         for outcome in plan.decided:
-            if outcome.attempts[0].reason == QUIET_HOURS:
-                log.info("player %d skipped for %s: quiet hours", outcome.player_id, job.key)
+            if outcome.attempts[0].reason in (QUIET_HOURS, DM_CLOSED):
+                log.info("player %d skipped for %s: %s", outcome.player_id, job.key, outcome.attempts[0].reason)
         for outcome in plan.resolved:
             log.warning(
                 "player %d: %s on %s was in flight when the previous run died; recorded unknown, not resent "
@@ -258,6 +258,8 @@ class Fanout:
         pid = send.recipient.player.id
         nonce = message_nonce(job.campaign_id, job.key, pid)
         attempts: list[Attempt] = []
+        if send.dm_closed:  # the send log says why Discord was not tried
+            attempts.append(Attempt(pid, Channel.DISCORD, DeliveryStatus.SKIPPED, DM_CLOSED))
         for position, channel in enumerate(send.chain):
             sender = self.senders.get(channel)
             address = self._address(channel, send.recipient, send.context)

@@ -160,6 +160,11 @@ def _label(annotation: Any, metadata: list[Any], validators: list[str], where: s
         if low is not None and high is not None:
             return f"integer {low}–{high}"
         return "integer" if low is None else f"integer ≥ {low}"
+    if annotation is float:
+        ge, gt, le, lt = _bounds(metadata)
+        low = f"≥ {ge:g}" if ge is not None else (f"> {gt:g}" if gt is not None else "")
+        high = f"≤ {le:g}" if le is not None else (f"< {lt:g}" if lt is not None else "")
+        return " and ".join(["number " + low if low else "number", *([high] if high else [])])
     if annotation is str:
         names = validators + [getattr(getattr(m, "func", None), "__name__", "") for m in metadata]
         for name in names:
@@ -322,6 +327,8 @@ def test_type_labels() -> None:
     assert rows["discord.admin_ids"]["type"] == "list of Discord ids"
     assert rows["api.service_tokens"]["type"] == "list of secret strings"
     assert rows["promotion.max_attempts"]["type"] == "integer 1–100"
+    assert rows["discord.invalid_requests_pause_at"]["type"] == "integer 1–4999"
+    assert rows["discord.dm_open_rate_per_second"]["type"] == "number > 0 and ≤ 50"
     assert rows["promotion.reminder_time"]["type"] == "time `HH:MM` (24-hour)"
     assert rows["promotion.timezone"]["type"] == "IANA time zone name"
     assert rows["signal.number"]["type"] == "E.164 phone number or empty"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.fanout_plan import (
+    DM_CLOSED,
     INTERRUPTED_UNKNOWN,
     OPTED_OUT,
     PLAYER_GONE,
@@ -57,7 +58,7 @@ def what(plan: ChunkPlan) -> tuple[object, ...]:
     found += [("send", s.chain) for s in plan.fresh]
     found += [("resend", s.chain) for s in plan.resend]
     found += [("skip", o.channel, o.attempts[0].reason) for o in plan.decided if o.status is DeliveryStatus.SKIPPED]
-    found += [("unknown", o.channel, o.attempts[0].reason) for o in plan.resolved]
+    found += [(o.status.value, o.channel, o.attempts[0].reason) for o in plan.resolved]
     found += [("note", a.channel, a.reason) for a in plan.notes]
     assert len(found) <= 1, found
     return found[0] if found else ("nothing",)
@@ -141,3 +142,37 @@ def test_every_recipient_lands_in_one_bucket_in_order() -> None:
     # Every outcome decided here carries exactly one final send-log row.
     assert all(len(o.attempts) == 1 and o.attempts[0].final for o in plan.decided)
     assert all(a.final and a.status is DeliveryStatus.SKIPPED for a in plan.notes)
+
+
+# Discord answered 50007 to this player and they have not interacted since: (case, preferences,
+# addresses, ledger entry, dry run, expected, whether the send notes that Discord was left out).
+CLOSED_CASES = [
+    ("Discord is their only link", Preferences(), {}, None, False, ("skip", D, DM_CLOSED), False),
+    ("prefers Telegram: Discord left off the end", TELEGRAM_FIRST, LINKED, None, False, ("send", (T, S)), True),
+    ("prefers Discord: straight to the fallback", Preferences(preferred_channel=PreferredChannel.DISCORD), LINKED,
+     None, False, ("send", (T, S)), True),
+    ("in quiet hours as well", QUIET_NOW, {}, None, False, ("skip", D, QUIET_HOURS), False),
+    ("promotions turned off as well", Preferences(allow_promotions=False), {}, None, False, ("skip", D, OPTED_OUT),
+     False),
+    ("a dry run is on Discord alone", Preferences(), LINKED, None, True, ("skip", D, DM_CLOSED), False),
+    ("interrupted on Discord, refused since, no fallback", Preferences(), {}, entry(LedgerState.CLAIMED), False,
+     ("skipped", D, DM_CLOSED), False),
+    ("interrupted on Discord, refused since, with a fallback", Preferences(preferred_channel=PreferredChannel.DISCORD),
+     LINKED, entry(LedgerState.CLAIMED), False, ("resend", (T, S)), True),
+    ("interrupted before Telegram's request", TELEGRAM_FIRST, LINKED, entry(LedgerState.CLAIMED, channel=T), False,
+     ("resend", (T, S)), True),
+    ("another campaign sent it", Preferences(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, D), False,
+     ("note", D, f"already handled for {KEY} by campaign 2 (sent)"), False),
+]
+
+
+@pytest.mark.parametrize(("case", "prefs", "addresses", "ledger", "dry_run", "expected", "noted"), CLOSED_CASES,
+                         ids=[c[0] for c in CLOSED_CASES])
+def test_plan_while_discord_dms_are_closed(case, prefs, addresses, ledger, dry_run, expected, noted) -> None:
+    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, dry_run, ZONE)
+    recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
+    contexts = {ANA.id: DeliveryContext(ANA, prefs, addresses, discord_dms_closed=True)}
+    entries = {} if ledger is None else {ANA.id: ledger}
+    plan = plan_chunk(job, [recipient], contexts, entries, ALL, NOW)
+    assert what(plan) == expected
+    assert [s.dm_closed for s in (*plan.fresh, *plan.resend)] == ([noted] if expected[0] in ("send", "resend") else [])
