@@ -135,9 +135,14 @@ class Fanout:
         entries = await self.ledger_store.entries(job.key, ids)
         plan = plan_chunk(job, chunk, contexts, entries, self._dedup, self.clock.now())
         for outcome in plan.decided:
-            if outcome.attempts[0].reason in (QUIET_HOURS, DM_CLOSED):
-                log.info("player %d skipped for %s: %s", outcome.player_id, job.key, outcome.attempts[0].reason)
+            if outcome.attempts[0].reason == QUIET_HOURS:
+                log.info("player %d skipped for %s: quiet hours", outcome.player_id, job.key)
+        closed = [o for o in (*plan.decided, *plan.resolved) if o.attempts[0].reason == DM_CLOSED]
+        if closed:  # one line for the lot: a large community has hundreds of them every evening
+            log.info("%d players skipped for %s: their Discord DMs are closed (%s)", len(closed), job.key, DM_CLOSED)
         for outcome in plan.resolved:
+            if outcome.status is not DeliveryStatus.UNKNOWN:
+                continue
             log.warning(
                 "player %d: %s on %s was in flight when the previous run died; recorded unknown, not resent "
                 "(%s has no upstream dedup: a missed ping beats a double ping)",

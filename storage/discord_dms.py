@@ -25,6 +25,14 @@ class DiscordDMStore:
             )
         return None if row is None or row[0] is None else int(row[0])
 
+    async def channels(self) -> dict[int, int]:
+        """Every stored DM channel: Discord user id → channel id (read once by the DM sender)."""
+        async with self.db.read() as tx:
+            rows = await tx.fetchall(
+                "SELECT discord_user_id, discord_dm_channel_id FROM players WHERE discord_dm_channel_id IS NOT NULL"
+            )
+        return {int(r[0]): int(r[1]) for r in rows}
+
     async def remember_channel(self, discord_user_id: int, channel_id: int) -> bool:
         """Store the DM channel just opened; False when the user is no player (nothing to keep it on)."""
         async with self.db.transaction() as tx:

@@ -650,6 +650,11 @@ class DiscordEmulator:
         return self._limits.global_rate_limited
 
     @property
+    def global_rate_limited_at(self) -> list[float]:
+        """When each request answered with a global 429 arrived (the emulator's clock), in order."""
+        return self._limits.global_rate_limited_at
+
+    @property
     def invalid_request_limit(self) -> int:
         """How many 401/403/429 answers within 10 minutes are tolerated; one more bans the bot."""
         return self._limits.invalid_request_limit

@@ -194,6 +194,8 @@ class DiscordDMSender(_DiscordSender):
         self._dms = dms
         self._clock = clock
         self._dm_channels: dict[int, int] = {}  # user id -> DM channel id: what storage holds, read once
+        self._loaded = asyncio.Lock()  # held while the stored channels are read, at the first send
+        self._stored_read = False
         if client.http.max_ratelimit_timeout is None:
             log.warning(
                 "discord client has no max_ratelimit_timeout: long rate limits will surface as timeouts "
@@ -209,6 +211,7 @@ class DiscordDMSender(_DiscordSender):
             return SendResult.permanent("discord: the address is not a Discord user id")
         paused = self._paused()
         if paused is not None:
+            log.info("discord DM for player %s: %s: %s", message.player_id, paused.outcome, paused.reason)
             return paused
         try:
             async with asyncio.timeout(self._max_wait):
@@ -226,9 +229,12 @@ class DiscordDMSender(_DiscordSender):
         return SendResult.sent(str(data["id"]))
 
     async def _dm_channel(self, user_id: int) -> int:
+        if not self._stored_read:
+            async with self._loaded:  # one query for all, not one per recipient
+                if not self._stored_read:
+                    self._dm_channels.update(await self._dms.channels())
+                    self._stored_read = True
         channel_id = self._dm_channels.get(user_id)
-        if channel_id is None:
-            channel_id = await self._dms.channel_id(user_id)
         if channel_id is None:
             await self._limits.before_dm_open()
             data = await self._client.http.start_private_message(user_id)

@@ -61,19 +61,22 @@ def bound_by_global_limit(url: URL, api_base: str) -> bool:
 
 
 def global_limiter(per_second: int) -> AsyncLimiter:
-    """A bucket of one place, refilled `per_second - 1` times a second.
+    """A bucket of `burst` places that drains `per_second - burst` places a second.
 
-    Each request needs the bucket empty, so requests are at least 1 / (per_second - 1) s apart, and
-    any one-second window holds at most 1 + (per_second - 1) = per_second of them, however late the
-    event loop wakes (a late wake-up never accumulates a burst).
+    A one-second window can hold the bucket's places plus what drained meanwhile: at most
+    burst + (per_second - burst) = per_second requests, however late the event loop wakes (a late
+    wake-up never adds places). The burst is one place at Discord's figures (requests go at least
+    1 / 44 s apart), a few at the higher limits Discord grants some bots, so that each request does
+    not wait for a timer of its own.
     """
     if per_second < 2:
         raise ValueError("the global rate is at least 2 requests per second")
-    return AsyncLimiter(1, 1 / (per_second - 1))
+    burst = max(1, per_second // 40)
+    return AsyncLimiter(burst, burst / (per_second - burst))
 
 
 def pace(per_second: float) -> AsyncLimiter:
-    """One acquisition per 1 / per_second seconds, never a burst."""
+    """At most `per_second` acquisitions a second, one at a time (no burst)."""
     if per_second <= 0:
         raise ValueError("a pace must be positive")
     return AsyncLimiter(1, 1 / per_second)
@@ -165,9 +168,14 @@ class DiscordLimits:
         if not bound_by_global_limit(url, Route.BASE):
             return
         started = self._clock.monotonic()
-        while (paused := self._resume_at - self._clock.monotonic()) > 0:
-            await self._clock.sleep(paused)
-        await self._global.acquire()
+        while True:
+            while (paused := self._resume_at - self._clock.monotonic()) > 0:
+                await self._clock.sleep(paused)
+            await self._global.acquire()
+            # A global 429 that came while this request queued for its place stops it too; it then
+            # queues again, so that the requests held back do not all go at once when it is over.
+            if self._resume_at <= self._clock.monotonic():
+                break
         self.requests += 1
         waited = self._clock.monotonic() - started
         if waited >= _NOTED_WAIT:

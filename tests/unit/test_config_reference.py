@@ -47,6 +47,13 @@ NOTES: dict[str, str] = {
     "discord.guild_id": "Developer Mode → right-click the server icon → Copy Server ID.",
     "discord.oauth_client_secret": "OAuth2 client secret of the application (Developer Portal → OAuth2).",
     "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal.",
+    "discord.global_rate_per_second": "Every request counts, discord.py's own retries included; answers to "
+    "slash commands and buttons do not (Discord does not count them either). Raise it only if Discord raised "
+    "your bot's limit. See docs/delivery.md.",
+    "discord.dm_open_rate_per_second": "A DM channel is opened once per player and stored; only first DMs "
+    "wait for this pace.",
+    "discord.invalid_requests_pause_at": "While paused, Telegram and Signal go on; Discord sends wait until "
+    "older answers leave the 10-minute window.",
     "promotion.max_lateness_minutes": "See the overdue policy in docs/delivery.md.",
     "storage.path": "SQLite database file (WAL mode: `-wal` and `-shm` files appear beside it). A relative "
     "path is relative to the working directory; the directory is created if missing.",
@@ -328,7 +335,7 @@ def test_type_labels() -> None:
     assert rows["api.service_tokens"]["type"] == "list of secret strings"
     assert rows["promotion.max_attempts"]["type"] == "integer 1–100"
     assert rows["discord.invalid_requests_pause_at"]["type"] == "integer 1–4999"
-    assert rows["discord.dm_open_rate_per_second"]["type"] == "number > 0 and ≤ 50"
+    assert rows["discord.dm_open_rate_per_second"]["type"] == "number > 0 and ≤ 10000"
     assert rows["promotion.reminder_time"]["type"] == "time `HH:MM` (24-hour)"
     assert rows["promotion.timezone"]["type"] == "IANA time zone name"
     assert rows["signal.number"]["type"] == "E.164 phone number or empty"
