@@ -21,6 +21,7 @@ MODULES = (
     "bench.e2e_campaign",
     "bench.discord_scale",
     "bench.process_footprint",
+    "bench.slow_clients",
     "bench.api_load",  # optional: run when present
 )
 OPTIONAL = frozenset({"bench.api_load"})

@@ -109,6 +109,14 @@ def baseline_app() -> web.Application:
     return app
 
 
+async def start_baseline() -> web.AppRunner:
+    """The baseline on aiohttp's own server (start_api is for the API app alone)."""
+    runner = web.AppRunner(baseline_app())
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    return runner
+
+
 async def serve(db_path: Path, conn: Connection) -> None:
     """Child process: serve the API and the baseline until the parent says stop."""
     settings = bench_settings()
@@ -119,11 +127,12 @@ async def serve(db_path: Path, conn: Connection) -> None:
         promote=engine.promote,
         players=engine.players,
         linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
     )
     api = await start_api(create_app(deps, settings), "127.0.0.1", 0)
-    baseline = await start_api(baseline_app(), "127.0.0.1", 0)
+    baseline = await start_baseline()
     try:
         conn.send((bound_port(api), bound_port(baseline)))
         await asyncio.get_running_loop().run_in_executor(None, conn.recv)

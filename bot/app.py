@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import signal
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -62,6 +63,7 @@ def promotion_config(settings: Settings) -> PromotionConfig:
         voice_check_delay=timedelta(seconds=p.voice_check_delay_seconds),
         global_cooldown=p.global_cooldown,
         max_attempts=p.max_attempts,
+        dry_run_daily_limit=p.dry_run_daily_limit,
     )
 
 
@@ -109,6 +111,7 @@ def engine_for(
     poster: Sender | None = None,
     voice: VoiceProbe | None = None,
     telegram_bot_username: str | None = None,
+    community_name: Callable[[], str | None] = lambda: None,
 ) -> Engine:
     """The engine for these settings over `db`, sending through `senders` (the app, rotate-keys, benchmarks)."""
     return build_engine(
@@ -122,6 +125,7 @@ def engine_for(
         voice=voice,
         cipher=contact_cipher(settings),
         telegram_bot_username=telegram_bot_username,
+        community_name=community_name,
         send_concurrency=settings.promotion.send_concurrency,
     )
 
@@ -172,6 +176,7 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             telegram_bot_username=(
                 deep_link_username(settings.telegram.bot_username, telegram_bot) if telegram_bot else None
             ),
+            community_name=functools.partial(_guild_name, bot, settings.discord.guild_id),
         )
         for cog in (
             PromoteCog(bot, engine), AvailabilityCog(bot, engine), NotifyCog(bot, engine), SchedulerCog(bot, engine)
@@ -188,6 +193,12 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             yield Running(settings, clock, db, bot, engine, side, api, gateway)
         finally:
             log.info("shutting down")
+
+
+def _guild_name(bot: RallypointBot, guild_id: int) -> str | None:
+    """The community's server name as the gateway knows it (None before the guild arrives)."""
+    guild = bot.get_guild(guild_id)
+    return guild.name if guild is not None else None
 
 
 def _require_discord(settings: Settings) -> None:
@@ -237,6 +248,7 @@ async def _api(
         promote=engine.promote,
         players=engine.players,
         linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=membership,
         clock=clock,
         oauth=OAuthConfig.from_settings(settings),

@@ -7,6 +7,7 @@ Every configuration key (docs/configuration.md) lives here, validated once at st
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import os
 from datetime import time
 from pathlib import Path
@@ -72,6 +73,20 @@ class DiscordSettings(_Section):
     # Discord bans the bot's IP for about an hour past 10,000 401/403/429 answers in 10 minutes.
     invalid_requests_pause_at: int = Field(4000, ge=1, lt=5000)
 
+    @field_validator("oauth_redirect_uri")
+    @classmethod
+    def _absolute_http_url(cls, value: str) -> str:
+        if value:
+            scheme, _, rest = value.partition("://")
+            if scheme.lower() not in ("http", "https") or not rest.split("/", 1)[0]:
+                raise ValueError("must be an absolute http(s) URL such as https://example.org/auth/callback")
+        return value
+
+    @property
+    def login_configured(self) -> bool:
+        """The browser login is on: client id, client secret and redirect URI are all set."""
+        return bool(self.oauth_client_id and self.oauth_client_secret.get_secret_value() and self.oauth_redirect_uri)
+
 
 class PromotionSettings(_Section):
     timezone: str = "Europe/Ljubljana"
@@ -80,6 +95,7 @@ class PromotionSettings(_Section):
     voice_check_delay_seconds: int = Field(30, ge=0, le=3600)
     global_cooldown: bool = False
     dry_run_default: bool = False
+    dry_run_daily_limit: int = Field(5, ge=0, le=100)
     max_attempts: int = Field(5, ge=1, le=100)
     job_lease_seconds: int = Field(60, ge=5, le=3600)
     # Overdue policy: a message job that is due more than this many minutes ago when it is first
@@ -115,6 +131,27 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     service_tokens: list[SecretStr] = []
+    # What one slow or hostile client may hold: docs/self-hosting.md, "Exposing the API".
+    max_connections: int = Field(256, ge=1, le=65536)
+    header_timeout_seconds: int = Field(10, ge=1, le=300)
+    body_timeout_seconds: int = Field(10, ge=1, le=300)
+    keepalive_seconds: int = Field(15, ge=1, le=3600)
+    trusted_proxies: list[str] = []
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _ip_networks(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            try:
+                ipaddress.ip_network(entry.strip(), strict=False)
+            except ValueError:
+                raise ValueError(f"{entry!r} is not an IP address or network such as 10.0.0.0/8") from None
+        return value
+
+    @property
+    def proxy_networks(self) -> tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...]:
+        """`trusted_proxies` as networks: the peers whose X-Forwarded-For is believed."""
+        return tuple(ipaddress.ip_network(entry.strip(), strict=False) for entry in self.trusted_proxies)
 
 
 class TelegramSettings(_Section):
@@ -141,6 +178,9 @@ class SignalSettings(_Section):
     @property
     def enabled(self) -> bool:
         return bool(self.api_url and self.number)
+
+
+MIN_SESSION_SECRET_BYTES = 32
 
 
 class SecuritySettings(_Section):
@@ -184,6 +224,22 @@ class ConfigError(Exception):
     """A configuration problem, phrased for a one-line message (exit code 2)."""
 
 
+def require_strong_login(settings: Settings) -> None:
+    """With the browser login on, the session secret must be long enough that cookies cannot be forged.
+
+    A short or empty secret would not switch the login off quietly: it stops the start (exit 2).
+    """
+    if not settings.discord.login_configured:
+        return
+    secret = settings.security.session_secret.get_secret_value().encode()
+    if len(secret) < MIN_SESSION_SECRET_BYTES:
+        raise ConfigError(
+            f"invalid config key security.session_secret: the Discord login (discord.oauth_*) needs a secret of "
+            f"at least {MIN_SESSION_SECRET_BYTES} bytes to sign its cookies, got {len(secret)}; generate one with "
+            '`python -c "import secrets; print(secrets.token_urlsafe(48))"`'
+        )
+
+
 def resolve_config_path(cli_path: str | None) -> Path | None:
     """Return the config file to read: --config, else $RALLYPOINT_CONFIG, else ./config.toml if present."""
     if cli_path:
@@ -202,11 +258,13 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
         model_config = SettingsConfigDict(toml_file=path)
 
     try:
-        return _FileSettings(**overrides)
+        settings = _FileSettings(**overrides)
     except ValidationError as exc:
         raise ConfigError(_describe(exc)) from None
     except (ValueError, OSError) as exc:  # malformed TOML or unreadable file
         raise ConfigError(f"cannot read {path}: {exc}") from None
+    require_strong_login(settings)
+    return settings
 
 
 def _describe(exc: ValidationError) -> str:
@@ -236,13 +294,21 @@ def masked_dump(settings: Settings) -> dict[str, Any]:
 
 
 def token_matches(presented: str, configured: SecretStr) -> bool:
-    """Compare a bearer token in constant time; `sha256:<hex>` entries hold only the digest."""
+    """Compare a bearer token in constant time; `sha256:<hex>` entries hold only the digest.
+
+    `presented` comes from a request header: bytes that are not UTF-8 arrive as surrogate escapes,
+    which compare as the bytes they stand for (and so never match a configured token).
+    """
     import hmac
 
     secret = configured.get_secret_value()
     if not secret or not presented:
         return False
+    try:
+        raw = presented.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate no byte stands for: not a token anyone was given
+        return False
     if secret.startswith("sha256:"):
-        digest = hashlib.sha256(presented.encode()).hexdigest()
+        digest = hashlib.sha256(raw).hexdigest()
         return hmac.compare_digest(digest, secret.removeprefix("sha256:").lower())
-    return hmac.compare_digest(presented.encode(), secret.encode())
+    return hmac.compare_digest(raw, secret.encode())

@@ -1,5 +1,8 @@
 """The bot's Telegram side: long polling for `/start <token>` (link) and `/stop` (unlink).
 
+Every link confirmation names the Discord account the chat now serves. A chat already linked to
+another account is asked first, with two inline buttons (move / keep); only "move" moves it.
+
 One python-telegram-bot `Application` runs inside our event loop (initialize → start polling →
 start, and the reverse on stop; never `run_polling`, which would own the loop). It is built on the
 process's one `Bot` (`services.delivery.telegram.build_telegram_bot`), which the `TelegramSender`
@@ -10,20 +13,37 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Final
 
-from telegram import Bot, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram.constants import ChatType
 from telegram.error import TelegramError
-from telegram.ext import ApplicationBuilder, CommandHandler, ContextTypes, filters
+from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from services.contacts import mask_chat_id
 from services.linking import LinkingService
+from services.models import TelegramLinked, TelegramMoveAsked
 
 log = logging.getLogger(__name__)
 
 POLL_TIMEOUT_SECONDS: Final = 10  # long-poll duration of one getUpdates
 
-LINKED: Final = "Linked! You will get Rallypoint promotions here."
+LINKED: Final = (
+    "Linked to the Discord account {name}: its Rallypoint promotions come here now. Send /stop to stop them."
+)
+MOVE_ASKED: Final = (
+    "This chat gets the Rallypoint promotions of the Discord account {current}. The link you opened would "
+    "give it to the Discord account {player} instead. Move it only if {player} is you."
+)
+MOVE_BUTTON: Final = "Move to {player}"
+KEEP_BUTTON: Final = "Keep {current}"
+MOVED: Final = "Moved: this chat now gets the Rallypoint promotions of the Discord account {player}."
+KEPT: Final = "Nothing changed: this chat stays linked as it was."
+CHOICE_STALE: Final = "That question has expired or was answered; open a new link with /notify link telegram."
+_NAME_IN_TEXT: Final = 64
+_NAME_ON_BUTTON: Final = 32
+_CHOICE: Final = re.compile(r"link:(move|keep):([0-9]{1,18})")
 LINK_FAILED: Final = (
     "That link has expired or was already used; ask for a new one with /notify link telegram in Discord."
 )
@@ -60,6 +80,7 @@ class TelegramSide:
         private = filters.ChatType.PRIVATE
         self._app.add_handler(CommandHandler("start", self._on_start, filters=private))
         self._app.add_handler(CommandHandler("stop", self._on_stop, filters=private))
+        self._app.add_handler(CallbackQueryHandler(self._on_link_choice, pattern=_CHOICE))
         self._app.add_error_handler(self._on_error)
 
     @property
@@ -75,7 +96,7 @@ class TelegramSide:
                 raise RuntimeError("the Telegram application has no updater")
             await updater.start_polling(
                 timeout=self._poll_timeout,
-                allowed_updates=[Update.MESSAGE],
+                allowed_updates=[Update.MESSAGE, Update.CALLBACK_QUERY],
                 error_callback=self._on_polling_error,
             )
             await self._app.start()
@@ -121,8 +142,40 @@ class TelegramSide:
         if not args:
             await message.reply_text(START_HELP)
             return
-        player = await self._linking.complete_telegram_link(args[0], chat.id)
-        await message.reply_text(LINKED if player is not None else LINK_FAILED)
+        result = await self._linking.complete_telegram_link(args[0], chat.id)
+        if isinstance(result, TelegramMoveAsked):
+            player, current = _shown(result.player.display_name), _shown(result.current.display_name)
+            buttons = [
+                InlineKeyboardButton(_shown(MOVE_BUTTON.format(player=player), _NAME_ON_BUTTON),
+                                     callback_data=f"link:move:{result.token_id}"),
+                InlineKeyboardButton(_shown(KEEP_BUTTON.format(current=current), _NAME_ON_BUTTON),
+                                     callback_data=f"link:keep:{result.token_id}"),
+            ]
+            await message.reply_text(
+                MOVE_ASKED.format(current=current, player=player), reply_markup=InlineKeyboardMarkup([buttons])
+            )
+        elif isinstance(result, TelegramLinked):
+            await message.reply_text(LINKED.format(name=_shown(result.player.display_name)))
+        else:
+            await message.reply_text(LINK_FAILED)
+
+    async def _on_link_choice(self, update: Update, context: Context) -> None:
+        query = update.callback_query
+        found = _CHOICE.fullmatch(query.data or "") if query is not None else None
+        if query is None or found is None or query.message is None:
+            return
+        chat = query.message.chat
+        if chat.type != ChatType.PRIVATE:
+            await query.answer()
+            return
+        action, token_id = found.group(1), int(found.group(2))
+        if action == "move":
+            moved = await self._linking.move_telegram_chat(token_id, chat.id)
+            text = MOVED.format(player=_shown(moved.player.display_name)) if moved is not None else CHOICE_STALE
+        else:
+            text = KEPT if await self._linking.keep_telegram_chat(token_id, chat.id) else CHOICE_STALE
+        await query.answer()
+        await query.edit_message_text(text)  # the buttons go with the question
 
     async def _on_stop(self, update: Update, context: Context) -> None:
         message, chat = update.effective_message, update.effective_chat
@@ -150,6 +203,12 @@ class TelegramSide:
     def _on_polling_error(error: TelegramError) -> None:
         # PTB's default logs the exception with its traceback at ERROR for every failed poll.
         log.warning("Telegram polling failed (%s: %s); retrying", type(error).__name__, error.message)
+
+
+def _shown(name: str, limit: int = _NAME_IN_TEXT) -> str:
+    """A display name (or a button label) cut to fit, on one line."""
+    flat = " ".join(name.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
 
 
 __all__ = ["TelegramSide"]

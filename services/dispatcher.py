@@ -300,7 +300,7 @@ class Dispatcher:
         # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
         message = OutgoingMessage(Channel.DISCORD, address, text, message_nonce(campaign.id, key, 0))
         result, failures = (None, ["no Discord sender"]) if sender is None else (
-            await self.fanout.send(sender, message, self._keep_alive(job))
+            await self.fanout.send(sender, message, self._keep_alive(job), dry_run=campaign.dry_run)
         )
         attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {r}") for r in failures]
         if result is not None:

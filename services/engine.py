@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import random
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
 
@@ -17,6 +17,7 @@ from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
+from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
 from storage.discord_dms import DiscordDMStore
@@ -25,6 +26,7 @@ from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
+from storage.web_sessions import WebSessionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,9 +41,11 @@ class Engine:
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
+    web_session_store: WebSessionStore
     players: PlayerService
     promote: PromoteService
     linking: LinkingService
+    web_sessions: WebSessionService
     dispatcher: Dispatcher
     senders: Mapping[Channel, Sender]
     clock: Clock
@@ -60,6 +64,7 @@ def build_engine(
     voice: VoiceProbe | None = None,
     cipher: ContactCipher | None = None,
     telegram_bot_username: str | None = None,
+    community_name: Callable[[], str | None] = lambda: None,
     send_concurrency: int = 16,
     owner: str | None = None,
     rng: random.Random | None = None,
@@ -68,7 +73,8 @@ def build_engine(
     """Build every store and service; the channels a campaign may use are the senders' channels.
 
     `poster` posts the voice-check summary to a text channel (its addresses are channel ids);
-    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram).
+    `telegram_bot_username` is what Telegram deep links open (needed to link Telegram);
+    `community_name` names the Discord server in Signal code messages.
     """
     if cipher is None and set(senders) - {Channel.DISCORD}:
         raise ValueError("Telegram and Signal need the contact encryption key: no address can be read without it")
@@ -80,6 +86,7 @@ def build_engine(
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
+    web_session_store = WebSessionStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
         concurrency=send_concurrency, rng=rng, flush_interval=flush_interval,
@@ -99,11 +106,12 @@ def build_engine(
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
         telegram_bot_username=telegram_bot_username if Channel.TELEGRAM in senders else None,
-        signal=senders.get(Channel.SIGNAL),
+        signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD), community_name=community_name,
     )
     return Engine(
         db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
-        link_request_store=link_request_store,
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, players=players,
-        promote=promote, linking=linking, dispatcher=dispatcher, senders=senders, clock=clock, cipher=cipher,
+        link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
+        ledger_store=ledger_store, web_session_store=web_session_store, players=players, promote=promote,
+        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock), dispatcher=dispatcher,
+        senders=senders, clock=clock, cipher=cipher,
     )

@@ -7,6 +7,8 @@ with the same nonce where the platform deduplicates (Discord), else by recording
 One mechanism per concern: recipients run in one stream per channel chosen at the snapshot (a
 paced Telegram stream never holds Discord and Signal back); each stream keeps at most `window`
 recipients in flight; each channel's semaphore bounds the sends in flight across streams and jobs.
+Dry runs send in a lane of their own, with semaphores of their own and a small limit: a rehearsal
+never takes a send slot from a real campaign.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ CHUNK_SIZE = 500
 FLUSH_EVERY = 128
 FLUSH_INTERVAL_SECONDS = 0.05
 KEEP_ALIVE_SECONDS = 1.0  # how often a running fan-out checks in: well under the 5 s minimum lease
+DRY_RUN_CONCURRENCY = 2  # sends in flight per channel for all dry runs together (each has one recipient)
 MAX_TRIES_PER_CHANNEL = 4
 BACKOFF_BASE_SECONDS = 1.0
 BACKOFF_CAP_SECONDS = 30.0
@@ -71,7 +74,12 @@ class Fanout:
         self.cipher = cipher
         self.clock = clock
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._limits = {ch: asyncio.Semaphore(concurrency) for ch in Channel}
+        # Per lane (dry run or not) and channel.
+        self._limits = {
+            (dry_run, ch): asyncio.Semaphore(DRY_RUN_CONCURRENCY if dry_run else concurrency)
+            for dry_run in (False, True)
+            for ch in Channel
+        }
         # Recipients in flight at once per stream; by default a channel's limit, so that a claimed
         # recipient never queues behind a semaphore.
         self.window = window or concurrency
@@ -89,14 +97,14 @@ class Fanout:
         return all(run.result() for run in runs)
 
     async def send(
-        self, sender: Sender, message: OutgoingMessage, keep_alive: KeepAlive
+        self, sender: Sender, message: OutgoingMessage, keep_alive: KeepAlive, *, dry_run: bool = False
     ) -> tuple[SendResult | None, list[str]]:
         """Send one message on one channel, retrying what is transient: the SENT result (None if the
-        channel gave up) and why each failed try failed, for the send log."""
+        channel gave up) and why each failed try failed, for the send log. `dry_run`: in the dry-run lane."""
         failures: list[str] = []
         who = f"player {message.player_id}" if message.player_id is not None else "a post"
         for attempt in range(1, MAX_TRIES_PER_CHANNEL + 1):
-            async with self._limits[sender.channel]:
+            async with self._limits[dry_run, sender.channel]:
                 try:
                     result = await sender.send(message)
                 except Exception as exc:  # a sender bug must not lose the recipient
@@ -277,7 +285,7 @@ class Fanout:
             elif position > 0:
                 await self.ledger_store.note_channel(job.key, pid, channel)
             message = OutgoingMessage(channel, address, text_for(channel), nonce, pid, on_wire)
-            result, failures = await self.send(sender, message, keep_alive)
+            result, failures = await self.send(sender, message, keep_alive, dry_run=job.dry_run)
             attempts += [Attempt(pid, channel, DeliveryStatus.FAILED, reason) for reason in failures]
             if result is not None:
                 attempts.append(

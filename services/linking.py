@@ -1,8 +1,15 @@
 """Linking a player's Telegram chat or Signal number, and keeping those addresses encrypted.
 
 Telegram: the player asks for a one-time deep link (`https://t.me/<bot>?start=<token>`); opening it
-sends `/start <token>` to the bot, which proves that the chat belongs to whoever holds the token.
-Signal: the player gives a number, we send a 6-digit code there, the player types it back.
+sends `/start <token>` to the bot, which links the chat to whoever holds the token. A link can be
+handed to someone else, so a chat already linked to another player is not moved silently: the
+chat is asked first (`TelegramMoveAsked`), and moves only when it answers yes; the player who had
+it is told by Discord DM.
+Signal: the player gives a number, we send a 6-digit code there, the player types it back. The
+code message says which Discord user asked, on which server; codes are limited per number per day
+(whoever asks) and, below that, per player and number, so that one member can neither flood a phone
+nor use up its allowance to lock the owner out. Whether the number is on Signal at all is never
+told: an unregistered number gets the same answer as any other (and no code it could use).
 
 Tokens and codes are stored only as hashes, numbers and chat ids only encrypted (ContactCipher),
 and none of them is ever logged in the clear.
@@ -16,6 +23,7 @@ import logging
 import math
 import re
 import secrets
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -23,7 +31,17 @@ from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
 from services.errors import InvalidInput, TooManyRequests, Unavailable
-from services.models import Actor, Channel, Player, Throttle, Throttled
+from services.messages import moved_away_text, signal_code_text
+from services.models import (
+    Actor,
+    Channel,
+    Player,
+    SignalCodeLimits,
+    TelegramLinked,
+    TelegramMoveAsked,
+    Throttle,
+    Throttled,
+)
 from services.phone import mask_number, normalize_e164
 from services.players import PlayerService
 from storage.link_requests import LinkRequestStore
@@ -41,6 +59,7 @@ _MAX_CODE_INPUT: Final = 32
 DEFAULT_TOKEN_TTL: Final = timedelta(minutes=30)
 DEFAULT_CODE_TTL: Final = timedelta(minutes=15)
 DEFAULT_THROTTLE: Final = Throttle(limit=5, window=timedelta(hours=1))
+DEFAULT_SIGNAL_LIMITS: Final = SignalCodeLimits()
 
 NO_KEY_MESSAGE: Final = (
     "Telegram and Signal linking is off: the contact encryption key is not set on this server."
@@ -79,11 +98,18 @@ class LinkingService:
         clock: Clock,
         telegram_bot_username: str | None,
         signal: Sender | None,
+        discord: Sender | None = None,
+        community_name: Callable[[], str | None] = lambda: None,
         token_ttl: timedelta = DEFAULT_TOKEN_TTL,
         code_ttl: timedelta = DEFAULT_CODE_TTL,
         max_code_attempts: int = 5,
         throttle: Throttle = DEFAULT_THROTTLE,
+        signal_limits: SignalCodeLimits = DEFAULT_SIGNAL_LIMITS,
     ) -> None:
+        """`throttle` bounds Telegram link requests per player; `signal_limits` the Signal codes.
+
+        `community_name` names the Discord server in the code message (None while it is not known).
+        """
         if token_ttl <= timedelta(0) or code_ttl <= timedelta(0) or max_code_attempts < 1:
             raise ValueError("token_ttl and code_ttl must be positive and max_code_attempts >= 1")
         self.players = players
@@ -93,12 +119,15 @@ class LinkingService:
         self.clock = clock
         self.telegram_bot_username = (telegram_bot_username or "").strip().lstrip("@") or None
         self.signal = signal
+        self.discord = discord  # tells a player their Telegram chat or Signal number moved to someone else
         self.token_ttl = token_ttl
         self.code_ttl = code_ttl
         self.max_code_attempts = max_code_attempts
         self.throttle = throttle
-        # Requests older than this are no use to the throttle nor to anyone linking: forget them.
-        self._retention = max(token_ttl, code_ttl, throttle.window)
+        self.signal_limits = signal_limits
+        self.community_name = community_name
+        # Requests older than this are no use to the limits nor to anyone linking: forget them.
+        self._retention = max(token_ttl, code_ttl, throttle.window, signal_limits.longest_window)
 
     # -- Telegram ------------------------------------------------------------------------------
 
@@ -122,8 +151,12 @@ class LinkingService:
         deep_link = f"https://t.me/{self.telegram_bot_username}?start={token}"
         return token, deep_link, expires_at
 
-    async def complete_telegram_link(self, token: str, chat_id: int) -> Player | None:
-        """Link `chat_id` to the player who holds `token`; None if the token is unknown, used or expired."""
+    async def complete_telegram_link(self, token: str, chat_id: int) -> TelegramLinked | TelegramMoveAsked | None:
+        """Link `chat_id` to the player who holds `token` (Telegram `/start <token>`).
+
+        None if the token is unknown, used or expired. A chat linked to another player is not moved
+        yet: the answer says whom to ask about (`TelegramMoveAsked`), and the token waits for the chat.
+        """
         masked = mask_chat_id(chat_id)
         if self.cipher is None:
             log.warning("Telegram /start in chat %s ignored: no contact encryption key", masked)
@@ -132,19 +165,80 @@ class LinkingService:
             log.info("Telegram /start in chat %s with a malformed token", masked)
             return None
         now = self.clock.now()
-        player_id = await self.link_request_store.use_telegram_token(token_hash(token), now)
-        if player_id is None:
+        hashes = self.cipher.address_hashes(str(chat_id))
+        pending = await self.link_request_store.open_telegram_token(token_hash(token), now)
+        player = await self.players.player(pending.player_id) if pending is not None else None
+        if pending is None or player is None:
             log.info("Telegram /start in chat %s with an unknown, used or expired token", masked)
             return None
-        player = await self.players.player(player_id)
-        if player is None:
+        current_id = await self.link_store.player_for_address(Channel.TELEGRAM, hashes)
+        current = await self.players.player(current_id) if current_id not in (None, player.id) else None
+        if current is not None:
+            if not await self.link_request_store.ask_telegram_confirmation(pending.id, hashes[0], now):
+                return None
+            log.info(
+                "Telegram chat %s is linked to player %d: asking it before moving it to player %d",
+                masked, current.id, player.id,
+            )
+            return TelegramMoveAsked(player, current, pending.id)
+        if await self.link_request_store.use_telegram_token(token_hash(token), now) is None:
+            return None  # used by a concurrent /start in between
+        await self._save_telegram(player, chat_id, now)
+        return TelegramLinked(player)
+
+    async def move_telegram_chat(self, token_id: int, chat_id: int) -> TelegramLinked | None:
+        """The chat said yes: move its link to the token's player and tell the player who had it.
+
+        None if the question is no longer open (answered, expired) or was not asked of this chat.
+        """
+        if self.cipher is None:
             return None
+        now = self.clock.now()
+        hashes = self.cipher.address_hashes(str(chat_id))
+        player_id = await self.link_request_store.use_confirmed_telegram_token(token_id, hashes, now)
+        player = await self.players.player(player_id) if player_id is not None else None
+        if player is None:
+            log.info("Telegram chat %s answered a question that is no longer open", mask_chat_id(chat_id))
+            return None
+        previous_id = await self.link_store.player_for_address(Channel.TELEGRAM, hashes)
+        previous = await self.players.player(previous_id) if previous_id not in (None, player.id) else None
+        await self._save_telegram(player, chat_id, now)
+        if previous is not None:
+            await self._tell_previous_owner(previous, player, Channel.TELEGRAM, f"tg-moved-{token_id}")
+        return TelegramLinked(player, previous)
+
+    async def keep_telegram_chat(self, token_id: int, chat_id: int) -> bool:
+        """The chat said no: spend the token, change nothing; False if the question was no longer open."""
+        if self.cipher is None:
+            return False
+        hashes = self.cipher.address_hashes(str(chat_id))
+        kept = await self.link_request_store.use_confirmed_telegram_token(token_id, hashes, self.clock.now())
+        if kept is not None:
+            log.info("Telegram chat %s kept its link; player %d's token is spent", mask_chat_id(chat_id), kept)
+        return kept is not None
+
+    async def _save_telegram(self, player: Player, chat_id: int, now: datetime) -> None:
+        cipher = self._require_cipher()
         address = str(chat_id)
         await self.link_store.save(
-            player.id, Channel.TELEGRAM, self.cipher.encrypt(address), self.cipher.address_hash(address), now
+            player.id, Channel.TELEGRAM, cipher.encrypt(address), cipher.address_hash(address), now
         )
-        log.info("player %d linked Telegram chat %s", player.id, masked)
-        return player
+        log.info("player %d linked Telegram chat %s", player.id, mask_chat_id(chat_id))
+
+    async def _tell_previous_owner(self, previous: Player, player: Player, channel: Channel, nonce: str) -> None:
+        """Tell `previous` by Discord DM that their chat or number now belongs to `player` (best effort)."""
+        if self.discord is None:
+            return
+        notice = OutgoingMessage(
+            Channel.DISCORD, str(previous.discord_user_id), moved_away_text(channel, player.display_name), nonce,
+            previous.id,
+        )
+        try:
+            result = await self.discord.send(notice)
+        except Exception as exc:  # a notice must never undo the link it reports
+            result = SendResult.permanent(f"sender error: {type(exc).__name__}")
+        if result.outcome is not Outcome.SENT:
+            log.info("player %d: the notice that their %s moved failed (%s)", previous.id, channel.value, result.reason)
 
     async def unlink_telegram_chat(self, chat_id: int) -> bool:
         """Forget the link of `chat_id` (Telegram `/stop`); False if the chat was not linked."""
@@ -187,16 +281,13 @@ class LinkingService:
             code_hash=cipher.address_hash(_code_material(salt, code)),
             now=now,
             expires_at=expires_at,
-            throttle=self.throttle,
+            limits=self.signal_limits,
         )
         if isinstance(created, Throttled):
             log.info("player %d: Signal code request for %s throttled", player.id, masked)
             raise _too_many(created, now, "code requests")
         minutes = max(1, round(self.code_ttl.total_seconds() / 60))
-        text = (
-            f"Your Rallypoint code is {code}. It expires in {minutes} minutes; "
-            "if you did not ask for it, ignore this message."
-        )
+        text = signal_code_text(code, player.display_name, self.community_name(), minutes)
         try:
             # One attempt, no fallback: a code that did not leave is withdrawn below.
             result = await self.signal.send(
@@ -204,12 +295,16 @@ class LinkingService:
             )
         except Exception as exc:  # a sender bug must still leave no usable code behind
             log.error("player %d: Signal code to %s raised %s", player.id, masked, type(exc).__name__)
-            result = SendResult.permanent(f"sender error: {type(exc).__name__}")
-        if result.outcome is not Outcome.SENT:
-            await self.link_request_store.cancel_signal_verification(created.id, self.clock.now())
-            log.info("player %d: Signal code to %s not sent (%s)", player.id, masked, result.reason)
-            raise Unavailable("could not send a code to that number")
-        log.info("player %d: Signal code sent to %s", player.id, masked)
+            result = SendResult.retryable(f"sender error: {type(exc).__name__}")
+        if result.outcome is Outcome.SENT:
+            log.info("player %d: Signal code sent to %s", player.id, masked)
+            return expires_at
+        await self.link_request_store.cancel_signal_verification(created.id, self.clock.now())
+        log.info("player %d: Signal code to %s not sent (%s)", player.id, masked, result.reason)
+        if result.outcome is Outcome.RETRYABLE:
+            raise Unavailable("Signal could not take the code just now; try again in a few minutes.")
+        # Refused for good (the number is not on Signal, most likely): answered as if sent, so that
+        # nobody can use this to learn who has Signal; the withdrawn code matches nothing.
         return expires_at
 
     async def confirm_signal_link(self, actor: Actor, code: str) -> None:
@@ -224,7 +319,7 @@ class LinkingService:
         if not (digits.isascii() and digits.isdigit() and len(digits) == _CODE_DIGITS):
             raise InvalidInput(f"The code is the {_CODE_DIGITS} digits we sent you on Signal.")
         attempt = await self.link_request_store.latest_signal_verification(player.id)
-        if attempt is None or attempt.used_at is not None or attempt.cancelled_at is not None:
+        if attempt is None or attempt.used_at is not None:
             raise InvalidInput("No code is waiting for confirmation; ask for one with /notify link signal.")
         if attempt.locked:
             raise InvalidInput("too many wrong codes; request a new code")
@@ -235,6 +330,8 @@ class LinkingService:
         matched = False
         for candidate in candidates:  # every key: a rotation must not void codes already sent
             matched |= hmac.compare_digest(candidate, attempt.code_hash)
+        # A withdrawn code (it never left) answers like any code typed wrong: that reveals nothing.
+        matched &= attempt.cancelled_at is None
         if not matched:
             counted = await self.link_request_store.record_wrong_code(attempt.id, self.max_code_attempts)
             log.info("player %d: wrong Signal code", player.id)
@@ -246,10 +343,14 @@ class LinkingService:
             # Locked, used or expired by a concurrent confirmation in between.
             raise InvalidInput("That code can no longer be used; request a new code.")
         number = cipher.decrypt(attempt.number_encrypted)
+        previous_id = await self.link_store.player_for_address(Channel.SIGNAL, cipher.address_hashes(number))
+        previous = await self.players.player(previous_id) if previous_id not in (None, player.id) else None
         await self.link_store.save(
             player.id, Channel.SIGNAL, cipher.encrypt(number), cipher.address_hash(number), now
         )
         log.info("player %d linked Signal number %s", player.id, mask_number(number))
+        if previous is not None:
+            await self._tell_previous_owner(previous, player, Channel.SIGNAL, f"sig-moved-{attempt.id}")
 
     # -- both ----------------------------------------------------------------------------------
 

@@ -90,3 +90,22 @@ def _name_list(names: Sequence[str], room: int) -> str:
         shown.append(name)
         used += len(piece)
     return ", ".join(shown)
+
+
+def moved_away_text(channel: Channel, new_owner: str) -> str:
+    """The Discord DM to a player whose Telegram chat or Signal number was just linked to someone else."""
+    what = "Telegram chat" if channel is Channel.TELEGRAM else "Signal number"
+    return (
+        f"Your {what} was just linked to the Discord account {new_owner} and no longer gets your Rallypoint "
+        f"promotions. If that was not you, link it again with /notify link {channel.value}."
+    )
+
+
+def signal_code_text(code: str, asked_by: str, community: str | None, minutes: int) -> str:
+    """The Signal message with a linking code: who asked for it, where, and what to do if it was not you."""
+    who = " ".join(asked_by.split())[:64] or "someone"
+    where = f"on the Discord server {' '.join(community.split())[:100]}" if community else "on Discord"
+    return (
+        f"Your Rallypoint code is {code}, for the Discord user {who} {where}, to link this number. "
+        f"It expires in {minutes} minutes. If that was not you, ignore this message: nothing is linked without it."
+    )

@@ -86,6 +86,7 @@ class CampaignLimit(enum.StrEnum):
 
     PER_PROMOTER = "per_promoter"  # one campaign per promoter per day
     GLOBAL = "global"  # promotion.global_cooldown: one campaign per day for everyone
+    DRY_RUNS = "dry_runs"  # promotion.dry_run_daily_limit dry runs per promoter per day
 
 
 class PermissionTier(enum.StrEnum):
@@ -335,6 +336,24 @@ class Throttle:
 
 
 @dataclass(frozen=True, slots=True)
+class SignalCodeLimits:
+    """How many Signal codes may be sent, counted three ways.
+
+    Per number (whoever asks) bounds what anyone can make a phone receive in a day; per player and
+    number, kept well below it, means one member cannot use up a number's allowance and so lock its
+    owner out; per player bounds one member's requests overall.
+    """
+
+    per_player: Throttle = field(default_factory=lambda: Throttle(limit=5, window=timedelta(hours=1)))
+    per_player_and_number: Throttle = field(default_factory=lambda: Throttle(limit=2, window=timedelta(days=1)))
+    per_number: Throttle = field(default_factory=lambda: Throttle(limit=6, window=timedelta(days=1)))
+
+    @property
+    def longest_window(self) -> timedelta:
+        return max(self.per_player.window, self.per_player_and_number.window, self.per_number.window)
+
+
+@dataclass(frozen=True, slots=True)
 class Throttled:
     """A request refused by the throttle; another is accepted from `retry_at` on."""
 
@@ -352,6 +371,23 @@ class TelegramLinkToken:
 
 
 @dataclass(frozen=True, slots=True)
+class TelegramLinked:
+    """A chat now gets `player`'s promotions; `previous` had it until now (None: nobody)."""
+
+    player: Player
+    previous: Player | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TelegramMoveAsked:
+    """The chat is linked to `current`: moving it to `player` waits for the chat's own answer."""
+
+    player: Player
+    current: Player
+    token_id: int
+
+
+@dataclass(frozen=True, slots=True)
 class SignalVerification:
     id: int
     player_id: int
@@ -365,6 +401,18 @@ class SignalVerification:
     locked: bool
     used_at: datetime | None
     cancelled_at: datetime | None
+
+    def expired(self, now: datetime) -> bool:
+        return now >= self.expires_at
+
+
+@dataclass(frozen=True, slots=True)
+class WebSession:
+    """A browser session opened by the Discord login; the cookie holds its id, the database this."""
+
+    discord_user_id: int
+    created_at: datetime
+    expires_at: datetime
 
     def expired(self, now: datetime) -> bool:
         return now >= self.expires_at

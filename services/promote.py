@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, time, timedelta
+from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
-from services.errors import CampaignExists, NoRecipients, NotFound, NotPromoter
+from services.errors import CampaignExists, NoRecipients, NotFound, NotPromoter, TooManyRequests
 from services.models import (
     Actor,
     Campaign,
@@ -39,6 +39,7 @@ class PromotionConfig:
     voice_check_delay: timedelta
     global_cooldown: bool
     max_attempts: int
+    dry_run_daily_limit: int = 5  # per promoter; 0 turns dry runs off
 
     @property
     def timezone(self) -> str:
@@ -141,7 +142,15 @@ class PromoteService:
             schedule=preview.schedule,
             max_attempts=self.config.max_attempts,
             now=self.clock.now(),
+            dry_run_limit=self.config.dry_run_daily_limit,
         )
+        if created is CampaignLimit.DRY_RUNS:
+            limit = self.config.dry_run_daily_limit
+            message = (
+                f"You have used today's {limit} dry run{'s' if limit != 1 else ''}; try again tomorrow."
+                if limit else "Dry runs are turned off on this server."
+            )
+            raise TooManyRequests(message, self._seconds_to_midnight())
         if created is CampaignLimit.GLOBAL:
             raise CampaignExists("Tonight's session has already been promoted (one campaign per day).")
         if created is CampaignLimit.PER_PROMOTER:
@@ -154,6 +163,13 @@ class PromoteService:
         )
         self._on_jobs_created()
         return CampaignCreated(campaign, preview.schedule, tuple(jobs))
+
+    def _seconds_to_midnight(self) -> float:
+        """Until the next campaign date begins (local midnight in the promotion timezone)."""
+        now = self.clock.now()
+        tomorrow = campaign_date(now, self.config.zone) + timedelta(days=1)
+        midnight = datetime.combine(tomorrow, time(0, 0), tzinfo=self.config.zone)
+        return max(1.0, (midnight - now).total_seconds())
 
     async def status(self, actor: Actor, day: date | None = None) -> CampaignStatusView | None:
         """The campaign of `day` (default today): the newest real one, else the newest dry run."""

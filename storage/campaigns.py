@@ -84,14 +84,26 @@ class CampaignStore:
         schedule: CampaignSchedule,
         max_attempts: int,
         now: datetime,
+        dry_run_limit: int | None = None,
     ) -> tuple[Campaign, list[Job]] | CampaignLimit:
         """Insert the campaign, its recipient snapshot and its three jobs in one transaction.
 
         Rule 6 is the database's: when a partial unique index refuses the campaign, nothing is
-        written and the guard that matched is returned.
+        written and the guard that matched is returned. A dry run beyond the initiator's
+        `dry_run_limit` of the day (cancelled ones count) is refused the same way; the count and the
+        insert share one write transaction (BEGIN IMMEDIATE), so concurrent creates cannot both slip
+        under it.
         """
         summary = ChannelsSummary.of(recipients)
         async with self.db.transaction() as tx:
+            if dry_run and dry_run_limit is not None:
+                row = await tx.fetchone(
+                    "SELECT count(*) AS n FROM campaigns"
+                    " WHERE initiator_player_id = ? AND campaign_date = ? AND dry_run = 1",
+                    (initiator.id, day.isoformat()),
+                )
+                if row is not None and int(row["n"]) >= dry_run_limit:
+                    return CampaignLimit.DRY_RUNS
             row = await tx.fetchone(
                 """
                 INSERT INTO campaigns (campaign_date, initiator_player_id, status, dry_run,

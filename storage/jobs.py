@@ -19,6 +19,9 @@ _RUNNABLE = """
                        AND e.status IN ('pending', 'running'))
     AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
 """
+# Real campaigns' jobs are claimed before dry runs', so a pile of rehearsals never holds a real
+# job back by a claim round.
+_CLAIM_ORDER = "(SELECT dry_run FROM campaigns c WHERE c.id = j.campaign_id), j.run_at, j.seq"
 
 
 class JobStore:
@@ -33,7 +36,7 @@ class JobStore:
         limit: int = 16,
         exclude: Collection[int] = (),
     ) -> list[Job]:
-        """Atomically lease due jobs (and jobs whose lease expired) to `owner`.
+        """Atomically lease due jobs (and jobs whose lease expired) to `owner`, real campaigns' first.
 
         `exclude` names jobs this process is still running: even if their lease lapsed (an event
         loop stalled), the same process must not start them a second time.
@@ -45,7 +48,7 @@ class JobStore:
                                 attempts = attempts + 1, started_at = coalesce(started_at, :now)
                 WHERE id IN (SELECT j.id FROM jobs j WHERE {_RUNNABLE}
                                AND j.id NOT IN (SELECT value FROM json_each(:exclude))
-                             ORDER BY j.run_at, j.seq LIMIT :limit)
+                             ORDER BY {_CLAIM_ORDER} LIMIT :limit)
                 RETURNING *
                 """,  # noqa: S608 - a constant fragment, values are bound
                 {

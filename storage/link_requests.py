@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Sequence
 from datetime import datetime
 
-from services.models import SignalVerification, TelegramLinkToken, Throttle, Throttled
+from services.models import SignalCodeLimits, SignalVerification, TelegramLinkToken, Throttle, Throttled
 from storage.db import Database, Transaction, from_db_time, to_db_time
 
 
@@ -110,6 +110,45 @@ class LinkRequestStore:
             )
         return int(row["player_id"]) if row is not None else None
 
+    async def open_telegram_token(self, token_hash: str, now: datetime) -> TelegramLinkToken | None:
+        """The token if it can still be used (unused, unexpired); it stays unused."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT * FROM telegram_link_tokens WHERE token_hash = ? AND used_at IS NULL AND expires_at > ?",
+                (token_hash, to_db_time(now)),
+            )
+        return _token(row) if row is not None else None
+
+    async def ask_telegram_confirmation(self, token_id: int, chat_hash: str, now: datetime) -> bool:
+        """Hold an open token for the chat (its keyed hash) asked to confirm; False if no longer open."""
+        async with self.db.transaction() as tx:
+            changed = await tx.execute(
+                """
+                UPDATE telegram_link_tokens SET confirm_chat_hash = :chat
+                WHERE id = :id AND used_at IS NULL AND expires_at > :now
+                """,
+                {"chat": chat_hash, "id": token_id, "now": to_db_time(now)},
+            )
+        return changed > 0
+
+    async def use_confirmed_telegram_token(
+        self, token_id: int, chat_hashes: Sequence[str], now: datetime
+    ) -> int | None:
+        """Spend a token the chat (any of its hashes) was asked about; its player, or None if not open."""
+        if not chat_hashes:
+            return None
+        marks = ",".join("?" * len(chat_hashes))
+        async with self.db.transaction() as tx:
+            row = await tx.fetchone(
+                f"""
+                UPDATE telegram_link_tokens SET used_at = ?
+                WHERE id = ? AND confirm_chat_hash IN ({marks}) AND used_at IS NULL AND expires_at > ?
+                RETURNING player_id
+                """,  # noqa: S608 - placeholders only
+                (to_db_time(now), token_id, *chat_hashes, to_db_time(now)),
+            )
+        return int(row["player_id"]) if row is not None else None
+
     async def telegram_token(self, token_hash: str) -> TelegramLinkToken | None:
         async with self.db.read() as tx:
             row = await tx.fetchone("SELECT * FROM telegram_link_tokens WHERE token_hash = ?", (token_hash,))
@@ -127,36 +166,37 @@ class LinkRequestStore:
         code_hash: str,
         now: datetime,
         expires_at: datetime,
-        throttle: Throttle,
+        limits: SignalCodeLimits,
     ) -> SignalVerification | Throttled:
-        """Store a code attempt unless the player or the number is over the throttle.
+        """Store a code attempt unless the player, the player and number, or the number is over its limit.
 
         `number_hashes` are the number's hashes under every configured key (the first, the primary
         one, is stored), so that codes sent before a key rotation still count for the number.
         """
         if not number_hashes:
             raise ValueError("number_hashes must not be empty")
-        since = to_db_time(now - throttle.window)
         marks = ",".join("?" * len(number_hashes))
+        by_number = f"number_hash IN ({marks})"
+        checks: list[tuple[str, tuple[object, ...], Throttle]] = [
+            ("player_id = ?", (player_id,), limits.per_player),
+            (f"player_id = ? AND {by_number}", (player_id, *number_hashes), limits.per_player_and_number),
+            (by_number, tuple(number_hashes), limits.per_number),
+        ]
         async with self.db.transaction() as tx:
-            refused = await _throttled(
-                tx,
-                "SELECT created_at FROM signal_verifications WHERE player_id = ? AND created_at > ?"
-                " ORDER BY created_at",
-                (player_id, since),
-                now,
-                throttle,
-            )
-            by_number = await _throttled(
-                tx,
-                "SELECT created_at FROM signal_verifications"  # noqa: S608 - placeholders only
-                f" WHERE number_hash IN ({marks}) AND created_at > ? ORDER BY created_at",
-                (*number_hashes, since),
-                now,
-                throttle,
-            )
-            if refused is not None or by_number is not None:
-                return max((r for r in (refused, by_number) if r is not None), key=lambda r: r.retry_at)
+            refusals = [
+                await _throttled(
+                    tx,
+                    f"SELECT created_at FROM signal_verifications WHERE {where} AND created_at > ?"  # noqa: S608
+                    " ORDER BY created_at",
+                    (*params, to_db_time(now - throttle.window)),
+                    now,
+                    throttle,
+                )
+                for where, params, throttle in checks
+            ]
+            refused = [r for r in refusals if r is not None]
+            if refused:
+                return max(refused, key=lambda r: r.retry_at)
             row_id = await tx.insert(
                 """
                 INSERT INTO signal_verifications
@@ -188,14 +228,17 @@ class LinkRequestStore:
         return _verification(row) if row is not None else None
 
     async def record_wrong_code(self, verification_id: int, max_attempts: int) -> SignalVerification | None:
-        """Count a wrong code, locking the attempt at `max_attempts`; None if it was no longer open."""
+        """Count a wrong code, locking the attempt at `max_attempts`; None if it was no longer open.
+
+        A withdrawn attempt counts wrong codes too: to whoever types them it looks like any other.
+        """
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
                 """
                 UPDATE signal_verifications
                 SET failed_attempts = failed_attempts + 1,
                     locked = CASE WHEN failed_attempts + 1 >= :max THEN 1 ELSE 0 END
-                WHERE id = :id AND locked = 0 AND used_at IS NULL AND cancelled_at IS NULL
+                WHERE id = :id AND locked = 0 AND used_at IS NULL
                 RETURNING *
                 """,
                 {"id": verification_id, "max": max_attempts},

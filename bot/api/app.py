@@ -7,7 +7,21 @@ import logging
 
 from aiohttp import web
 
+from bot.api.access_log import AccessLog
 from bot.api.auth import auth_middleware
+from bot.api.connections import (
+    CONNECTIONS,
+    LINGERING_SECONDS,
+    SERVER_NAME,
+    TRUSTED_PROXIES,
+    ConnectionGuard,
+    GuardedSite,
+    ServerLimits,
+    accept_errors_logged_once,
+    connection_middleware,
+    handler_factory,
+    warn_if_near_the_fd_limit,
+)
 from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
 from bot.api.errors import MAX_BODY_BYTES, error_middleware
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
@@ -18,11 +32,26 @@ from bot.config import Settings
 
 log = logging.getLogger(__name__)
 
-def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
-    """Build the API: routes, auth and error middlewares, the login flow when configured, the document."""
-    app = web.Application(middlewares=[error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES)
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    # aiohttp's default names its version, which tells a scanner which of its advisories apply.
+    response.headers["Server"] = SERVER_NAME
+
+
+def create_app(deps: ApiDeps, settings: Settings, limits: ServerLimits | None = None) -> web.Application:
+    """Build the API: routes, middlewares, the login flow when configured, the document.
+
+    `limits` default to the settings' (tests pass tighter ones).
+    """
+    app = web.Application(
+        middlewares=[connection_middleware, error_middleware, auth_middleware], client_max_size=MAX_BODY_BYTES
+    )
     app[DEPS] = deps
     app[SETTINGS] = settings
+    app[CONNECTIONS] = ConnectionGuard(limits or ServerLimits.from_settings(settings.api))
+    app[TRUSTED_PROXIES] = settings.api.proxy_networks
+    app.on_response_prepare.append(_server_header)
+    app.cleanup_ctx.append(accept_errors_logged_once)
     setup_routes(app, OPERATIONS)
     public = {op.path for op in OPERATIONS if op.public}
     if deps.oauth is not None:
@@ -35,15 +64,27 @@ def create_app(deps: ApiDeps, settings: Settings) -> web.Application:
 
 
 async def start_api(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Serve `app` on host:port (0: any free port) on the running loop; stop with `stop_api`."""
-    runner = web.AppRunner(app)
+    """Serve `app` (from `create_app`) on host:port (0: any free port) on the running loop; stop with `stop_api`."""
+    guard = app[CONNECTIONS]
+    limits = guard.limits
+    handler_options = {
+        "access_log_class": AccessLog,
+        "keepalive_timeout": limits.keepalive,
+        "lingering_time": LINGERING_SECONDS,
+    }
+    runner = web.AppRunner(app, **handler_options)  # type: ignore[arg-type]
     await runner.setup()
     try:
-        await web.TCPSite(runner, host, port).start()
+        await GuardedSite(runner, host, port, handler_factory(runner, guard, **handler_options)).start()
     except BaseException:
         await runner.cleanup()
         raise
-    log.info("API listening on %s", ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses))
+    warn_if_near_the_fd_limit(limits)
+    log.info(
+        "API listening on %s (at most %d connections)",
+        ", ".join(f"{a[0]}:{a[1]}" for a in runner.addresses),
+        limits.max_connections,
+    )
     return runner
 
 

@@ -14,12 +14,13 @@ from pydantic import SecretStr
 
 from bot.api.membership import MembershipResolver
 from bot.api.sessions import CookieSigner
-from bot.config import Settings
+from bot.config import Settings, require_strong_login
 from services.clock import Clock
 from services.linking import LinkingService
 from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
+from services.web_sessions import WebSessionService
 
 DISCORD_API_BASE: Final = "https://discord.com/api/v10"
 DISCORD_AUTHORIZE_URL: Final = "https://discord.com/oauth2/authorize"
@@ -36,24 +37,23 @@ class OAuthConfig:
     api_base: str = DISCORD_API_BASE
     authorize_url: str = DISCORD_AUTHORIZE_URL
     scopes: tuple[str, ...] = ("identify",)
-    session_ttl: timedelta = timedelta(days=7)
     state_ttl: timedelta = timedelta(minutes=10)
 
     @property
     def secure_cookies(self) -> bool:
-        return self.redirect_uri.startswith("https://")
+        """Cookies carry `Secure` when the site is served over HTTPS (the scheme in any case)."""
+        return yarl.URL(self.redirect_uri).scheme == "https"
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OAuthConfig | None:
-        """The login configuration; None unless client id, secret, redirect URI and session secret are set."""
+        """The login configuration; None unless client id, secret and redirect URI are set.
+
+        ConfigError when they are and the session secret is too weak to sign cookies with.
+        """
         d = settings.discord
-        if not (
-            d.oauth_client_id
-            and d.oauth_client_secret.get_secret_value()
-            and d.oauth_redirect_uri
-            and settings.security.session_secret.get_secret_value()
-        ):
+        if not d.login_configured:
             return None
+        require_strong_login(settings)
         api_base = d.api_base_url.rstrip("/") or DISCORD_API_BASE
         authorize = DISCORD_AUTHORIZE_URL
         if d.api_base_url:
@@ -75,6 +75,7 @@ class ApiDeps:
     promote: PromoteService
     players: PlayerService
     linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up
+    sessions: WebSessionService  # browser sessions (used when `oauth` is set)
     membership: MembershipResolver
     clock: Clock
     oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored

@@ -41,9 +41,24 @@ class CsrfRejected(RallypointError):
         super().__init__(message)
 
 
+class AmbiguousRequest(RallypointError):
+    """A request that could be read two ways (a header given twice): refused rather than guessed."""
+
+    code = "ambiguous_request"
+    http_status = 400
+
+
 class InvalidJson(RallypointError):
     code = "invalid_json"
     http_status = 400
+
+
+class RequestTimeout(RallypointError):
+    code = "request_timeout"
+    http_status = 408
+
+    def __init__(self, message: str = "The request body did not arrive in time.") -> None:
+        super().__init__(message)
 
 
 class InvalidState(RallypointError):
@@ -64,6 +79,16 @@ class OAuthDenied(RallypointError):
         super().__init__(message)
 
 
+class OAuthCodeRejected(RallypointError):
+    code = "oauth_code_rejected"
+    http_status = 400
+
+    def __init__(
+        self, message: str = "Discord did not accept this login (the link was used or is old); log in again."
+    ) -> None:
+        super().__init__(message)
+
+
 class OAuthFailed(RallypointError):
     code = "oauth_failed"
     http_status = 502
@@ -74,9 +99,11 @@ class OAuthFailed(RallypointError):
 
 _HTTP_ERRORS: Final[dict[int, tuple[str, str]]] = {
     400: ("bad_request", "The request is malformed."),
+    408: ("request_timeout", "The request did not arrive in time."),
     404: ("not_found", "There is no such endpoint."),
     405: ("method_not_allowed", "This endpoint does not accept that method."),
     413: ("payload_too_large", f"The request body is larger than {MAX_BODY_BYTES // 1024} KiB."),
+    500: ("internal", "Something went wrong on our side; it has been logged."),
 }
 
 
@@ -85,6 +112,13 @@ def error_response(status: int, code: str, message: str) -> web.Response:
     return web.Response(
         body=body.model_dump_json().encode(), status=status, content_type="application/json"
     )
+
+
+def http_error_response(status: int, reason: str = "") -> web.Response:
+    """The JSON error answer for an HTTP status that no domain error explains."""
+    fallback = _HTTP_ERRORS[500] if status >= 500 else ("http_error", reason or "The request could not be handled.")
+    code, message = _HTTP_ERRORS.get(status, fallback)
+    return error_response(status, code, message)
 
 
 @web.middleware
@@ -101,12 +135,13 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="rallypoint"'
+        if isinstance(exc, RequestTimeout):
+            response.force_close()  # the rest of the body may still be on its way
         return response
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        code, message = _HTTP_ERRORS.get(exc.status, ("http_error", exc.reason))
-        response = error_response(exc.status, code, message)
+        response = http_error_response(exc.status, exc.reason)
         if "Allow" in exc.headers:
             response.headers["Allow"] = exc.headers["Allow"]
         return response
@@ -114,4 +149,4 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         raise
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
-        return error_response(500, "internal", "Something went wrong on our side; it has been logged.")
+        return http_error_response(500)

@@ -1,15 +1,21 @@
 """Browser login with Discord OAuth2 (authorization code): /auth/login, /auth/callback, /auth/logout.
 
-Only the user's id is kept, in a signed session cookie; membership and roles are looked up on
-each request, so a user who leaves the guild loses access within the membership cache's lifetime.
+A login's `state` is single-use and kept server-side (`PendingLogins`), and also in a signed
+cookie that ties it to the browser that began the login. A callback costs Discord a token request
+only after its state has been used up here, so replaying one state makes at most one; callbacks and
+logins are throttled per client address (bot/api/client_address.py), and token exchanges in total.
+
+After the login the session lives in the database (services/web_sessions.py); the cookie names it.
+Membership and roles are looked up on each request, so a user who leaves the guild loses access
+within the membership cache's lifetime; logging out ends the session at once.
 """
 
 from __future__ import annotations
 
 import hmac
 import logging
-import secrets
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from typing import Final
 
 import aiohttp
@@ -17,10 +23,14 @@ import yarl
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bot.api.auth import SESSION_COOKIE, SESSION_PURPOSE, parse_snowflake
+from bot.api.auth import SESSION_COOKIE, SESSION_PURPOSE, has_xhr_header, parse_snowflake, session_id_of
+from bot.api.connections import CLIENT
 from bot.api.deps import DEPS, HTTP, SIGNER, OAuthConfig
-from bot.api.errors import InvalidState, OAuthDenied, OAuthFailed
-from services.errors import InvalidInput
+from bot.api.errors import CsrfRejected, InvalidState, OAuthCodeRejected, OAuthDenied, OAuthFailed
+from bot.api.login_states import PendingLogins
+from services.errors import InvalidInput, TooManyRequests
+from services.models import Throttle
+from services.throttle import KeyedThrottle
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +41,15 @@ CALLBACK_PATH: Final = "/auth/callback"
 LOGOUT_PATH: Final = "/auth/logout"
 OAUTH_PATHS: Final = frozenset({LOGIN_PATH, CALLBACK_PATH, LOGOUT_PATH})
 _MAX_PARAM = 512
+
+# A person logs in with two requests; a household or a LAN party behind one address with a few more.
+PER_CLIENT: Final = Throttle(limit=30, window=timedelta(minutes=1))
+# Every exchange is a request to Discord with the application's credentials: bounded whoever asks.
+TOKEN_EXCHANGES: Final = Throttle(limit=60, window=timedelta(minutes=1))
+
+PENDING_LOGINS = web.AppKey("pending_logins", PendingLogins)
+AUTH_THROTTLE = web.AppKey("auth_throttle", KeyedThrottle)
+EXCHANGE_THROTTLE = web.AppKey("token_exchange_throttle", KeyedThrottle)
 
 
 class _TokenAnswer(BaseModel):
@@ -47,6 +66,12 @@ def _oauth(request: web.Request) -> OAuthConfig:
     if config is None:  # the routes exist only when it is set
         raise web.HTTPNotFound()
     return config
+
+
+def _throttle_client(request: web.Request) -> None:
+    wait = request.app[AUTH_THROTTLE].hit(request[CLIENT])
+    if wait is not None:
+        raise TooManyRequests("Too many login attempts from your address; try again in a minute.", wait)
 
 
 def _local_path(target: object) -> str:
@@ -69,9 +94,10 @@ def _redirect(location: str) -> web.Response:
 
 
 async def login(request: web.Request) -> web.Response:
-    """Send the browser to Discord's consent page with a fresh `state` kept in a signed cookie."""
+    """Send the browser to Discord's consent page with a fresh single-use `state`."""
     config = _oauth(request)
-    state = secrets.token_urlsafe(24)
+    _throttle_client(request)
+    state = request.app[PENDING_LOGINS].issue(_local_path(request.query.get("next")))
     url = yarl.URL(config.authorize_url).update_query(
         response_type="code",
         client_id=config.client_id,
@@ -80,9 +106,7 @@ async def login(request: web.Request) -> web.Response:
         redirect_uri=config.redirect_uri,
     )
     response = _redirect(str(url))
-    cookie = request.app[SIGNER].sign(
-        STATE_PURPOSE, {"state": state, "next": _local_path(request.query.get("next"))}, config.state_ttl
-    )
+    cookie = request.app[SIGNER].sign(STATE_PURPOSE, {"state": state}, config.state_ttl)
     response.set_cookie(
         STATE_COOKIE, cookie, max_age=int(config.state_ttl.total_seconds()), path="/auth",
         httponly=True, samesite="Lax", secure=config.secure_cookies,
@@ -100,6 +124,12 @@ async def _exchange_code(http: aiohttp.ClientSession, config: OAuthConfig, code:
             )
         },
     ) as response:
+        if response.status == 400:  # invalid_grant: a wrong, used or expired code, the browser's doing
+            log.info("discord oauth: Discord refused the authorization code")
+            raise OAuthCodeRejected()
+        if response.status == 401:  # invalid_client: ours
+            log.error("discord oauth: Discord refused our client credentials (discord.oauth_client_id / _secret)")
+            raise OAuthFailed()
         if response.status != 200:
             log.warning("discord oauth: token exchange answered HTTP %d", response.status)
             raise OAuthFailed()
@@ -117,33 +147,52 @@ async def _user_id(http: aiohttp.ClientSession, config: OAuthConfig, access_toke
     return parse_snowflake(user.id, "discord user id")
 
 
+def _state_matches(request: web.Request, config: OAuthConfig, state: str) -> bool:
+    """The callback's state is the one this browser's login began with (its signed cookie)."""
+    stored = request.app[SIGNER].verify(STATE_PURPOSE, request.cookies.get(STATE_COOKIE, ""), config.state_ttl)
+    expected = stored.get("state") if stored is not None else None
+    return (
+        isinstance(expected, str)
+        and state.isascii()
+        and hmac.compare_digest(expected.encode(), state.encode())
+    )
+
+
 async def callback(request: web.Request) -> web.Response:
-    """Check `state`, trade the code for a token, learn the user's id and open a session."""
+    """Use the state up, trade the code for a token, learn the user's id and open a session."""
     config = _oauth(request)
+    _throttle_client(request)
+    state = request.query.get("state", "")
+    matched = _state_matches(request, config, state)
+    pending = request.app[PENDING_LOGINS]
     if "error" in request.query:
+        if matched:
+            pending.take(state)
         raise OAuthDenied()
     code = request.query.get("code", "")
-    state = request.query.get("state", "")
-    stored = request.app[SIGNER].verify(STATE_PURPOSE, request.cookies.get(STATE_COOKIE, ""))
-    if (
-        stored is None
-        or not code
-        or len(code) > _MAX_PARAM
-        or not state.isascii()
-        or not hmac.compare_digest(str(stored.get("state", "")).encode(), state.encode())
-    ):
+    if not matched or not code or len(code) > _MAX_PARAM:
         raise InvalidState()
+    # From here on the state is spent, whatever Discord answers: a replay never reaches Discord.
+    next_path = pending.take(state)
+    if next_path is None:
+        raise InvalidState()
+    wait = request.app[EXCHANGE_THROTTLE].hit("discord")
+    if wait is not None:
+        log.warning("discord oauth: token exchanges throttled (more than %d a minute)", TOKEN_EXCHANGES.limit)
+        raise TooManyRequests("Too many logins right now; please log in again in a minute.", wait)
     http = request.app[HTTP]
     try:
         user_id = await _user_id(http, config, await _exchange_code(http, config, code))
     except (aiohttp.ClientError, TimeoutError, ValidationError, InvalidInput) as exc:
         log.warning("discord oauth: login failed: %s", type(exc).__name__)
         raise OAuthFailed() from None
-    response = _redirect(_local_path(stored.get("next")))
+    sessions = request.app[DEPS].sessions
+    session_id, _expires_at = await sessions.open(user_id)
+    response = _redirect(next_path)
     response.set_cookie(
         SESSION_COOKIE,
-        request.app[SIGNER].sign(SESSION_PURPOSE, {"uid": str(user_id)}, config.session_ttl),
-        max_age=int(config.session_ttl.total_seconds()), path="/",
+        request.app[SIGNER].sign(SESSION_PURPOSE, {"sid": session_id}, sessions.ttl),
+        max_age=int(sessions.ttl.total_seconds()), path="/",
         httponly=True, samesite="Lax", secure=config.secure_cookies,
     )
     response.del_cookie(STATE_COOKIE, path="/auth")
@@ -152,9 +201,15 @@ async def callback(request: web.Request) -> web.Response:
 
 
 async def logout(request: web.Request) -> web.Response:
-    """Forget the session: GET redirects home, POST answers 204."""
+    """End the session on the server and forget the cookie: POST with X-Requested-With, answered 204."""
     config = _oauth(request)
-    response = _redirect("/") if request.method == "GET" else web.Response(status=204)
+    if not has_xhr_header(request):
+        raise CsrfRejected()
+    cookie = request.cookies.get(SESSION_COOKIE)
+    session_id = session_id_of(request, cookie)[0] if cookie is not None else None
+    if session_id is not None and await request.app[DEPS].sessions.close(session_id):
+        log.info("discord oauth: a session was logged out")
+    response = web.Response(status=204)
     response.del_cookie(SESSION_COOKIE, path="/", secure=config.secure_cookies, samesite="Lax")
     return response
 
@@ -166,9 +221,13 @@ async def _http_session(app: web.Application) -> AsyncIterator[None]:
 
 
 def setup_oauth(app: web.Application) -> None:
-    """Add the login routes and the HTTP client they use."""
+    """Add the login routes, their pending-login store and throttles, and the HTTP client they use."""
+    clock = app[DEPS].clock
+    app[PENDING_LOGINS] = PendingLogins(clock)
+    app[AUTH_THROTTLE] = KeyedThrottle(PER_CLIENT, clock)
+    app[EXCHANGE_THROTTLE] = KeyedThrottle(TOKEN_EXCHANGES, clock)
+    # No HEAD: both change state (a pending login, a spent one).
     app.router.add_get(LOGIN_PATH, login, allow_head=False)
     app.router.add_get(CALLBACK_PATH, callback, allow_head=False)
-    app.router.add_get(LOGOUT_PATH, logout, allow_head=False)
     app.router.add_post(LOGOUT_PATH, logout)
     app.cleanup_ctx.append(_http_session)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import TypeVar
+import asyncio
+import json
+from typing import Any, TypeVar
 
 from aiohttp import web
 from pydantic import BaseModel, ValidationError
 
-from bot.api.errors import InvalidJson
+from bot.api.connections import CONNECTIONS
+from bot.api.errors import InvalidJson, RequestTimeout
 from services.errors import InvalidInput
 
 M = TypeVar("M", bound=BaseModel)
@@ -26,10 +29,43 @@ def describe(exc: ValidationError, where: str) -> str:
     return f"{'.'.join(parts)}: {message}{more}"
 
 
+class _DuplicateKey(ValueError):
+    def __init__(self, key: str) -> None:
+        super().__init__(key)
+        self.key = key
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise _DuplicateKey(key)
+        seen[key] = value
+    return seen
+
+
+def refuse_duplicate_keys(raw: bytes) -> None:
+    """Refuse a JSON object that names a key twice: parsers differ on which one wins.
+
+    Anything that is not JSON is left to the model's own parser, which says why.
+    """
+    try:
+        json.loads(raw, object_pairs_hook=_no_duplicate_keys)
+    except _DuplicateKey as exc:
+        raise InvalidInput(f"body: the key {exc.key[:_MAX_LOC_PART]!r} is given more than once") from None
+    except (ValueError, RecursionError):
+        return
+
+
 async def parse_body(request: web.Request, model: type[M], *, required: bool = True) -> M:
-    raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
+    try:
+        async with asyncio.timeout(request.app[CONNECTIONS].limits.body_timeout):
+            raw = await request.read()  # over client_max_size: HTTPRequestEntityTooLarge (413)
+    except TimeoutError:
+        raise RequestTimeout() from None
     if not required and not raw.strip():
         raw = b"{}"
+    refuse_duplicate_keys(raw)
     try:
         return model.model_validate_json(raw)
     except ValidationError as exc:

@@ -87,7 +87,7 @@ OPERATIONS: tuple[Operation, ...] = (
         "POST", f"{_PROMOTIONS}/campaigns", "createCampaign",
         "Snapshot the recipients and schedule tonight's campaign (promoters).", h.create_campaign,
         (m.CampaignCreatedResponse,), status=201, body=m.CreateCampaignRequest, body_required=False,
-        errors=(403, 409, 422),
+        errors=(403, 409, 422, 429),
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
@@ -129,5 +129,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
 
 
 def setup_routes(app: web.Application, operations: tuple[Operation, ...] = OPERATIONS) -> None:
+    """Route every operation; a GET also answers HEAD (the same status and headers, no body)."""
     for op in operations:
-        app.router.add_route(op.method, op.route_path, _endpoint(op), name=None)
+        if op.method == "GET":
+            app.router.add_get(op.route_path, _endpoint(op), allow_head=True)
+        else:
+            app.router.add_route(op.method, op.route_path, _endpoint(op))

@@ -12,12 +12,19 @@ import binascii
 import hashlib
 import hmac
 import json
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final
 
 from services.clock import Clock
 
 MAX_COOKIE_CHARS: Final = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedCookie:
+    data: dict[str, Any]
+    expired: bool
 
 
 def _b64encode(data: bytes) -> str:
@@ -44,8 +51,12 @@ class CookieSigner:
         )
         return f"{payload}.{self._mac(purpose, payload)}"
 
-    def verify(self, purpose: str, value: str) -> dict[str, Any] | None:
-        """Return the data of a genuine, unexpired cookie for `purpose`, else None."""
+    def open(self, purpose: str, value: str, max_age: timedelta) -> OpenedCookie | None:
+        """Read a genuine cookie for `purpose`, expired or not; None if it was not signed here.
+
+        A cookie that claims to live longer than `max_age` from now was not signed by this server
+        with its current settings (or was signed with a secret someone guessed): None too.
+        """
         if not value or len(value) > MAX_COOKIE_CHARS or not value.isascii() or value.count(".") != 1:
             return None
         payload, mac = value.split(".")
@@ -58,10 +69,15 @@ class CookieSigner:
         if not isinstance(decoded, dict) or not isinstance(decoded.get("d"), dict):
             return None
         expires = decoded.get("exp")
-        if not isinstance(expires, int) or expires <= self.clock.now().timestamp():
+        now = self.clock.now().timestamp()
+        if not isinstance(expires, int) or expires > now + max_age.total_seconds():
             return None
-        data: dict[str, Any] = decoded["d"]
-        return data
+        return OpenedCookie(decoded["d"], expired=expires <= now)
+
+    def verify(self, purpose: str, value: str, max_age: timedelta) -> dict[str, Any] | None:
+        """Return the data of a genuine, unexpired cookie for `purpose`, else None."""
+        opened = self.open(purpose, value, max_age)
+        return opened.data if opened is not None and not opened.expired else None
 
     def _mac(self, purpose: str, payload: str) -> str:
         digest = hmac.new(self._key, f"{purpose}|{payload}".encode(), hashlib.sha256).digest()

@@ -7,8 +7,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -145,7 +147,48 @@ async def dump_tables(h: Harness) -> dict[str, list[tuple[Any, ...]]]:
         }
 
 
-def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "") -> Settings:
+@dataclass(frozen=True)
+class RawAnswer:
+    """An HTTP answer as it came over the socket."""
+
+    status: int
+    headers: list[tuple[str, str]]  # names lower-cased, in order
+    body: bytes
+
+    def header(self, name: str) -> str | None:
+        return next((v for k, v in self.headers if k == name.lower()), None)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def raw_request(method: str, path: str, headers: list[tuple[bytes, bytes]], body: bytes = b"") -> bytes:
+    """One HTTP/1.1 request as bytes: headers exactly as given (repeated, not UTF-8, ...), then close."""
+    lines = [f"{method} {path} HTTP/1.1".encode(), b"Host: 127.0.0.1", b"Connection: close"]
+    lines += [name + b": " + value for name, value in headers]
+    if body:
+        lines.append(f"Content-Length: {len(body)}".encode())
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
+
+
+async def raw_exchange(port: int, request: bytes, *, host: str = "127.0.0.1") -> RawAnswer:
+    """Send `request` as it is and read the answer until the server closes the connection."""
+    reader, writer = await asyncio.open_connection(host, port)
+    try:
+        writer.write(request)
+        await writer.drain()
+        data = await reader.read()
+    finally:
+        writer.close()
+    head, _, body = data.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = [(k.strip().lower(), v.strip()) for k, _, v in (line.partition(":") for line in header_lines)]
+    return RawAnswer(int(status_line.split()[1]), headers, body)
+
+
+def make_settings(
+    *, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "", trusted_proxies: list[str] | None = None
+) -> Settings:
     discord = DiscordSettings()
     if oauth is not None:
         discord = DiscordSettings(
@@ -157,7 +200,9 @@ def make_settings(*, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = 
     digest = hashlib.sha256(HASHED_TOKEN.encode()).hexdigest()
     return Settings(
         discord=discord,
-        api=ApiSettings(service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")]),
+        api=ApiSettings(
+            service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")], trusted_proxies=trusted_proxies or []
+        ),
         security=SecuritySettings(session_secret=SecretStr(SESSION_SECRET)),
     )
 
@@ -169,6 +214,8 @@ async def api_client(
     channels: frozenset[Channel] = frozenset(Channel),
     oauth: FakeDiscordOAuth | None = None,
     start: datetime | None = None,
+    redirect_uri: str = "",
+    trusted_proxies: list[str] | None = None,
 ) -> AsyncIterator[Api]:
     """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
 
@@ -178,11 +225,12 @@ async def api_client(
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
-    settings = make_settings(oauth=oauth)
+    settings = make_settings(oauth=oauth, redirect_uri=redirect_uri, trusted_proxies=trusted_proxies)
     deps = ApiDeps(
         promote=h.engine.promote,
         players=h.engine.players,
         linking=h.engine.linking,
+        sessions=h.engine.web_sessions,
         membership=membership,
         clock=h.clock,
         oauth=OAuthConfig.from_settings(settings),

@@ -188,7 +188,7 @@ async def test_an_oversized_chunked_body_is_413_too(api: Api) -> None:
 async def test_a_405_says_which_methods_are_allowed(api: Api) -> None:
     async with api.client.delete(AV, headers=api.auth()) as response:
         assert response.status == 405
-        assert set(response.headers["Allow"].split(",")) == {"GET", "POST"}
+        assert set(response.headers["Allow"].split(",")) == {"GET", "HEAD", "POST"}
 
 
 async def test_a_crash_is_a_logged_500_with_a_generic_message(api: Api, caplog) -> None:

@@ -38,6 +38,28 @@ async def test_twenty_concurrent_creates_by_one_promoter_give_one_campaign(api: 
     assert (row[0], jobs[0]) == (1, 3)
 
 
+async def test_a_thousand_dry_runs_make_five_and_schedule_fifteen_jobs(api: Api) -> None:
+    async def dry_run() -> tuple[int, dict]:
+        return await api.post("/api/availability/promotions/campaigns", json={"dry_run": True})
+
+    results = [await dry_run() for _ in range(5)]
+    assert [status for status, _ in results] == [201] * 5
+    before = await api.dump()
+    results = await asyncio.gather(*(dry_run() for _ in range(1000)))
+    assert {status for status, _ in results} == {429}
+    assert {body["error"]["code"] for _, body in results} == {"rate_limited"}
+    assert await api.dump() == before
+    async with api.client.post(
+        "/api/availability/promotions/campaigns", json={"dry_run": True}, headers=api.auth()
+    ) as response:
+        # 18:00 on the campaign date: six hours to go until the next one.
+        assert (response.status, response.headers["Retry-After"]) == (429, str(6 * 3600))
+    async with api.h.engine.db.read() as tx:
+        jobs = await tx.fetchone("SELECT count(*) FROM jobs")
+    assert jobs[0] == 15
+    assert (await api.post("/api/availability/promotions/campaigns", json={}))[0] == 201  # the real one
+
+
 async def test_cancel_stops_every_pending_job(api: Api) -> None:
     _, created = await api.post("/api/availability/promotions/campaigns", json={})
     campaign_id = created["campaign_id"]

@@ -4,6 +4,10 @@ For every operation, hypothesis draws requests from the operation's own schemas 
 path parameters), from mutations of them and from plain junk, sent by a promoter, a member or an
 outsider. Whatever comes in: never a 5xx, every error has the documented shape, every success has a
 documented status, and a refused request (4xx) leaves every table exactly as it was.
+
+The same requests also go, byte for byte, to the production server (`start_api`) with hostile
+headers added: the caller's headers repeated, bytes that are not UTF-8 (or not text at all) in
+any of them. The same promises hold there, down to the parser's own refusals.
 """
 
 from __future__ import annotations
@@ -20,9 +24,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from yarl import URL
 
+from bot.api import bound_port, create_app, start_api, stop_api
+from bot.api.deps import DEPS
 from bot.api.openapi import build_openapi
 from services.models import PlayerStatus, Preferences, PreferredChannel
-from tests.api.helpers import MEMBER_ID, OUTSIDER_ID, Api, api_client
+from tests.api.helpers import MEMBER_ID, OUTSIDER_ID, TOKEN, Api, api_client, raw_exchange, raw_request
 from tests.support import PROMOTER_ID
 
 DOC = build_openapi()
@@ -138,10 +144,57 @@ def request_strategy(path: str, operation: dict[str, Any]) -> st.SearchStrategy[
     return st.builds(Drawn, actor=actor, path=concrete_path, query=query, body=body)
 
 
+HEADER_NAMES = [
+    b"Authorization", b"X-Discord-User-Id", b"X-Requested-With", b"Cookie", b"Content-Type", b"User-Agent",
+    b"X-Forwarded-For", b"Content-Length",
+]
+HEADER_VALUES = st.one_of(
+    st.binary(max_size=24).map(lambda b: b.replace(b"\r", b"").replace(b"\n", b"")),
+    st.sampled_from(
+        [f"Bearer {TOKEN}".encode(), f"Bearer {TOKEN}\xff".encode("latin-1"), b"Bearer \xc3\x28",
+         str(PROMOTER_ID).encode(), str(MEMBER_ID).encode(), b"\xff\xfe", b"XMLHttpRequest", b"rp_session=\xff.x",
+         b"application/json", b"12"]
+    ),
+)
+
+
+@dataclass(frozen=True)
+class Hostile:
+    drawn: Drawn
+    authorization: bytes  # the first Authorization header: usually the real token
+    extra_headers: list[tuple[bytes, bytes]]
+
+    def request(self, method: str) -> bytes:
+        query = "&".join(f"{URL.build(query={k: v}).raw_query_string}" for k, v in self.drawn.query)
+        target = self.drawn.path + (f"?{query}" if query else "")
+        headers = [
+            (b"Authorization", self.authorization),
+            (b"X-Discord-User-Id", str(self.drawn.actor).encode()),
+            *self.extra_headers,
+        ]
+        return raw_request(method, target, headers, self.drawn.body or b"")
+
+
+def hostile_strategy(drawn: Drawn) -> st.SearchStrategy[Hostile]:
+    return st.builds(
+        Hostile,
+        drawn=st.just(drawn),
+        authorization=st.one_of(st.just(f"Bearer {TOKEN}".encode()), HEADER_VALUES),
+        extra_headers=st.lists(st.tuples(st.sampled_from(HEADER_NAMES), HEADER_VALUES), max_size=4),
+    )
+
+
 @dataclass
 class FuzzEnv:
     runner: asyncio.Runner
     api: Api
+    port: int  # the same app behind the production server
+
+    async def exchange_raw(self, method: str, hostile: Hostile) -> tuple[int, Any, bool]:
+        before = await self.api.dump()
+        answer = await raw_exchange(self.port, hostile.request(method))
+        unchanged = await self.api.dump() == before
+        return answer.status, json.loads(answer.body), unchanged
 
     async def exchange(self, method: str, drawn: Drawn) -> tuple[int, Any, bool]:
         before = await self.api.dump()
@@ -178,29 +231,51 @@ def env(tmp_path) -> Iterator[FuzzEnv]:
             assert {k: served[k] for k in ("paths", "components")} == json.loads(
                 json.dumps({k: DOC[k] for k in ("paths", "components")})
             )
-            yield FuzzEnv(runner, api)
+            server = runner.run(start_api(create_app(api.client.app[DEPS], api.settings), "127.0.0.1", 0))
+            try:
+                yield FuzzEnv(runner, api, bound_port(server))
+            finally:
+                runner.run(stop_api(server))
         finally:
             runner.run(context.__aexit__(None, None, None))
 
 
-@pytest.mark.parametrize(
+EVERY_OPERATION = pytest.mark.parametrize(
     ("method", "path", "operation"), OPERATIONS, ids=[f"{m} {p}" for m, p, _ in OPERATIONS]
 )
-@settings(
+FUZZ = settings(
     max_examples=30,
     deadline=None,
     database=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
-@given(data=st.data())
-def test_no_request_breaks_the_api_or_changes_data_when_refused(
-    env: FuzzEnv, method: str, path: str, operation: dict[str, Any], data: st.DataObject
-) -> None:
-    drawn = data.draw(request_strategy(path, operation))
-    status, payload, unchanged = env.runner.run(env.exchange(method, drawn))
+
+
+def check_answer(operation: dict[str, Any], status: int, payload: Any, unchanged: bool) -> None:
+    """Never a 5xx; an error in the documented shape changes nothing; a success has a documented status."""
     assert status < 500, payload
     if status >= 400:
         assert set(payload) == {"error"} and set(payload["error"]) == {"code", "message"}, payload
         assert unchanged, (status, payload)
     else:
         assert str(status) in operation["responses"], (status, payload)
+
+
+@EVERY_OPERATION
+@FUZZ
+@given(data=st.data())
+def test_no_request_breaks_the_api_or_changes_data_when_refused(
+    env: FuzzEnv, method: str, path: str, operation: dict[str, Any], data: st.DataObject
+) -> None:
+    drawn = data.draw(request_strategy(path, operation))
+    check_answer(operation, *env.runner.run(env.exchange(method, drawn)))
+
+
+@EVERY_OPERATION
+@FUZZ
+@given(data=st.data())
+def test_hostile_headers_never_break_the_api_or_change_data_when_refused(
+    env: FuzzEnv, method: str, path: str, operation: dict[str, Any], data: st.DataObject
+) -> None:
+    hostile = data.draw(request_strategy(path, operation).flatmap(hostile_strategy))
+    check_answer(operation, *env.runner.run(env.exchange_raw(method, hostile)))

@@ -9,8 +9,11 @@ import yarl
 from pydantic import SecretStr
 
 from bot.api import OAuthConfig
-from bot.config import DiscordSettings, SecuritySettings, Settings
-from tests.api.helpers import MEMBER_ID, OUTSIDER_ID, XHR, Api, FakeDiscordOAuth, api_client
+from bot.api.deps import SIGNER
+from bot.api.oauth import PER_CLIENT
+from bot.api.sessions import CookieSigner
+from bot.config import ConfigError, DiscordSettings, SecuritySettings, Settings
+from tests.api.helpers import MEMBER_ID, OUTSIDER_ID, SESSION_SECRET, XHR, Api, FakeDiscordOAuth, api_client
 
 
 @pytest.fixture
@@ -69,10 +72,61 @@ async def test_login_callback_session_and_logout(api: Api, discord: FakeDiscordO
     status, body = await api.get("/api/availability/access", as_user=None)
     assert (status, body["discord_user_id"], body["linked"]) == (200, str(MEMBER_ID), True)
 
-    async with api.client.post("/auth/logout") as response:
+    async with api.client.post("/auth/logout", headers=XHR) as response:
         assert response.status == 204
     status, body = await api.get("/api/availability/access", as_user=None)
     assert (status, body["error"]["code"]) == (401, "unauthorized")
+
+
+def session_cookie(api: Api) -> str:
+    return next(c.value for c in api.client.session.cookie_jar if c.key == "rp_session")
+
+
+async def test_logout_ends_the_session_on_the_server_not_just_in_the_browser(
+    api: Api, discord: FakeDiscordOAuth
+) -> None:
+    await log_in(api, discord)
+    copied = session_cookie(api)  # what an attacker (or a second tab) kept
+    async with api.client.post("/auth/logout", headers=XHR) as response:
+        assert response.status == 204
+    api.client.session.cookie_jar.clear()
+    api.client.session.cookie_jar.update_cookies({"rp_session": copied})
+    status, body = await api.get("/api/availability/access", as_user=None)
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+    assert "not valid" in body["error"]["message"] and "expired" not in body["error"]["message"]
+    assert (await api.dump())["web_sessions"] == []
+
+
+async def test_logout_is_post_only_and_needs_the_xhr_header(api: Api, discord: FakeDiscordOAuth) -> None:
+    await log_in(api, discord)
+    async with api.client.get("/auth/logout", allow_redirects=False) as response:
+        assert response.status == 405  # a link or an <img> elsewhere cannot log anyone out
+    async with api.client.post("/auth/logout") as response:
+        assert (response.status, (await response.json())["error"]["code"]) == (403, "csrf")
+    status, _ = await api.get("/api/availability/access", as_user=None)
+    assert status == 200  # still logged in
+    assert len((await api.dump())["web_sessions"]) == 1
+
+
+async def test_the_server_bounds_a_cookies_lifetime_whatever_the_cookie_says(
+    api: Api, discord: FakeDiscordOAuth
+) -> None:
+    await log_in(api, discord)
+    genuine = session_cookie(api)
+    opened = api.client.app[SIGNER].open("session", genuine, timedelta(days=7))
+    assert opened is not None
+    # Someone who knows the secret (a weak one, guessed) signs the same session for ten years.
+    forged = CookieSigner(SESSION_SECRET, api.h.clock).sign("session", opened.data, timedelta(days=3650))
+    api.client.session.cookie_jar.clear()
+    api.client.session.cookie_jar.update_cookies({"rp_session": forged})
+    assert (await api.get("/api/availability/access", as_user=None))[0] == 401
+    # And the genuine cookie stops at the session's end on the server, whatever the browser keeps.
+    api.client.session.cookie_jar.clear()
+    api.client.session.cookie_jar.update_cookies({"rp_session": genuine})
+    api.h.clock.advance(timedelta(days=7, seconds=1).total_seconds())
+    status, body = await api.get("/api/availability/access", as_user=None)
+    assert (status, body["error"]["code"]) == (401, "unauthorized")
+    assert "expired" in body["error"]["message"]
 
 
 async def test_a_cookie_session_needs_the_xhr_header_to_change_anything(
@@ -118,10 +172,11 @@ async def test_the_session_expires_with_the_time_signed_into_it(api: Api, discor
     "forged",
     ["garbage", "a.b", "", "eyJkIjp7InVpZCI6IjIwMDAifSwiZXhwIjo5OTk5OTk5OTk5fQ.AAAA", "x" * 5000, "é.é"],
 )
-async def test_a_forged_session_cookie_is_401(api: Api, forged: str) -> None:
+async def test_a_forged_session_cookie_is_401_and_called_invalid(api: Api, forged: str) -> None:
     api.client.session.cookie_jar.update_cookies({"rp_session": forged})
     status, body = await api.get("/api/availability/access", as_user=None)
     assert (status, body["error"]["code"]) == (401, "unauthorized")
+    assert "not valid" in body["error"]["message"] and "expired" not in body["error"]["message"]
 
 
 async def test_a_tampered_session_cookie_is_401(api: Api, discord: FakeDiscordOAuth) -> None:
@@ -172,13 +227,85 @@ async def test_a_refused_consent_is_400(api: Api) -> None:
     assert (status, body["error"]["code"]) == (400, "oauth_denied")
 
 
-async def test_a_code_discord_rejects_is_502_and_opens_no_session(
+async def test_a_code_discord_rejects_is_400_and_opens_no_session(
     api: Api, discord: FakeDiscordOAuth
 ) -> None:
     state = await start_login(api)
     status, body = await api.get("/auth/callback", as_user=None, params={"code": "unknown", "state": state})
-    assert (status, body["error"]["code"]) == (502, "oauth_failed")
+    assert (status, body["error"]["code"]) == (400, "oauth_code_rejected")
     assert not any(c.key == "rp_session" for c in api.client.session.cookie_jar)
+
+
+async def test_credentials_discord_rejects_are_502(api: Api, discord: FakeDiscordOAuth) -> None:
+    discord.client_secret = "rotated-on-the-portal"
+    state = await start_login(api)
+    discord.codes["code-1"] = str(MEMBER_ID)
+    status, body = await api.get("/auth/callback", as_user=None, params={"code": "code-1", "state": state})
+    assert (status, body["error"]["code"]) == (502, "oauth_failed")
+
+
+async def test_a_state_works_once(api: Api, discord: FakeDiscordOAuth) -> None:
+    state = await start_login(api)
+    discord.codes["code-1"] = str(MEMBER_ID)
+    discord.codes["code-2"] = str(MEMBER_ID)
+    params = {"code": "code-1", "state": state}
+    async with api.client.get("/auth/callback", params=params, allow_redirects=False) as response:
+        assert response.status == 302
+    for code in ("code-1", "code-2"):  # the same state again, even with a fresh code
+        status, body = await api.get("/auth/callback", as_user=None, params={"code": code, "state": state})
+        assert (status, body["error"]["code"]) == (400, "invalid_state")
+    assert len(discord.token_requests) == 1
+
+
+async def test_a_refused_consent_uses_the_state_up(api: Api, discord: FakeDiscordOAuth) -> None:
+    state = await start_login(api)
+    status, _ = await api.get("/auth/callback", as_user=None, params={"error": "access_denied", "state": state})
+    assert status == 400
+    discord.codes["code-1"] = str(MEMBER_ID)
+    status, body = await api.get("/auth/callback", as_user=None, params={"code": "code-1", "state": state})
+    assert (status, body["error"]["code"]) == (400, "invalid_state")
+    assert discord.token_requests == []
+
+
+async def test_a_restart_forgets_pending_logins(tmp_path, discord: FakeDiscordOAuth) -> None:
+    async with api_client(tmp_path / "a", oauth=discord) as before:
+        state = await start_login(before)
+        cookies = {c.key: c.value for c in before.client.session.cookie_jar}
+    async with api_client(tmp_path / "b", oauth=discord) as after:
+        after.client.session.cookie_jar.update_cookies(cookies)
+        discord.codes["code-1"] = str(MEMBER_ID)
+        status, body = await after.get("/auth/callback", as_user=None, params={"code": "code-1", "state": state})
+    assert (status, body["error"]["code"]) == (400, "invalid_state")
+    assert discord.token_requests == []
+
+
+async def test_logins_and_callbacks_are_throttled_per_client_address(api: Api) -> None:
+    for _ in range(PER_CLIENT.limit):
+        async with api.client.get("/auth/login", allow_redirects=False) as response:
+            assert response.status == 302
+    # X-Forwarded-For is not believed unless api.trusted_proxies says so: the same client.
+    for path in ("/auth/login", "/auth/callback"):
+        async with api.client.get(path, headers={"X-Forwarded-For": "198.51.100.9"}) as response:
+            assert response.status == 429
+            assert int(response.headers["Retry-After"]) >= 1
+            assert (await response.json())["error"]["code"] == "rate_limited"
+    api.h.clock.advance(PER_CLIENT.window.total_seconds())
+    async with api.client.get("/auth/login", allow_redirects=False) as response:
+        assert response.status == 302
+
+
+async def test_behind_a_trusted_proxy_each_forwarded_client_has_its_own_allowance(
+    tmp_path, discord: FakeDiscordOAuth
+) -> None:
+    async with api_client(tmp_path, oauth=discord, trusted_proxies=["127.0.0.1"]) as api:
+        for _ in range(PER_CLIENT.limit):
+            async with api.client.get("/auth/login", headers={"X-Forwarded-For": "198.51.100.1"}) as response:
+                assert response.status != 429
+        async with api.client.get("/auth/login", headers={"X-Forwarded-For": "198.51.100.1"}) as response:
+            assert response.status == 429
+        headers = {"X-Forwarded-For": "198.51.100.2"}
+        async with api.client.get("/auth/login", headers=headers, allow_redirects=False) as response:
+            assert response.status == 302
 
 
 async def test_login_never_redirects_off_site(api: Api, discord: FakeDiscordOAuth) -> None:
@@ -213,6 +340,42 @@ def test_oauth_config_comes_from_the_settings() -> None:
     assert config.api_base == "http://127.0.0.1:5555/api/v10"
     assert config.authorize_url == "http://127.0.0.1:5555/oauth2/authorize"
 
-    assert OAuthConfig.from_settings(Settings(discord=complete)) is None  # no session secret
     no_secret = complete.model_copy(update={"oauth_client_secret": SecretStr("")})
-    assert OAuthConfig.from_settings(Settings(discord=no_secret, security=security)) is None
+    assert OAuthConfig.from_settings(Settings(discord=no_secret, security=security)) is None  # login off
+
+
+@pytest.mark.parametrize("secret", ["", "x", "s" * 31, "é" * 15])
+def test_a_login_with_a_weak_session_secret_is_a_configuration_error(secret: str) -> None:
+    complete = DiscordSettings(
+        oauth_client_id="id", oauth_client_secret=SecretStr("secret"), oauth_redirect_uri="https://x/cb"
+    )
+    settings = Settings(discord=complete, security=SecuritySettings(session_secret=SecretStr(secret)))
+    with pytest.raises(ConfigError, match=r"^invalid config key security\.session_secret: .*at least 32 bytes"):
+        OAuthConfig.from_settings(settings)
+
+
+def test_the_secure_flag_follows_https_in_any_case() -> None:
+    security = SecuritySettings(session_secret=SecretStr("s" * 32))
+    cases = [("HTTPS://example.org/cb", True), ("https://example.org/cb", True), ("http://127.0.0.1/cb", False)]
+    for uri, secure in cases:
+        discord = DiscordSettings(oauth_client_id="id", oauth_client_secret=SecretStr("x"), oauth_redirect_uri=uri)
+        config = OAuthConfig.from_settings(Settings(discord=discord, security=security))
+        assert config is not None and config.secure_cookies is secure, uri
+
+
+async def test_https_in_capitals_still_sets_secure_cookies(tmp_path, discord: FakeDiscordOAuth) -> None:
+    capitals = "HTTPS://rallypoint.example/auth/callback"
+    async with (
+        api_client(tmp_path, oauth=discord, redirect_uri=capitals) as api,
+        api.client.get("/auth/login", allow_redirects=False) as response,
+    ):
+        assert response.cookies["rp_oauth_state"]["secure"]
+
+
+async def test_sessions_past_their_end_are_deleted_at_the_next_login(api: Api, discord: FakeDiscordOAuth) -> None:
+    await log_in(api, discord)
+    api.h.clock.advance(timedelta(days=8).total_seconds())
+    api.client.session.cookie_jar.clear()
+    await log_in(api, discord, user_id=OUTSIDER_ID)
+    [(_, user_id, _, _)] = (await api.dump())["web_sessions"]
+    assert user_id == OUTSIDER_ID

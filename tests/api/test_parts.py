@@ -74,14 +74,19 @@ async def test_cached_membership_stays_bounded() -> None:
 def test_a_signed_cookie_round_trips_and_resists_tampering_and_time() -> None:
     clock = FakeClock(T0)
     signer = CookieSigner("secret", clock)
-    value = signer.sign("session", {"uid": "42"}, timedelta(hours=1))
-    assert signer.verify("session", value) == {"uid": "42"}
-    assert signer.verify("oauth_state", value) is None  # another purpose
-    assert CookieSigner("other secret", clock).verify("session", value) is None
+    hour = timedelta(hours=1)
+    value = signer.sign("session", {"uid": "42"}, hour)
+    assert signer.verify("session", value, hour) == {"uid": "42"}
+    assert signer.verify("oauth_state", value, hour) is None  # another purpose
+    assert CookieSigner("other secret", clock).verify("session", value, hour) is None
     payload, mac = value.split(".")
-    assert signer.verify("session", f"{payload}x.{mac}") is None
+    assert signer.verify("session", f"{payload}x.{mac}", hour) is None
+    # A cookie claiming a longer life than the server grants is not one it signed for that use.
+    assert signer.verify("session", value, timedelta(minutes=59)) is None
     clock.advance(3600)
-    assert signer.verify("session", value) is None
+    assert signer.verify("session", value, hour) is None
+    opened = signer.open("session", value, hour)
+    assert opened is not None and opened.expired and opened.data == {"uid": "42"}
     with pytest.raises(ValueError, match="session_secret"):
         CookieSigner("", clock)
 

@@ -85,7 +85,7 @@ async def link_telegram(stack: SandboxStack, user_id: int, chat_id: int) -> None
     assert found, f"no Telegram deep link in {answer['content']!r}"
     stack.telegram.queue_message(chat_id, f"/start {found.group(1)}")
     await wait_until(
-        lambda: any(m["text"].startswith("Linked!") for m in stack.telegram.messages_to(chat_id)),
+        lambda: any(m["text"].startswith("Linked to the Discord account") for m in stack.telegram.messages_to(chat_id)),
         ANSWER_TIMEOUT,
         f"the Telegram link confirmation to chat {chat_id}",
     )

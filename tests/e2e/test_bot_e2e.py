@@ -276,7 +276,7 @@ async def test_a_whole_campaign(world: World) -> None:
         assert stack.discord.dm_messages(MIA) == []
         assert stack.discord.dm_messages(PROMOTER_ID) == []
         telegram = [m["text"] for m in stack.telegram.messages_to(ANA_CHAT)]
-        assert telegram[0].startswith("Linked!")
+        assert telegram[0].startswith("Linked to the Discord account")
         assert promotions(telegram[1:]) == (1, 1, 1) and len(telegram) == 4
         ana_id = await _pid(world, ANA)
         ana_rows = [r for r in await world.app.engine.ledger_store.send_log(campaign_id) if r.player_id == ana_id]

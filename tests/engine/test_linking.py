@@ -17,7 +17,7 @@ from services.contacts import ContactCipher
 from services.delivery.base import OutgoingMessage, SendResult
 from services.errors import InvalidInput, NotLinked, TooManyRequests, Unavailable
 from services.linking import LinkingService
-from services.models import Channel, Throttle
+from services.models import Channel, SignalCodeLimits, TelegramLinked, TelegramMoveAsked, Throttle
 from tests.emulators import bounded
 from tests.support import TEST_KEY, Harness, local, make_harness
 
@@ -79,6 +79,7 @@ def make_linking(
         clock=h.clock,
         telegram_bot_username=username,
         signal=signal,
+        discord=h.discord,
         **tuning,
     )
 
@@ -106,8 +107,10 @@ async def test_telegram_link_round_trip(h: Harness, linking: LinkingService) -> 
     assert len(stored) == 1 and token not in repr(stored)
     assert hashlib.sha256(token.encode()).hexdigest() in stored[0]
 
-    player = await linking.complete_telegram_link(token, CHAT)
-    assert player is not None and player.discord_user_id == ANA
+    linked = await linking.complete_telegram_link(token, CHAT)
+    assert isinstance(linked, TelegramLinked) and linked.previous is None
+    player = linked.player
+    assert player.discord_user_id == ANA
     [link] = await h.engine.link_store.links(player.id)
     assert link.channel is Channel.TELEGRAM and h.cipher.decrypt(link.address_encrypted) == str(CHAT)
     assert str(CHAT) not in link.address_encrypted
@@ -146,25 +149,78 @@ async def test_unknown_or_malformed_tokens_link_nothing(
 @bounded
 async def test_telegram_stop_unlinks_the_chat(h: Harness, linking: LinkingService) -> None:
     token, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
-    player = await linking.complete_telegram_link(token, CHAT)
-    assert player is not None
+    linked = await linking.complete_telegram_link(token, CHAT)
+    assert isinstance(linked, TelegramLinked)
     assert await linking.unlink_telegram_chat(CHAT) is True
-    assert await h.engine.link_store.links(player.id) == []
+    assert await h.engine.link_store.links(linked.player.id) == []
     assert await linking.unlink_telegram_chat(CHAT) is False
 
 
+async def telegram_owner(h: Harness, chat_id: int = CHAT) -> int | None:
+    return await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(chat_id)))
+
+
 @bounded
-async def test_a_chat_linked_again_moves_to_the_new_player(h: Harness, linking: LinkingService) -> None:
+async def test_a_chat_linked_to_someone_else_is_asked_before_it_moves(h: Harness, linking: LinkingService) -> None:
+    ana_token, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    mallory_token, _, _ = await linking.request_telegram_link(h.actor(ANA + 1, "Mallory"))
+    ana = await linking.complete_telegram_link(ana_token, CHAT)
+    assert isinstance(ana, TelegramLinked)
+
+    # Mallory's deep link, opened in Ana's chat: nothing moves yet, and the question names both.
+    asked = await linking.complete_telegram_link(mallory_token, CHAT)
+    assert isinstance(asked, TelegramMoveAsked)
+    assert (asked.current.display_name, asked.player.display_name) == ("Ana", "Mallory")
+    assert await telegram_owner(h) == ana.player.id
+    assert h.discord.sent == []
+
+    # Another chat cannot answer for this one; "keep" spends Mallory's token and changes nothing.
+    assert await linking.move_telegram_chat(asked.token_id, CHAT + 1) is None
+    assert await linking.keep_telegram_chat(asked.token_id, CHAT) is True
+    assert await telegram_owner(h) == ana.player.id
+    assert await linking.move_telegram_chat(asked.token_id, CHAT) is None  # answered already
+    assert await linking.complete_telegram_link(mallory_token, CHAT) is None  # spent
+    assert h.discord.sent == []
+
+
+@bounded
+async def test_a_chat_that_says_move_moves_and_the_previous_owner_is_told(
+    h: Harness, linking: LinkingService
+) -> None:
     first, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
     second, _, _ = await linking.request_telegram_link(h.actor(ANA + 1, "Bor"))
     ana = await linking.complete_telegram_link(first, CHAT)
-    bor = await linking.complete_telegram_link(second, CHAT)
-    assert ana is not None and bor is not None
-    assert await h.engine.link_store.links(ana.id) == []
-    assert (
-        await h.engine.link_store.player_for_address(Channel.TELEGRAM, h.cipher.address_hashes(str(CHAT)))
-        == bor.id
-    )
+    asked = await linking.complete_telegram_link(second, CHAT)
+    assert isinstance(ana, TelegramLinked) and isinstance(asked, TelegramMoveAsked)
+    moved = await linking.move_telegram_chat(asked.token_id, CHAT)
+    assert moved is not None and moved.player.display_name == "Bor"
+    assert moved.previous is not None and moved.previous.id == ana.player.id
+    assert await h.engine.link_store.links(ana.player.id) == []
+    assert await telegram_owner(h) == moved.player.id
+    [notice] = h.discord.to(str(ANA))
+    assert "Telegram chat" in notice.text and "Bor" in notice.text and "/notify link telegram" in notice.text
+    assert str(CHAT) not in notice.text
+    assert await linking.move_telegram_chat(asked.token_id, CHAT) is None  # once
+
+
+@bounded
+async def test_an_unanswered_question_expires_with_the_token(h: Harness, linking: LinkingService) -> None:
+    first, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    second, _, expires_at = await linking.request_telegram_link(h.actor(ANA + 1, "Bor"))
+    ana = await linking.complete_telegram_link(first, CHAT)
+    asked = await linking.complete_telegram_link(second, CHAT)
+    assert isinstance(ana, TelegramLinked) and isinstance(asked, TelegramMoveAsked)
+    h.clock.set(expires_at)
+    assert await linking.move_telegram_chat(asked.token_id, CHAT) is None
+    assert await telegram_owner(h) == ana.player.id
+
+
+@bounded
+async def test_relinking_your_own_chat_needs_no_question(h: Harness, linking: LinkingService) -> None:
+    first, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    again, _, _ = await linking.request_telegram_link(h.actor(ANA, "Ana"))
+    assert isinstance(await linking.complete_telegram_link(first, CHAT), TelegramLinked)
+    assert isinstance(await linking.complete_telegram_link(again, CHAT), TelegramLinked)
 
 
 @bounded
@@ -295,27 +351,56 @@ async def test_a_new_code_replaces_the_old_one(
 
 
 @pytest.mark.parametrize(
-    "make_fake",
+    ("make_fake", "answered"),
     [
-        lambda: FakeSignal(result=SendResult.permanent("recipient is not registered on Signal")),
-        lambda: FakeSignal(result=SendResult.retryable("Signal rate limit (429)", retry_after=5)),
-        lambda: FakeSignal(error=RuntimeError("boom")),
+        # Refused for good (not on Signal): the same answer as a code that went out.
+        (lambda: FakeSignal(result=SendResult.permanent("recipient is not registered on Signal")), None),
+        (lambda: FakeSignal(result=SendResult.retryable("Signal rate limit (429)", retry_after=5)), Unavailable),
+        (lambda: FakeSignal(error=RuntimeError("boom")), Unavailable),
     ],
     ids=["unregistered", "rate-limited", "raises"],
 )
 @bounded
 async def test_a_code_that_was_not_sent_cannot_be_confirmed(
-    h: Harness, make_fake: Callable[[], FakeSignal]
+    h: Harness, make_fake: Callable[[], FakeSignal], answered: type[Exception] | None
 ) -> None:
     fake = make_fake()
     linking = make_linking(h, fake)
     ana = h.actor(ANA, "Ana")
-    with pytest.raises(Unavailable, match="could not send a code to that number"):
-        await linking.request_signal_link(ana, NUMBER)
-    # Even if the code reached the number after all, it is void.
-    with pytest.raises(InvalidInput, match="No code is waiting"):
+    if answered is None:
+        assert await linking.request_signal_link(ana, NUMBER) == h.clock.now() + timedelta(minutes=15)
+    else:
+        with pytest.raises(answered, match="try again in a few minutes"):
+            await linking.request_signal_link(ana, NUMBER)
+    # Even if the code reached the number after all, it is void: it answers like a wrong one.
+    with pytest.raises(InvalidInput, match="Wrong code; 4 tries left"):
         await linking.confirm_signal_link(ana, fake.last_code())
     assert await h.engine.link_store.all_links() == []
+
+
+@bounded
+async def test_the_answer_does_not_tell_whether_a_number_is_on_signal(h: Harness) -> None:
+    registered, unregistered = FakeSignal(), FakeSignal(result=SendResult.permanent("not registered"))
+    answers = []
+    for fake in (registered, unregistered):
+        answers.append(await make_linking(h, fake).request_signal_link(h.actor(ANA, "Ana"), NUMBER))
+        for _ in range(5):  # and typing codes at it reads the same too
+            with pytest.raises(InvalidInput) as wrong:
+                await make_linking(h, fake).confirm_signal_link(h.actor(ANA, "Ana"), "000000")
+        answers.append(wrong.value.message)
+    assert answers[0] == answers[2] and answers[1] == answers[3]
+
+
+@bounded
+async def test_the_code_message_names_who_asked_and_where(h: Harness, signal: FakeSignal) -> None:
+    linking = make_linking(h, signal, community_name=lambda: "Friday Night Frags")
+    await linking.request_signal_link(h.actor(ANA, "Ana"), NUMBER)
+    [(number, text)] = signal.texts
+    assert number == NUMBER
+    assert "for the Discord user Ana on the Discord server Friday Night Frags" in text
+    assert "If that was not you, ignore this message" in text
+    await make_linking(h, signal).request_signal_link(h.actor(ANA + 1, "Bor"), NUMBER)
+    assert "for the Discord user Bor on Discord," in signal.texts[-1][1]  # the server's name not known yet
 
 
 @bounded
@@ -328,18 +413,58 @@ async def test_signal_not_configured_or_no_key_is_unavailable(h: Harness, signal
 
 
 @bounded
-async def test_code_requests_are_throttled_per_player_and_per_number(h: Harness, signal: FakeSignal) -> None:
-    linking = make_linking(h, signal, throttle=Throttle(limit=2, window=timedelta(minutes=30)))
+async def test_one_player_cannot_lock_a_number_out_for_others(h: Harness, signal: FakeSignal) -> None:
+    linking = make_linking(h, signal)  # the defaults: 2 per player and number a day, 6 per number a day
+    mallory = h.actor(ANA + 9, "Mallory")
+    for _ in range(2):
+        await linking.request_signal_link(mallory, NUMBER)
+    with pytest.raises(TooManyRequests) as refused:
+        await linking.request_signal_link(mallory, NUMBER)
+    assert refused.value.retry_after == 24 * 3600
+    # Ana, whose number it is, still gets a code and links it.
+    await linking.request_signal_link(h.actor(ANA, "Ana"), NUMBER)
+    await linking.confirm_signal_link(h.actor(ANA, "Ana"), signal.last_code())
+    assert len(await h.engine.link_store.all_links()) == 1
+
+
+@bounded
+async def test_a_number_gets_at_most_six_codes_a_day_whoever_asks(h: Harness, signal: FakeSignal) -> None:
+    linking = make_linking(h, signal)
+    for i in range(6):
+        await linking.request_signal_link(h.actor(ANA + i, f"P{i}"), NUMBER)
+    with pytest.raises(TooManyRequests):
+        await linking.request_signal_link(h.actor(ANA + 6, "P6"), NUMBER)
+    assert len(signal.texts) == 6
+    h.clock.advance(24 * 3600)
+    await linking.request_signal_link(h.actor(ANA + 6, "P6"), NUMBER)
+    assert len(signal.texts) == 7
+
+
+@bounded
+async def test_code_requests_are_throttled_per_player(h: Harness, signal: FakeSignal) -> None:
+    limits = SignalCodeLimits(per_player=Throttle(limit=2, window=timedelta(minutes=30)))
+    linking = make_linking(h, signal, signal_limits=limits)
     await linking.request_signal_link(h.actor(ANA, "Ana"), NUMBER)
     await linking.request_signal_link(h.actor(ANA, "Ana"), "+38641999888")
     with pytest.raises(TooManyRequests) as refused:
         await linking.request_signal_link(h.actor(ANA, "Ana"), "+38641999777")
     assert refused.value.retry_after == 1800
-    # Somebody else cannot use their own allowance to flood Ana's number either.
-    await linking.request_signal_link(h.actor(ANA + 1, "Bor"), NUMBER)
-    with pytest.raises(TooManyRequests):
-        await linking.request_signal_link(h.actor(ANA + 2, "Cene"), NUMBER)
-    assert len(signal.texts) == 3
+    assert len(signal.texts) == 2
+
+
+@bounded
+async def test_a_number_confirmed_by_someone_else_moves_and_its_previous_owner_is_told(
+    h: Harness, signal: FakeSignal
+) -> None:
+    linking = make_linking(h, signal)
+    for who, name in ((ANA, "Ana"), (ANA + 1, "Bor")):
+        await linking.request_signal_link(h.actor(who, name), NUMBER)
+        await linking.confirm_signal_link(h.actor(who, name), signal.last_code())
+    [(player_id, _, _)] = await h.engine.link_store.all_links()
+    bor = await h.engine.player_store.by_discord_id(ANA + 1)
+    assert bor is not None and player_id == bor.id
+    [notice] = h.discord.to(str(ANA))
+    assert "Signal number" in notice.text and "Bor" in notice.text and NUMBER not in notice.text
 
 
 @bounded
@@ -430,8 +555,7 @@ async def test_logs_never_show_chat_ids_numbers_tokens_or_codes(
         await linking.confirm_signal_link(ana, f"{(int(code) + 1) % 1_000_000:06d}")
     await linking.confirm_signal_link(ana, code)
     signal.result = SendResult.permanent("recipient is not registered on Signal")
-    with pytest.raises(Unavailable):
-        await linking.request_signal_link(ana, "+38641999888")
+    await linking.request_signal_link(ana, "+38641999888")
     logged = "\n".join(r.getMessage() for r in caplog.records)
     assert "linked Telegram chat" in logged and "Signal code sent" in logged  # logging did happen
     for secret in (str(CHAT), NUMBER, "38641999888", token, code):

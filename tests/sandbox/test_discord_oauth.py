@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import yarl
 
+from bot.api.oauth import PER_CLIENT
 from bot.sandbox.discord_emulator import DiscordEmulator
 from tests.api.helpers import MEMBER_ID, api_client
 from tests.sandbox.discord_fixtures import ALICE, BOB, DAVE, GUILD, MUSIC_BOT, STEP, running_emulator
@@ -235,3 +236,26 @@ async def test_rallypoints_login_through_the_emulators_page(tmp_path: Path) -> N
                 access = await resp.json()
         assert access["authenticated"] and access["discord_user_id"] == str(MEMBER_ID)
         assert emulator.oauth_sign_ins == [MEMBER_ID]
+
+
+async def test_300_callbacks_with_one_state_cost_discord_at_most_one_token_request(tmp_path: Path) -> None:
+    """One state and its cookie, taken from /auth/login and replayed 300 times at once (issue 12)."""
+    async with running_emulator() as emulator:
+        emulator.add_member(GUILD, MEMBER_ID, "mia", nick="Mia")
+        provider = EmulatorAsOAuthProvider(
+            emulator.api_base_url, emulator.oauth_client_id, emulator.oauth_client_secret
+        )
+        async with api_client(tmp_path, oauth=provider) as api:  # type: ignore[arg-type]
+            async with api.client.get("/auth/login", allow_redirects=False) as resp:
+                state = yarl.URL(resp.headers["Location"]).query["state"]
+
+            async def callback(n: int) -> int:
+                params = {"code": f"g{n}", "state": state}
+                async with api.client.get("/auth/callback", params=params, allow_redirects=False) as resp:
+                    return resp.status
+
+            async with asyncio.timeout(STEP * 4):
+                statuses = await asyncio.gather(*(callback(n) for n in range(300)))
+        assert emulator.requests["POST /oauth2/token"] == 1  # the first callback spends the state
+        assert set(statuses) <= {400, 429}  # the codes are made up: Discord refuses the one it is shown
+        assert statuses.count(429) >= 300 - PER_CLIENT.limit  # and the address is throttled besides

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from services.models import SignalVerification, TelegramLinkToken, Throttle, Throttled
+from services.models import SignalCodeLimits, SignalVerification, TelegramLinkToken, Throttle, Throttled
 from storage.db import Database
 from storage.link_requests import LinkRequestStore
 from storage.players import PlayerStore
@@ -17,6 +17,7 @@ from tests.emulators import BOUND, bounded
 T0 = datetime(2026, 11, 24, 17, 0, tzinfo=UTC)
 TTL = timedelta(minutes=30)
 LOOSE = Throttle(limit=100, window=timedelta(hours=1))
+LOOSE_CODES = SignalCodeLimits(LOOSE, LOOSE, LOOSE)
 
 
 @pytest.fixture
@@ -43,7 +44,11 @@ async def token(
 
 
 async def code(
-    store: LinkRequestStore, pid: int, number_hash: str = "n1", now: datetime = T0, throttle: Throttle = LOOSE
+    store: LinkRequestStore,
+    pid: int,
+    number_hash: str = "n1",
+    now: datetime = T0,
+    limits: SignalCodeLimits = LOOSE_CODES,
 ) -> SignalVerification | Throttled:
     return await store.create_signal_verification(
         pid,
@@ -53,7 +58,7 @@ async def code(
         code_hash="ch",
         now=now,
         expires_at=now + timedelta(minutes=15),
-        throttle=throttle,
+        limits=limits,
     )
 
 
@@ -205,31 +210,50 @@ async def test_expired_or_cancelled_verification_cannot_be_used(
     assert isinstance(second, SignalVerification)
     await store.cancel_signal_verification(second.id, T0)
     assert not await store.use_signal_verification(second.id, T0)
-    assert await store.record_wrong_code(second.id, 5) is None
+    counted = await store.record_wrong_code(second.id, 5)  # a code typed for it counts as wrong, like any
+    assert counted is not None and counted.failed_attempts == 1
     latest = await store.latest_signal_verification(pid)
     assert latest is not None and latest.cancelled_at == T0
 
 
 @bounded
-async def test_signal_throttle_is_per_player_and_per_number(db: Database, store: LinkRequestStore) -> None:
-    ana, bor = await player(db, 1), await player(db, 2)
-    two = Throttle(limit=2, window=timedelta(hours=1))
-    assert isinstance(await code(store, ana, "n1", T0, two), SignalVerification)
-    assert isinstance(await code(store, ana, "n2", T0 + timedelta(minutes=5), two), SignalVerification)
-    assert await code(store, ana, "n3", T0 + timedelta(minutes=6), two) == Throttled(T0 + timedelta(hours=1))
-    # Bor is under his own limit: a second code to n1 is fine; a third, by anyone, is not.
-    assert isinstance(await code(store, bor, "n1", T0 + timedelta(minutes=7), two), SignalVerification)
+async def test_signal_codes_are_limited_per_player_per_player_and_number_and_per_number(
+    db: Database, store: LinkRequestStore
+) -> None:
+    ana, bor, cene, dana = [await player(db, i) for i in range(1, 5)]
+    limits = SignalCodeLimits(
+        per_player=Throttle(limit=3, window=timedelta(hours=1)),
+        per_player_and_number=Throttle(limit=2, window=timedelta(days=1)),
+        per_number=Throttle(limit=4, window=timedelta(days=1)),
+    )
+
+    def at(minutes: int) -> datetime:
+        return T0 + timedelta(minutes=minutes)
+
+    # Ana: two codes to n1, then n1 is over her share of it, but another number is fine...
+    assert isinstance(await code(store, ana, "n1", at(0), limits), SignalVerification)
+    assert isinstance(await code(store, ana, "n1", at(1), limits), SignalVerification)
+    assert await code(store, ana, "n1", at(2), limits) == Throttled(T0 + timedelta(days=1))
+    assert isinstance(await code(store, ana, "n2", at(3), limits), SignalVerification)
+    # ... until her hourly allowance, whatever the number, is used up.
+    assert await code(store, ana, "n3", at(4), limits) == Throttled(T0 + timedelta(hours=1))
+    # Ana's refusals locked nobody else out of n1: Bor may still ask for it, up to the number's day.
+    assert isinstance(await code(store, bor, "n1", at(5), limits), SignalVerification)
+    assert isinstance(await code(store, cene, "n1", at(6), limits), SignalVerification)
+    assert await code(store, dana, "n1", at(7), limits) == Throttled(T0 + timedelta(days=1))
     refused = await store.create_signal_verification(
-        await player(db, 3),
+        dana,
         number_encrypted="enc",
         number_hashes=["new-key-hash", "n1"],
         code_salt="s",
         code_hash="c",
-        now=T0 + timedelta(minutes=8),
-        expires_at=T0 + timedelta(minutes=23),
-        throttle=two,
+        now=at(8),
+        expires_at=at(23),
+        limits=limits,
     )
-    assert refused == Throttled(T0 + timedelta(hours=1))  # matched under the old key's hash
+    assert refused == Throttled(T0 + timedelta(days=1))  # matched under the old key's hash
+    # A day later n1 takes codes again.
+    assert isinstance(await code(store, dana, "n1", T0 + timedelta(days=1, minutes=1), limits), SignalVerification)
 
 
 @bounded

@@ -153,6 +153,9 @@ def test_config_path_resolution(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         ("[promotion]\nsend_concurrency = 0\n", "promotion.send_concurrency", "greater than or equal to 1"),
         ("[api]\nport = 70000\n", "api.port", "less than or equal to 65535"),
         ("[discord]\nguild_id = -1\n", "discord.guild_id", "greater than or equal to 0"),
+        ('[discord]\noauth_redirect_uri = "/auth/callback"\n', "discord.oauth_redirect_uri", "absolute http(s) url"),
+        ('[discord]\noauth_redirect_uri = "ftp://x/cb"\n', "discord.oauth_redirect_uri", "absolute http(s) url"),
+        ("[api]\nmax_connections = 0\n", "api.max_connections", "greater than or equal to 1"),
     ],
 )
 def test_a_bad_value_is_a_config_error_naming_the_key(tmp_path: Path, toml: str, key: str, words: str) -> None:
@@ -281,6 +284,34 @@ def test_check_config_with_a_bad_key_exits_2_with_one_line(tmp_path: Path) -> No
     lines = result.stderr.strip().splitlines()
     assert lines == ["rallypoint: invalid config key promotion.timezone: unknown timezone 'Mars/Olympus'"]
     assert "Traceback" not in result.stderr
+
+
+LOGIN = """
+[discord]
+oauth_client_id = "1200000000000000001"
+oauth_client_secret = "oauth-client-secret-value"
+oauth_redirect_uri = "HTTPS://rallypoint.example/auth/callback"
+"""
+
+
+@pytest.mark.parametrize("secret", ["", "x", "short-but-not-empty-0123456789"], ids=["empty", "one byte", "30 bytes"])
+def test_a_login_with_a_weak_session_secret_exits_2_naming_the_key(tmp_path: Path, secret: str) -> None:
+    config = write(tmp_path, LOGIN + f'[security]\nsession_secret = "{secret}"\n')
+    with pytest.raises(ConfigError, match=r"^invalid config key security\.session_secret: .*at least 32 bytes"):
+        load_settings(config)
+    result = run_cli("check-config", "--config", str(config))
+    assert result.returncode == 2
+    [line] = result.stderr.strip().splitlines()
+    assert line.startswith("rallypoint: invalid config key security.session_secret:")
+    assert not secret or secret not in result.stderr
+
+
+def test_a_login_with_a_strong_session_secret_loads(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, LOGIN + f'[security]\nsession_secret = "{"s" * 32}"\n'))
+    assert settings.discord.login_configured
+    # Without the login the session secret is not used, and not required.
+    without_login = load_settings(write(tmp_path, '[security]\nsession_secret = "x"\n', "other.toml"))
+    assert not without_login.discord.login_configured
 
 
 def test_check_config_with_a_missing_file_exits_2(tmp_path: Path) -> None:

@@ -46,7 +46,8 @@ NOTES: dict[str, str] = {
     "discord.token": "Prefer the environment variable to the file.",
     "discord.guild_id": "Developer Mode → right-click the server icon → Copy Server ID.",
     "discord.oauth_client_secret": "OAuth2 client secret of the application (Developer Portal → OAuth2).",
-    "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal.",
+    "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal. "
+    "With `https` the login's cookies are marked Secure.",
     "discord.global_rate_per_second": "Every request counts, discord.py's own retries included; answers to "
     "slash commands and buttons do not (Discord does not count them either). Raise it only if Discord raised "
     "your bot's limit. See docs/delivery.md.",
@@ -60,6 +61,8 @@ NOTES: dict[str, str] = {
     "api.enabled": "Serve the HTTP API (false: the bot runs without it).",
     "api.host": "Address to listen on; 127.0.0.1 keeps the API local (put a reverse proxy in front).",
     "api.port": "TCP port to listen on.",
+    "api.trusted_proxies": "Addresses or networks (`10.0.0.0/8`). The client address is what the per-address "
+    "login throttle counts and the access log shows; see docs/self-hosting.md.",
     "security.contact_encryption_key": "Rotation: docs/telegram-signal.md.",
 }
 
@@ -68,6 +71,7 @@ VALIDATED_STRINGS: dict[str, str] = {
     "_hhmm": "time `HH:MM` (24-hour)",
     "_known_timezone": "IANA time zone name",
     "_e164": "E.164 phone number or empty",
+    "_absolute_http_url": "http(s) URL or empty",
 }
 
 SNOWFLAKE_BOUNDS = (0, None, None, 2**64)  # ge, gt, le, lt of bot.config.Snowflake

@@ -1,4 +1,4 @@
--- 0004: keep each player's Discord DM channel (stable: opened once, not per message) and when Discord last refused them a DM (50007), so neither costs a request again.
+-- 0006: keep each player's Discord DM channel (stable: opened once, not per message) and when Discord last refused them a DM (50007), so neither costs a request again.
 
 ALTER TABLE players ADD COLUMN discord_dm_channel_id INTEGER;
 -- Set on a 50007 answer; cleared when the player next uses Rallypoint. While set, Discord is skipped.
