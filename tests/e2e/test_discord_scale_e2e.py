@@ -97,10 +97,11 @@ async def test_a_restart_reopens_no_dm_channel_and_new_ones_open_at_their_pace(t
         # 10 a second as they leave the bot; one more for an open delayed on its way to the emulator.
         assert busiest_second(open_times) <= 11
 
-        await stack.kill()  # between the reminder and the start: every DM channel is known
+        await stack.kill()  # after the reminder (the start may have begun): every DM channel is known
         await stack.start_bot()
         await wait_evening_done(stack, campaign_id)
-        assert_evening_done(stack, campaign_id)
+        # A Telegram or Signal start ping the kill caught on the wire is `unknown`, as it should be.
+        assert_evening_done(stack, campaign_id, interrupted=frozenset({START}))
         assert stack.discord.dm_channel_opens == opened  # the new process opened none again
         assert stack.discord.global_rate_limited == 0
 
