@@ -91,6 +91,13 @@ class EveryoneIsAMember:
         return Actor(discord_user_id, True, frozenset(), player_name(discord_user_id))
 
 
+class NoGateway:
+    """Readiness for an API served without a Discord bot: never ready (the benchmark never asks)."""
+
+    async def checks(self) -> dict[str, str]:
+        return {"gateway": "no Discord bot in this benchmark", "database": "ok", "scheduler": "not running"}
+
+
 def bench_settings() -> Settings:
     return Settings(
         discord=DiscordSettings(promoter_ids=[PROMOTER_ID]),
@@ -130,6 +137,8 @@ async def serve(db_path: Path, conn: Connection) -> None:
         sessions=engine.web_sessions,
         membership=EveryoneIsAMember(),
         clock=engine.clock,
+        readiness=NoGateway(),
+        metrics=engine.metrics,
     )
     api = await start_api(create_app(deps, settings), "127.0.0.1", 0)
     baseline = await start_baseline()

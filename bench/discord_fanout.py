@@ -35,6 +35,7 @@ from services.clock import SystemClock
 from services.delivery.base import Outcome, OutgoingMessage
 from services.delivery.discord_dm import DiscordDMSender, fit_message
 from services.delivery.discord_limits import DiscordLimits
+from services.metrics import Metrics
 from services.models import Channel
 from storage.db import Database
 from storage.discord_dms import DiscordDMStore
@@ -84,7 +85,7 @@ async def main(users: int = 2000, concurrency: int = 16, repeats: int = 3) -> No
     await emulator.start()
     apply_discord_endpoints(emulator.api_base_url, emulator.gateway_url)
     clock = SystemClock()
-    limits = DiscordLimits(clock, global_per_second=100_000, dm_opens_per_second=100_000.0)
+    limits = DiscordLimits(clock, Metrics(), global_per_second=100_000, dm_opens_per_second=100_000.0)
     # The bot's client settings (bot/client.py): max_ratelimit_timeout bounds waits on 429s.
     client = discord.Client(
         intents=discord.Intents.none(), max_ratelimit_timeout=30.0, http_trace=limits.trace_config

@@ -11,8 +11,20 @@ from discord.ext import commands
 from bot.config import Settings
 from bot.tree import RallypointTree
 from services.delivery.discord_limits import DiscordLimits
+from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
+
+
+class NoVoiceLibraryWarnings(logging.Filter):
+    """Drop discord.py's "PyNaCl / davey is not installed, voice will NOT be supported" warnings.
+
+    Rallypoint reads voice states from the gateway but never joins a voice channel, so it needs
+    neither library; the warnings would only worry an operator.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not record.getMessage().endswith("voice will NOT be supported")
 
 
 def bot_intents() -> discord.Intents:
@@ -30,7 +42,7 @@ def bot_intents() -> discord.Intents:
 class RallypointBot(commands.Bot):
     """The Discord client. Its cogs are added by the app once the engine they drive exists."""
 
-    def __init__(self, *, settings: Settings, limits: DiscordLimits, **kwargs: Any) -> None:
+    def __init__(self, *, settings: Settings, limits: DiscordLimits, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
@@ -39,16 +51,31 @@ class RallypointBot(commands.Bot):
             # A 429 longer than this surfaces as RateLimited to the DM sender instead of stalling.
             max_ratelimit_timeout=30.0,
             # Every request of the client's HTTP session (discord.py's own REST calls, each retry, the
-            # senders' direct ones) passes the one global limiter first; see DiscordLimits.
+            # senders' direct ones) passes the one global limiter first, and every answer is seen by
+            # the invalid-request budget; see DiscordLimits.
             http_trace=limits.trace_config,
             **kwargs,
         )
         self._settings = settings
         self._limits = limits
+        metrics.gateway_latency_from(lambda: self.latency)
 
     @property
     def settings(self) -> Settings:
         return self._settings
+
+    def gateway_problem(self) -> str | None:
+        """Why the bot is not connected with its guild available (None when it is), for /readyz."""
+        if self.is_closed():
+            return "the client is closed"
+        if not self.is_ready() or self.ws is None or not self.ws.open:
+            return "not connected to the Discord gateway"
+        guild = self.get_guild(self._settings.discord.guild_id)
+        if guild is None:
+            return f"guild {self._settings.discord.guild_id} is not among the bot's guilds"
+        if guild.unavailable:
+            return f"guild {guild.id} is unavailable (a Discord outage)"
+        return None
 
     @property
     def limits(self) -> DiscordLimits:

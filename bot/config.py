@@ -6,12 +6,17 @@ Every configuration key (docs/configuration.md) lives here, validated once at st
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import ipaddress
+import json
 import os
+import typing
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo
 
 from pydantic import (
@@ -21,6 +26,7 @@ from pydantic import (
     Field,
     SecretStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
 )
 from pydantic_settings import (
@@ -30,10 +36,12 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from services.contacts import ContactCipher
 from services.phone import is_e164
 from services.quiet_hours import parse_hhmm
 from services.schedule import validate_timezone
 
+ENV_PREFIX = "RALLYPOINT_"
 CONFIG_ENV = "RALLYPOINT_CONFIG"
 DEFAULT_CONFIG_PATH = Path("config.toml")
 
@@ -46,6 +54,27 @@ def _hhmm(value: str) -> str:
 
 
 HHMM = Annotated[str, AfterValidator(_hhmm)]
+
+
+def check_url(value: str, schemes: tuple[str, ...]) -> str:
+    """Return `value` if it is empty or an absolute URL with one of `schemes`, else raise ValueError."""
+    if value:
+        parts = urlsplit(value)
+        if parts.scheme not in schemes or not parts.hostname:
+            raise ValueError(f"must be a {' or '.join(schemes)} URL such as {schemes[0]}://127.0.0.1:8000/…")
+    return value
+
+
+def _http_url(value: str) -> str:
+    return check_url(value, ("http", "https"))
+
+
+def _ws_url(value: str) -> str:
+    return check_url(value, ("ws", "wss"))
+
+
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+WsUrl = Annotated[str, AfterValidator(_ws_url)]
 
 
 class _Section(BaseModel):
@@ -61,8 +90,8 @@ class DiscordSettings(_Section):
     promoter_role_ids: list[Snowflake] = []
     followup_channel_id: Snowflake = 0
     voice_channel_ids: list[Snowflake] = []
-    api_base_url: str = ""
-    gateway_url: str = ""
+    api_base_url: HttpUrl = ""
+    gateway_url: WsUrl = ""
     oauth_client_id: str = ""
     oauth_client_secret: SecretStr = SecretStr("")
     oauth_redirect_uri: str = ""
@@ -91,7 +120,7 @@ class DiscordSettings(_Section):
 class PromotionSettings(_Section):
     timezone: str = "Europe/Ljubljana"
     reminder_time: HHMM = "20:45"
-    start_time: HHMM = "21:00"
+    start_time: HHMM = Field("21:00", validate_default=True)  # checked against the reminder even when unset
     voice_check_delay_seconds: int = Field(30, ge=0, le=3600)
     global_cooldown: bool = False
     dry_run_default: bool = False
@@ -108,6 +137,15 @@ class PromotionSettings(_Section):
     @classmethod
     def _known_timezone(cls, value: str) -> str:
         return validate_timezone(value)
+
+    @field_validator("start_time")
+    @classmethod
+    def _after_the_reminder(cls, value: str, info: ValidationInfo) -> str:
+        # Otherwise every campaign would silently move its start to just after the reminder.
+        reminder = info.data.get("reminder_time")  # absent when the reminder itself was invalid
+        if reminder is not None and parse_hhmm(value) <= parse_hhmm(reminder):
+            raise ValueError(f"{value} must be after reminder_time {reminder}")
+        return value
 
     @property
     def zone(self) -> ZoneInfo:
@@ -131,6 +169,7 @@ class ApiSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     service_tokens: list[SecretStr] = []
+    metrics: bool = True
     # What one slow or hostile client may hold: docs/self-hosting.md, "Exposing the API".
     max_connections: int = Field(256, ge=1, le=65536)
     header_timeout_seconds: int = Field(10, ge=1, le=300)
@@ -156,7 +195,7 @@ class ApiSettings(_Section):
 
 class TelegramSettings(_Section):
     token: SecretStr = SecretStr("")
-    api_base_url: str = ""
+    api_base_url: HttpUrl = ""
     bot_username: str = ""
 
     @property
@@ -165,7 +204,7 @@ class TelegramSettings(_Section):
 
 
 class SignalSettings(_Section):
-    api_url: str = ""
+    api_url: HttpUrl = ""
     number: str = ""
 
     @field_validator("number")
@@ -186,6 +225,19 @@ MIN_SESSION_SECRET_BYTES = 32
 class SecuritySettings(_Section):
     contact_encryption_key: SecretStr = SecretStr("")
     session_secret: SecretStr = SecretStr("")
+
+    @field_validator("contact_encryption_key")
+    @classmethod
+    def _fernet_keys(cls, value: SecretStr) -> SecretStr:
+        if value.get_secret_value().strip():
+            try:
+                ContactCipher(value.get_secret_value())
+            except ValueError:
+                raise ValueError(
+                    "must be one or more Fernet keys (44 url-safe base64 characters), comma-separated, newest "
+                    "first; see docs/telegram-signal.md to generate one"
+                ) from None
+        return value
 
 
 class Settings(BaseSettings):
@@ -253,6 +305,7 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     """Load settings from `path` (TOML) and the environment, or raise ConfigError."""
     if path is not None and not path.is_file():
         raise ConfigError(f"config file not found: {path}")
+    _check_environment(os.environ)
 
     class _FileSettings(Settings):
         model_config = SettingsConfigDict(toml_file=path)
@@ -260,19 +313,99 @@ def load_settings(path: Path | None, **overrides: Any) -> Settings:
     try:
         settings = _FileSettings(**overrides)
     except ValidationError as exc:
-        raise ConfigError(_describe(exc)) from None
+        raise ConfigError(_describe(exc, os.environ)) from None
     except (ValueError, OSError) as exc:  # malformed TOML or unreadable file
         raise ConfigError(f"cannot read {path}: {exc}") from None
     require_strong_login(settings)
     return settings
 
 
-def _describe(exc: ValidationError) -> str:
+def _describe(exc: ValidationError, environ: Mapping[str, str]) -> str:
     first = exc.errors()[0]
     key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+    variable = _env_name(*key.split(".", 1)) if "." in key else None
+    source = f" (from {variable})" if variable is not None and _getenv(environ, variable) is not None else ""
     message = first["msg"].removeprefix("Value error, ")
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-    return f"invalid config key {key}: {message}{more}"
+    return f"invalid config key {key}{source}: {message}{more}"
+
+
+# -- the environment ---------------------------------------------------------------------------
+
+
+def _env_name(section: str, key: str | None = None) -> str:
+    return f"{ENV_PREFIX}{section.upper()}" + (f"__{key.upper()}" if key else "")
+
+
+def _sections() -> dict[str, type[BaseModel]]:
+    return {name: typing.cast(type[BaseModel], field.annotation) for name, field in Settings.model_fields.items()}
+
+
+def environment_names() -> list[str]:
+    """Every variable the settings read: RALLYPOINT_CONFIG, each section (as JSON) and each key."""
+    names = [CONFIG_ENV]
+    for section, model in _sections().items():
+        names.append(_env_name(section))
+        names += [_env_name(section, key) for key in model.model_fields]
+    return names
+
+
+def _getenv(environ: Mapping[str, str], name: str) -> str | None:
+    # pydantic-settings matches names case-insensitively; so do we.
+    for candidate, value in environ.items():
+        if candidate.upper() == name:
+            return value
+    return None
+
+
+def _rallypoint_variables(environ: Mapping[str, str]) -> list[str]:
+    return sorted(name for name in environ if name.upper().startswith(ENV_PREFIX))
+
+
+def _suggestion(name: str) -> str:
+    # Compared without the shared prefix, which would make every name look alike.
+    known = [known.removeprefix(ENV_PREFIX) for known in environment_names()]
+    close = difflib.get_close_matches(name.upper().removeprefix(ENV_PREFIX), known, n=1, cutoff=0.8)
+    return f" (did you mean {ENV_PREFIX}{close[0]}?)" if close else ""
+
+
+def _check_environment(environ: Mapping[str, str]) -> None:
+    """Name the variable when its value cannot be what its key needs (before pydantic blurs it)."""
+    sections = _sections()
+    for name in _rallypoint_variables(environ):
+        section, _, key = name.upper().removeprefix(ENV_PREFIX).lower().partition("__")
+        if section not in sections:
+            continue  # a variable that names no section: a warning (unknown_environment), not an error
+        value = environ[name]
+        if not key:
+            if not isinstance(_json(value), dict):
+                raise ConfigError(f'environment variable {name} must be a JSON object such as {{"key": "value"}}')
+            continue
+        field = sections[section].model_fields.get(key)
+        if field is None:
+            raise ConfigError(f"invalid config key {section}.{key} (from {name}): no such key{_suggestion(name)}")
+        if typing.get_origin(field.annotation) is list and not isinstance(_json(value), list):
+            (item,) = typing.get_args(field.annotation)
+            example = '["first", "second"]' if item is SecretStr or item is str else "[1, 2]"
+            raise ConfigError(f"environment variable {name} must be a JSON list such as {example}")
+
+
+def _json(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return None
+
+
+def unknown_environment(environ: Mapping[str, str]) -> list[str]:
+    """Warnings for RALLYPOINT_* variables that no setting reads (a typo is otherwise silently ignored)."""
+    sections = _sections()
+    return [
+        f"environment variable {name} matches no config key and is ignored{_suggestion(name)}"
+        for name in _rallypoint_variables(environ)
+        if name.upper() != CONFIG_ENV
+        and name.upper().removeprefix(ENV_PREFIX).lower().partition("__")[0] not in sections
+    ]
 
 
 def masked_dump(settings: Settings) -> dict[str, Any]:

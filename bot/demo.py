@@ -11,12 +11,15 @@ import asyncio
 import re
 import tempfile
 import time
-from datetime import datetime, timedelta
+from collections.abc import Iterable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.app import Running, started
 from bot.sandbox.stack import (
+    COMPRESSED_EVENING,
     FOLLOWUP_CHANNEL_ID,
     GUILD_ID,
     PROMOTER_ID,
@@ -25,10 +28,17 @@ from bot.sandbox.stack import (
     Member,
     SandboxStack,
 )
-from services.models import Campaign, CampaignStatus, DeliveryStatus, JobType
+from services.models import Campaign, CampaignStatus, DeliveryStatus, JobType, SendLogEntry
 
 ZONE_NAME = "Europe/Ljubljana"
+ZONE = ZoneInfo(ZONE_NAME)
 BASE_ID = 810_000_000_000_000_000
+TELEGRAM_CHAT_BASE = 700_000
+VOICE_CHECK_DELAY_SECONDS = 10  # the sandbox's voice_check_delay_seconds
+JOB_NAMES = {JobType.REMINDER: "reminder", JobType.START: "start ping", JobType.VOICE_CHECK: "follow-up"}
+# How each message begins (services/messages.py), to tell them apart in the players' inboxes.
+MESSAGE_MARKS = {"⏰": "reminder", "🎮": "start ping", "👋": "follow-up"}
+_DISCORD_STAMP = re.compile(r"<t:(-?\d+)(?::([tTdDfFR]))?>")
 
 # (username, status, settings, link, in voice at the check, note)
 PLAYERS: list[tuple[str, str, dict[str, Any], str | None, bool, str]] = [
@@ -59,12 +69,16 @@ async def run_demo() -> int:
 async def _run(workdir: Path) -> int:
     began = time.monotonic()
     # Times in the past shift to now + 10 s / now + 20 s (as the schedule rule has it): a compressed evening.
-    stack = SandboxStack(workdir, promotion={"reminder_time": "00:00", "start_time": "00:00"})
+    stack = SandboxStack(workdir, promotion=COMPRESSED_EVENING)
     members = [Member(PROMOTER_ID, "rally", nick="Rally (promoter)", promoter=True)]
     members += [Member(BASE_ID + i, name.lower(), nick=name) for i, (name, *_rest) in enumerate(PLAYERS)]
     await stack.start(members)
     try:
         _say("== Rallypoint demo: an evening against the built-in Discord, Telegram and Signal emulators")
+        _say(
+            "   (the evening is compressed: the reminder goes out 10 s after scheduling, the start ping 10 s "
+            f"later, the voice check {VOICE_CHECK_DELAY_SECONDS} s after that)"
+        )
         async with started(stack.settings()) as app:
             await stack.discord.wait_for_commands(GUILD_ID, timeout=20)
             await stack.discord.wait_for_bot(timeout=20)
@@ -73,7 +87,8 @@ async def _run(workdir: Path) -> int:
             await _players_set_up(stack)
             await _promote(stack, app)
             campaign = await _wait_for_evening(app)
-            await _transcript(stack, app, campaign)
+            _received(stack)
+            await _outcomes(app, campaign)
             await _website_view(app)
     finally:
         await stack.stop()
@@ -88,11 +103,7 @@ async def _slash(stack: SandboxStack, user_id: int, command: str, **options: Any
 
 async def _players_set_up(stack: SandboxStack) -> None:
     _say("\n-- players set their status, preferences and links through real interactions")
-    now_local = datetime.now().astimezone()
-    from zoneinfo import ZoneInfo
-
-    local = datetime.now(ZoneInfo(ZONE_NAME))
-    del now_local
+    local = datetime.now(ZONE)
     quiet = f"{(local - timedelta(hours=1)):%H:%M}-{(local + timedelta(hours=2)):%H:%M}"
     for i, (name, status, prefs, link, _voice, note) in enumerate(PLAYERS):
         uid = BASE_ID + i
@@ -103,14 +114,14 @@ async def _players_set_up(stack: SandboxStack) -> None:
         if options:
             await _slash(stack, uid, "notify settings", **options)
         if link == "telegram":
-            await _link_telegram(stack, uid, chat_id=700_000 + i)
+            await _link_telegram(stack, uid, chat_id=TELEGRAM_CHAT_BASE + i)
         elif link == "signal":
-            await _link_signal(stack, uid, number=f"+3864011{i:04d}")
+            await _link_signal(stack, uid, number=_signal_number(i))
         _say(f"   {name:<5} {status:<11} {note}")
     await _slash(stack, PROMOTER_ID, "available", status="LOOKING")
     # Faults: Hugo's DMs are closed (Discord 50007), Iva blocked the Telegram bot.
     stack.discord.dm_closed_user_ids = {BASE_ID + 7}
-    stack.telegram.blocked_chat_ids = {700_000 + 8}
+    stack.telegram.blocked_chat_ids = {TELEGRAM_CHAT_BASE + 8}
     for i, (*_head, in_voice, _note) in enumerate(PLAYERS):
         if in_voice:
             await stack.discord.set_voice_state(GUILD_ID, BASE_ID + i, VOICE_CHANNEL_ID)
@@ -145,7 +156,7 @@ async def _promote(stack: SandboxStack, app: Running) -> None:
     preview = await _slash(stack, PROMOTER_ID, "promote preview", include_available=True)
     for embed in preview.get("embeds", []):
         for f in embed.get("fields", []):
-            _say(f"   {f['name']}: {f['value']}".replace("\n", "\n      "))
+            _say(render(f"   {f['name']}: {f['value']}").replace("\n", "\n      "))
     _say("\n-- /promote schedule include_available:true, then Confirm")
     record = await stack.discord.invoke_slash(
         GUILD_ID, PROMOTER_ID, "promote schedule", {"include_available": True}
@@ -157,7 +168,7 @@ async def _promote(stack: SandboxStack, app: Running) -> None:
     for embed in confirmed:
         _say(f"   {embed.get('title')}")
         for f in embed.get("fields", []):
-            _say(f"   {f['name']}: {f['value']}")
+            _say(render(f"   {f['name']}: {f['value']}"))
 
 
 async def _wait_for_evening(app: Running) -> Campaign:
@@ -174,40 +185,89 @@ async def _wait_for_evening(app: Running) -> Campaign:
     raise RuntimeError("the campaign did not finish in time")
 
 
-async def _transcript(stack: SandboxStack, app: Running, campaign: Campaign) -> None:
-    _say(f"\n== transcript of campaign {campaign.id}: status {campaign.status.value}")
-    names = {BASE_ID + i: name for i, (name, *_r) in enumerate(PLAYERS)}
+def _signal_number(index: int) -> str:
+    return f"+3864011{index:04d}"
+
+
+def render(text: str, now: datetime | None = None) -> str:
+    """Text as Discord shows it: `<t:UNIX:STYLE>` stamps become times in the demo's zone."""
+    now = now or datetime.now(UTC)
+
+    def stamp(match: re.Match[str]) -> str:
+        when = datetime.fromtimestamp(int(match.group(1)), ZONE)
+        style = match.group(2) or "f"
+        if style == "R":
+            seconds = round((when - now).total_seconds())
+            amount = abs(seconds)
+            unit = f"{amount} second{'s' if amount != 1 else ''}" if amount < 90 else f"{round(amount / 60)} minutes"
+            return f"in {unit}" if seconds >= 0 else f"{unit} ago"
+        formats = {"t": "%H:%M", "T": "%H:%M:%S", "d": "%d.%m.%Y", "D": "%d %B %Y", "F": "%A, %d %B %Y %H:%M"}
+        return when.strftime(formats.get(style, "%d %B %Y %H:%M"))
+
+    return _DISCORD_STAMP.sub(stamp, text)
+
+
+def _received(stack: SandboxStack) -> None:
+    """Each campaign text the players received, once, as they saw it, with who got it where."""
+    promoter = [m.get("content") or "" for m in stack.discord.dm_messages(PROMOTER_ID)]
+    inboxes: list[tuple[str, str, Iterable[str]]] = [("Rally", "Discord", promoter)]
+    for i, (name, _status, _prefs, link, *_rest) in enumerate(PLAYERS):
+        inboxes.append((name, "Discord", [m.get("content") or "" for m in stack.discord.dm_messages(BASE_ID + i)]))
+        if link == "telegram":
+            chat = stack.telegram.messages_to(TELEGRAM_CHAT_BASE + i)
+            inboxes.append((name, "Telegram", [m.get("text", "") for m in chat]))
+        elif link == "signal":
+            inboxes.append((name, "Signal", stack.signal.messages_to(_signal_number(i))))
+    seen: dict[str, list[str]] = {}
+    for name, channel, texts in inboxes:
+        for text in texts:
+            if any(mark in text for mark in MESSAGE_MARKS):
+                seen.setdefault(render(text), []).append(f"{name} ({channel})")
+    _say("\n-- what the players received, each text once (Discord shows the time stamp in the reader's own zone)")
+    for text, readers in sorted(seen.items(), key=lambda item: _order(item[0])):
+        kind = next(kind for mark, kind in MESSAGE_MARKS.items() if mark in text)
+        _say(f"   {kind}: “{text}”")
+        _say(f"      to {', '.join(readers)}")
+    for post in stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID):
+        _say("   the summary in #game-night:")
+        _say("      " + render(post.get("content") or "").replace("\n", "\n      "))
+
+
+def _order(text: str) -> int:
+    return next(i for i, mark in enumerate(MESSAGE_MARKS) if mark in text)
+
+
+async def _outcomes(app: Running, campaign: Campaign) -> None:
+    """One line per player and message: the final outcome, with what failed on the way."""
+    _say(f"\n-- outcomes of campaign {campaign.id} (final status: {campaign.status.value})")
     log = await app.engine.ledger_store.send_log(campaign.id)
-    players = {
-        p.id: p for p in [await app.engine.player_store.get(r.player_id) for r in log if r.player_id] if p
-    }
-    jobs = {JobType.REMINDER: "reminder", JobType.START: "start", JobType.VOICE_CHECK: "follow-up"}
-    by_player: dict[str, list[str]] = {}
+    names: dict[int, str] = {}
     for row in log:
-        if row.player_id is None:
-            continue
-        player = players[row.player_id]
-        label = names.get(player.discord_user_id, player.display_name)
-        reason = f" ({row.reason})" if row.status is not DeliveryStatus.SENT or row.reason else ""
-        by_player.setdefault(label, []).append(f"{jobs[row.job_type]}: {row.status} on {row.channel}{reason}")
-    for label, lines in sorted(by_player.items()):
-        _say(f"   {label}")
-        for line in lines:
-            _say(f"      {line}")
-    summary = stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID)
-    _say("\n-- summary posted to #game-night")
-    for m in summary:
-        _say("   " + (m.get("content") or "").replace("\n", "\n   "))
-    view = await app.engine.campaign_store.delivery_counts(campaign.id)
-    _say(
-        "\n-- delivery counts (reminder + start + follow-up): "
-        + ", ".join(f"{k.value} {v}" for k, v in view.items())
-    )
-    dm_total = sum(len(stack.discord.dm_messages(uid)) for uid in names)
-    _say(
-        f"   messages seen by players: Discord DMs {dm_total}, Telegram {stack.telegram.sent_total}, "
-        f"Signal {stack.signal.sent_total} (link confirmations and codes included)"
-    )
+        if row.player_id is not None and row.player_id not in names:
+            player = await app.engine.player_store.get(row.player_id)
+            names[row.player_id] = player.display_name if player else f"player {row.player_id}"
+    for player_id, name in sorted(names.items(), key=lambda item: item[1]):
+        rows = [r for r in log if r.player_id == player_id]
+        for job_type, job_name in JOB_NAMES.items():
+            line = _outcome_line([r for r in rows if r.job_type is job_type])
+            if line:
+                _say(f"   {name:<17} {job_name:<11} {line}")
+    summary = [r for r in log if r.player_id is None and r.status is DeliveryStatus.SENT]
+    _say(f"   {'#game-night':<17} {'summary':<11} " + ("posted" if summary else "not posted"))
+    counts = await app.engine.campaign_store.delivery_counts(campaign.id)
+    _say("   delivery counts: " + ", ".join(f"{status.value} {n}" for status, n in counts.items()))
+
+
+def _outcome_line(rows: list[SendLogEntry]) -> str | None:
+    final = next((r for r in rows if r.final), None)
+    if final is None:
+        return None  # no message of this kind for this player (in voice at the check)
+    failed_before = [f"{r.channel.value}: {r.reason}" for r in rows if not r.final and r.channel is not final.channel]
+    if final.status is DeliveryStatus.SENT:
+        detour = f" (after {'; '.join(failed_before)})" if failed_before else ""
+        return f"sent on {final.channel.value}{detour}"
+    reason = final.reason.removeprefix("every channel failed: ")
+    return f"{final.status.value}: {reason}"
 
 
 async def _website_view(app: Running) -> None:

@@ -13,20 +13,21 @@ import discord.gateway
 import discord.http
 import yarl
 
+from bot.config import check_url
+
 log = logging.getLogger(__name__)
 
 
 def apply_discord_endpoints(api_base_url: str, gateway_url: str) -> None:
     """Use api_base_url / gateway_url instead of Discord's own; an empty string keeps the default."""
+    # Settings are checked already; this guards the tests and benchmarks that call it directly.
+    check_url(api_base_url, ("http", "https"))
+    check_url(gateway_url, ("ws", "wss"))
     if api_base_url:
         api = yarl.URL(api_base_url.rstrip("/"))
-        if api.scheme not in ("http", "https") or not api.host:
-            raise ValueError(f"discord.api_base_url must be an http(s) URL, got {api_base_url!r}")
         discord.http.Route.BASE = str(api)
         log.info("discord REST API: %s", api)
     if gateway_url:
         gateway = yarl.URL(gateway_url)
-        if gateway.scheme not in ("ws", "wss") or not gateway.host:
-            raise ValueError(f"discord.gateway_url must be a ws(s) URL, got {gateway_url!r}")
         discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = gateway
         log.info("discord gateway: %s", gateway)

@@ -20,8 +20,16 @@ from services.clock import Clock
 from services.delivery.base import OutgoingMessage, Sender, VoiceProbe
 from services.fanout import Fanout
 from services.fanout_plan import FanoutJob
-from services.keys import ledger_key, message_nonce, summary_key
-from services.messages import followup_text, reminder_text, start_text, summary_text
+from services.keys import job_failed_key, ledger_key, message_nonce, summary_key
+from services.messages import (
+    INTERRUPTED_ATTEMPTS,
+    followup_text,
+    job_failed_text,
+    reminder_text,
+    start_text,
+    summary_text,
+)
+from services.metrics import Metrics
 from services.models import (
     Attempt,
     Campaign,
@@ -41,6 +49,23 @@ log = logging.getLogger(__name__)
 
 JOB_BACKOFF_BASE_SECONDS = 5.0
 JOB_BACKOFF_CAP_SECONDS = 300.0
+
+
+@dataclass(frozen=True, slots=True)
+class Pulse:
+    """The scheduler loop's last sign of life: reading the schedule since `at`, or asleep until `wake_at`."""
+
+    at: datetime
+    busy: bool
+    wake_at: datetime | None  # asleep until then; None: until a job is created (no deadline to miss)
+
+    def problem(self, now: datetime, bound: timedelta) -> str | None:
+        """Why the loop is not keeping time (None when it is): stuck reading, or asleep past its wake-up."""
+        if self.busy and now - self.at > bound:
+            return f"stuck reading the schedule for {(now - self.at).total_seconds():.0f} s"
+        if not self.busy and self.wake_at is not None and now - self.wake_at > bound:
+            return f"overslept its wake-up by {(now - self.wake_at).total_seconds():.0f} s"
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +89,7 @@ class Dispatcher:
         voice: VoiceProbe | None,
         config: DispatchConfig,
         clock: Clock,
+        metrics: Metrics,
         owner: str | None = None,
         rng: random.Random | None = None,
     ) -> None:
@@ -76,6 +102,7 @@ class Dispatcher:
         self.voice = voice
         self.config = config
         self.clock = clock
+        self.metrics = metrics
         self.owner = owner or f"rp-{uuid.uuid4().hex[:12]}"
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
         self._wake = asyncio.Event()
@@ -84,6 +111,7 @@ class Dispatcher:
         # shutdown has begun nothing is claimed and no query of the loop meets a closed database.
         self._reading = asyncio.Lock()
         self._closing = False
+        self._pulse: Pulse | None = None
 
     # -- the loop ---------------------------------------------------------------------------
 
@@ -91,6 +119,11 @@ class Dispatcher:
     def closing(self) -> bool:
         """Shutdown has begun: the loop claims nothing more (its driver stops on seeing this)."""
         return self._closing
+
+    @property
+    def pulse(self) -> Pulse | None:
+        """The loop's last sign of life (None until `tick()` first ran), for the readiness check."""
+        return self._pulse
 
     def wake(self) -> None:
         """A job was created or finished: re-read the schedule now."""
@@ -101,9 +134,11 @@ class Dispatcher:
         async with self._reading:
             if self._closing:
                 return
+            self._pulse = Pulse(self.clock.now(), busy=True, wake_at=None)
             self._wake.clear()
             await self._start_due()
             next_at = await self.job_store.next_wakeup(exclude=self._running.keys())
+            self._pulse = Pulse(self.clock.now(), busy=False, wake_at=next_at)
         await self.clock.sleep_until(next_at, self._wake)
 
     async def start_due(self) -> list[asyncio.Task[None]]:
@@ -114,11 +149,11 @@ class Dispatcher:
     async def _start_due(self) -> list[asyncio.Task[None]]:
         if self._closing:
             return []
-        claimed = await self.job_store.claim_due(
-            self.clock.now(), self.owner, self.config.lease, exclude=self._running.keys()
-        )
+        now = self.clock.now()
+        claimed = await self.job_store.claim_due(now, self.owner, self.config.lease, exclude=self._running.keys())
         started = []
         for job in claimed:
+            self.metrics.job_started(job.job_type, (now - job.due_at).total_seconds(), first_run=job.attempts == 1)
             task = asyncio.create_task(self._run_guarded(job), name=f"rallypoint-job-{job.id}")
             self._running[job.id] = task
             task.add_done_callback(functools.partial(self._job_done, job.id))
@@ -127,6 +162,7 @@ class Dispatcher:
 
     def _job_done(self, job_id: int, task: asyncio.Task[None]) -> None:
         self._running.pop(job_id, None)
+        self.metrics.job_stopped()
         if not task.cancelled() and task.exception() is not None:
             log.error("job %d task died", job_id, exc_info=task.exception())
         self.wake()
@@ -173,12 +209,18 @@ class Dispatcher:
             await self._fail_or_retry(job, f"{type(exc).__name__}: {exc}"[:500])
             return
         if status is not None:
-            await self.job_store.finish(job.id, self.owner, status, self.clock.now())
+            await self._finish(job, status)
+
+    async def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
+        await self.job_store.finish(job.id, self.owner, status, self.clock.now(), error)
+        self.metrics.job_finished(job.job_type, status)
 
     async def _fail_or_retry(self, job: Job, error: str) -> None:
         now = self.clock.now()
         if job.attempts >= job.max_attempts:
-            await self.job_store.finish(job.id, self.owner, JobStatus.FAILED, now, error)
+            # Told before the job is marked failed: a crash in between repeats the DM's claim, not the DM.
+            await self._tell_initiator(job, error)
+            await self._finish(job, JobStatus.FAILED, error)
             if job.job_type is JobType.START:
                 await self.campaign_store.set_status(job.campaign_id, CampaignStatus.FAILED)
             log.error("job %d gave up after %d attempts: %s", job.id, job.attempts, error)
@@ -193,7 +235,7 @@ class Dispatcher:
             return JobStatus.CANCELLED
         if job.attempts > job.max_attempts:
             # A job whose runs keep dying (the process is killed each time) ends here.
-            await self._fail_or_retry(job, "too many interrupted attempts")
+            await self._fail_or_retry(job, INTERRUPTED_ATTEMPTS)
             return None
         lateness = self.clock.now() - job.due_at
         # Also on a resumed run: a reminder left half-sent by a crash is not finished hours later.
@@ -294,28 +336,53 @@ class Dispatcher:
             log.warning("campaign %d: no discord.followup_channel_id; summary not posted", campaign.id)
             return
         key = summary_key(campaign.campaign_date, campaign.id, target)
+        if not await self._post_once(key, job, campaign, sender, address, text, what="summary"):
+            log.error("campaign %d: summary could not be posted", campaign.id)
+
+    async def _tell_initiator(self, job: Job, error: str) -> None:
+        """DM the campaign's initiator that this job failed, once per job (its post-ledger key)."""
+        campaign = await self.campaign_store.get(job.campaign_id)
+        if campaign is None:
+            return
+        text = job_failed_text(
+            job_type=job.job_type,
+            start=(await self._start_time(campaign)) or job.due_at,
+            zone=self.config.zone,
+            attempts=job.attempts,
+            error=error,
+            dry_run=campaign.dry_run,
+        )
+        address = str(campaign.initiator.discord_user_id)
+        sender = self.senders.get(Channel.DISCORD)
+        if not await self._post_once(job_failed_key(job.id), job, campaign, sender, address, text, what="job failed"):
+            log.error("job %d: its initiator could not be told that it failed", job.id)
+
+    async def _post_once(
+        self, key: str, job: Job, campaign: Campaign, sender: Sender | None, address: str, text: str, *, what: str
+    ) -> bool:
+        """Send a Discord post at most once for `key` (a restart never repeats it); False if it failed."""
         state = await self.ledger_store.claim_post(key, campaign.id, self.clock.now())
         if state is not None and state is not LedgerState.CLAIMED:
-            return  # posted (or given up) before a restart
-        # Both targets are Discord, which deduplicates by nonce: an interrupted post is resent.
+            return state is LedgerState.SENT  # posted (or given up) before a restart
+        # Every post goes to Discord, which deduplicates by nonce: an interrupted post is resent.
         message = OutgoingMessage(Channel.DISCORD, address, text, message_nonce(campaign.id, key, 0))
         result, failures = (None, ["no Discord sender"]) if sender is None else (
             await self.fanout.send(sender, message, self._keep_alive(job), dry_run=campaign.dry_run)
         )
-        attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"summary: {r}") for r in failures]
+        attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"{what}: {r}") for r in failures]
         if result is not None:
-            attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, "summary", result.provider_message_id))
+            attempts.append(Attempt(None, Channel.DISCORD, DeliveryStatus.SENT, what, result.provider_message_id))
         await self.ledger_store.record_post(
             key,
             state=LedgerState.SENT if result is not None else LedgerState.FAILED,
             provider_message_id=result.provider_message_id if result is not None else None,
             campaign_id=campaign.id,
             job_id=job.id,
+            job_type=job.job_type,
             attempts=attempts,
             now=self.clock.now(),
         )
-        if result is None:
-            log.error("campaign %d: summary could not be posted", campaign.id)
+        return result is not None
 
 
 class _LeaseKeeper:

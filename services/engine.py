@@ -13,6 +13,7 @@ from services.delivery.base import Sender, VoiceProbe
 from services.dispatcher import DispatchConfig, Dispatcher
 from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
 from services.linking import LinkingService
+from services.metrics import Metrics
 from services.models import Channel
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
@@ -50,6 +51,7 @@ class Engine:
     senders: Mapping[Channel, Sender]
     clock: Clock
     cipher: ContactCipher | None
+    metrics: Metrics
 
 
 def build_engine(
@@ -66,6 +68,7 @@ def build_engine(
     telegram_bot_username: str | None = None,
     community_name: Callable[[], str | None] = lambda: None,
     send_concurrency: int = 16,
+    metrics: Metrics | None = None,
     owner: str | None = None,
     rng: random.Random | None = None,
     flush_interval: float = FLUSH_INTERVAL_SECONDS,
@@ -74,8 +77,10 @@ def build_engine(
 
     `poster` posts the voice-check summary to a text channel (its addresses are channel ids);
     `telegram_bot_username` is what Telegram deep links open (needed to link Telegram);
-    `community_name` names the Discord server in Signal code messages.
+    `community_name` names the Discord server in Signal code messages; `metrics` is the process's (a
+    fresh one when the caller does not expose any).
     """
+    metrics = metrics or Metrics()
     if cipher is None and set(senders) - {Channel.DISCORD}:
         raise ValueError("Telegram and Signal need the contact encryption key: no address can be read without it")
     senders = MappingProxyType(dict(senders))
@@ -89,11 +94,12 @@ def build_engine(
     web_session_store = WebSessionStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
-        concurrency=send_concurrency, rng=rng, flush_interval=flush_interval,
+        concurrency=send_concurrency, metrics=metrics, rng=rng, flush_interval=flush_interval,
     )
     dispatcher = Dispatcher(
         campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, fanout=fanout,
-        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, owner=owner, rng=rng,
+        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, metrics=metrics, owner=owner,
+        rng=rng,
     )
     players = PlayerService(
         player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store, zone=promotion.zone,
@@ -113,5 +119,5 @@ def build_engine(
         link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
         ledger_store=ledger_store, web_session_store=web_session_store, players=players, promote=promote,
         linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock), dispatcher=dispatcher,
-        senders=senders, clock=clock, cipher=cipher,
+        senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

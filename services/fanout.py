@@ -24,6 +24,7 @@ from services.contacts import ContactCipher
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
 from services.fanout_plan import DM_CLOSED, QUIET_HOURS, FanoutJob, Send, plan_chunk
 from services.keys import message_nonce
+from services.metrics import Metrics
 from services.models import (
     Attempt,
     Channel,
@@ -62,11 +63,13 @@ class Fanout:
         cipher: ContactCipher | None,
         clock: Clock,
         concurrency: int,
+        metrics: Metrics,
         rng: random.Random | None = None,
         window: int | None = None,
         flush_interval: float = FLUSH_INTERVAL_SECONDS,
     ) -> None:
         self.player_store = player_store
+        self.metrics = metrics
         self.ledger_store = ledger_store
         self.senders = senders
         # The channels a recipient may be reached on, and whether each deduplicates a resend.
@@ -89,11 +92,13 @@ class Fanout:
         self, job: FanoutJob, recipients: Sequence[SnapshotRecipient], text_for: TextFor, *, keep_alive: KeepAlive
     ) -> bool:
         """Deliver to every recipient once; False if the job was cancelled or taken over midway."""
+        began = self.clock.monotonic()
         streams: dict[Channel, list[SnapshotRecipient]] = {}
         for r in recipients:
             streams.setdefault(r.selected_channel, []).append(r)
         async with asyncio.TaskGroup() as group:
             runs = [group.create_task(self._run_stream(job, s, text_for, keep_alive)) for s in streams.values()]
+        self.metrics.fanout_took(job.job_type, self.clock.monotonic() - began)
         return all(run.result() for run in runs)
 
     async def send(
@@ -109,8 +114,10 @@ class Fanout:
                     result = await sender.send(message)
                 except Exception as exc:  # a sender bug must not lose the recipient
                     log.exception("sender %s raised for %s", sender.channel.value, who)
+                    self.metrics.send(sender.channel, "error")
                     failures.append(f"sender error: {type(exc).__name__}")
                     return None, failures
+            self.metrics.send(sender.channel, result.outcome.value)
             if result.outcome is Outcome.SENT:
                 return result, failures
             if result.outcome is Outcome.PERMANENT:
@@ -120,7 +127,11 @@ class Fanout:
             last = attempt == MAX_TRIES_PER_CHANNEL
             delay = self._backoff(attempt, result.retry_after)
             failures.append(f"{result.reason}; " + ("giving up" if last else f"retrying in {delay:.1f}s"))
-            if last or not await self._wait(delay, keep_alive):
+            if last:
+                break
+            if result.retry_after is not None:
+                self.metrics.rate_limited(sender.channel, delay)
+            if not await self._wait(delay, keep_alive):
                 break
         return None, failures
 

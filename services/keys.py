@@ -34,6 +34,11 @@ def summary_key(day: date, campaign_id: int, target: str) -> str:
     return f"PROMOTE:SUMMARY:{day.isoformat()}:{campaign_id}:{target}"
 
 
+def job_failed_key(job_id: int) -> str:
+    """The DM telling a campaign's initiator that a job failed: one per job, whichever process sends it."""
+    return f"ALERT:JOB-FAILED:{job_id}"
+
+
 def message_nonce(campaign_id: int, key: str, player_id: int) -> str:
     """A deterministic nonce of at most 25 characters for (campaign, key, player)."""
     digest = hashlib.blake2b(f"{campaign_id}|{key}|{player_id}".encode(), digest_size=12).hexdigest()

@@ -6,9 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.models import Channel
+from services.models import Channel, JobType
 
 DISCORD_LIMIT = 2000
+# The error a job records when its runs keep dying (the dispatcher writes it, the promoter's DM reads it).
+INTERRUPTED_ATTEMPTS = "too many interrupted attempts"
 
 
 def local_time_label(when: datetime, zone: ZoneInfo) -> str:
@@ -108,4 +110,43 @@ def signal_code_text(code: str, asked_by: str, community: str | None, minutes: i
     return (
         f"Your Rallypoint code is {code}, for the Discord user {who} {where}, to link this number. "
         f"It expires in {minutes} minutes. If that was not you, ignore this message: nothing is linked without it."
+    )
+
+
+_JOB_IN_WORDS = {
+    JobType.REMINDER: "the reminder",
+    JobType.START: "the start ping",
+    JobType.VOICE_CHECK: "the voice check",
+}
+
+# What a job's stored error means, for the promoter (the log keeps the exact error for the operator).
+_FAILURES_IN_WORDS: tuple[tuple[str, str], ...] = (
+    (INTERRUPTED_ATTEMPTS, "the bot was stopped or crashed during every attempt"),
+    ("database is locked", "the database stayed locked by another program"),
+    ("database or disk is full", "the server's disk is full"),
+    ("disk I/O error", "the server's disk failed to read or write"),
+    ("unable to open database", "the database file could not be opened"),
+)
+
+
+def failure_in_words(error: str) -> str:
+    """Say why a job failed without its exception text (which may hold ids and belongs in the log)."""
+    for marker, words in _FAILURES_IN_WORDS:
+        if marker in error:
+            return words
+    kind = error.split(":", 1)[0].strip()
+    if kind.isidentifier():
+        return f"an unexpected error ({kind}); the bot's log has the details"
+    return "an unexpected error; the bot's log has the details"
+
+
+def job_failed_text(
+    *, job_type: JobType, start: datetime, zone: ZoneInfo, attempts: int, error: str, dry_run: bool
+) -> str:
+    """The DM to a campaign's initiator when one of its jobs ends `failed` (sent once per job)."""
+    prefix = "[dry run] " if dry_run else ""
+    return (
+        f"{prefix}⚠️ {_JOB_IN_WORDS[job_type].capitalize()} of your game night at {local_time_label(start, zone)} "
+        f"failed after {attempts} attempt{'s' if attempts != 1 else ''}: {failure_in_words(error)}. "
+        "Please tell whoever runs the bot."
     )

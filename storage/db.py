@@ -3,6 +3,9 @@
 aiosqlite runs every statement on one background thread over one connection, so two tasks that
 interleave statements would share a transaction. Every access therefore goes through `read()` or
 `transaction()`, which hold one asyncio lock: a transaction is never entered by another task.
+
+A file that cannot serve as the database (a directory, not SQLite, read-only, a schema newer than
+this code) raises `StorageError` with a one-line reason, and leaves no connection thread behind.
 """
 
 from __future__ import annotations
@@ -29,6 +32,10 @@ BUSY_TIMEOUT_MS = 30_000
 Params = Sequence[Any] | dict[str, Any]
 
 
+class StorageError(Exception):
+    """The database file cannot be used; the message says why in one line (the caller names the key)."""
+
+
 @dataclass(frozen=True, slots=True)
 class Migration:
     version: int
@@ -52,6 +59,28 @@ def load_migrations() -> list[Migration]:
     if versions != list(range(1, len(found) + 1)):
         raise RuntimeError(f"migrations must be numbered 1..n without gaps, found {versions}")
     return found
+
+
+def latest_version() -> int:
+    """The schema version this code migrates to."""
+    return len(load_migrations())
+
+
+def newer_schema(path: Path, version: int) -> StorageError:
+    return StorageError(
+        f"{path} has schema version {version}, newer than this Rallypoint knows ({latest_version()}): "
+        "run the newer Rallypoint, or restore the backup taken before the upgrade"
+    )
+
+
+def describe_sqlite_error(path: Path, exc: sqlite3.Error) -> StorageError:
+    """One line saying why SQLite refused `path`."""
+    text = str(exc)
+    if "not a database" in text:
+        return StorageError(f"{path} is not a SQLite database ({text})")
+    if "readonly" in text or "read-only" in text:
+        return StorageError(f"{path} is read-only for this user ({text})")
+    return StorageError(f"cannot use {path}: {text}")
 
 
 def to_db_time(value: datetime) -> str:
@@ -118,21 +147,40 @@ class Database:
     async def open(cls, path: Path, *, migrate: bool = True) -> Database:
         db = cls(path)
         await db.connect()
-        if migrate:
-            await db.migrate()
+        try:
+            if migrate:
+                await db.migrate()
+        except BaseException:
+            await db.close()
+            raise
         return db
 
     async def connect(self) -> None:
-        if self.path.parent and not self.path.parent.exists():
+        if self.path.is_dir():
+            raise StorageError(f"{self.path} is a directory, not a database file")
+        try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot create the directory {self.path.parent}: {exc.strerror}") from None
         # isolation_level=None: we issue BEGIN/COMMIT ourselves, so nothing opens a transaction behind
         # our back.
-        conn = await aiosqlite.connect(self.path, isolation_level=None)
-        conn.row_factory = sqlite3.Row
-        await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-        await conn.execute("PRAGMA journal_mode = WAL")
-        await conn.execute("PRAGMA foreign_keys = ON")
-        await conn.execute("PRAGMA synchronous = NORMAL")
+        try:
+            conn = await aiosqlite.connect(self.path, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise describe_sqlite_error(self.path, exc) from None
+        try:
+            conn.row_factory = sqlite3.Row
+            await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await conn.execute("PRAGMA journal_mode = WAL")
+            await conn.execute("PRAGMA foreign_keys = ON")
+            await conn.execute("PRAGMA synchronous = NORMAL")
+            # Take and drop the write lock once: a file we cannot write fails now, not at the first job.
+            await conn.execute("BEGIN IMMEDIATE")
+            await conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:
+            # Closing ends aiosqlite's thread, which would otherwise keep the process from exiting.
+            await conn.close()
+            raise describe_sqlite_error(self.path, exc) from None
         self._conn = conn
 
     async def close(self) -> None:
@@ -146,14 +194,28 @@ class Database:
             raise RuntimeError("database is not open")
         return self._conn
 
+    async def ping(self) -> None:
+        """Run the cheapest query (the readiness check): it raises if the database cannot answer."""
+        async with self.read() as tx:
+            await tx.fetchone("SELECT 1")
+
     async def schema_version(self) -> int:
         async with self.read() as tx:
             row = await tx.fetchone("PRAGMA user_version")
         return int(row[0]) if row else 0
 
+    async def pending_migrations(self) -> list[str]:
+        """The migrations `migrate()` would apply; StorageError if the schema is newer than this code."""
+        current = await self.schema_version()
+        migrations = load_migrations()
+        if current > len(migrations):
+            raise newer_schema(self.path, current)
+        return [m.name for m in migrations if m.version > current]
+
     async def migrate(self) -> list[str]:
         """Apply pending migrations, each in its own transaction; return the names applied."""
         applied: list[str] = []
+        await self.pending_migrations()  # refuses a schema newer than this code
         current = await self.schema_version()
         for migration in load_migrations():
             if migration.version <= current:

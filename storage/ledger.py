@@ -204,6 +204,7 @@ class LedgerStore:
         provider_message_id: str | None,
         campaign_id: int,
         job_id: int,
+        job_type: JobType,
         attempts: Sequence[Attempt],
         now: datetime,
     ) -> None:
@@ -220,7 +221,7 @@ class LedgerStore:
                 VALUES (?, ?, ?, ?, NULL, ?, ?, ?, ?, 0)
                 """,
                 [
-                    (at, campaign_id, job_id, JobType.VOICE_CHECK.value, a.channel.value,
+                    (at, campaign_id, job_id, job_type.value, a.channel.value,
                      a.status.value, a.reason, a.provider_message_id)
                     for a in attempts
                 ],

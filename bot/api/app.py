@@ -22,11 +22,11 @@ from bot.api.connections import (
     handler_factory,
     warn_if_near_the_fd_limit,
 )
-from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
+from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SERVICE_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
 from bot.api.errors import MAX_BODY_BYTES, error_middleware
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
 from bot.api.openapi import build_openapi
-from bot.api.routes import OPERATIONS, setup_routes
+from bot.api.routes import METRICS_PATH, OPERATIONS, Operation, setup_routes
 from bot.api.sessions import CookieSigner
 from bot.config import Settings
 
@@ -36,6 +36,11 @@ log = logging.getLogger(__name__)
 async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
     # aiohttp's default names its version, which tells a scanner which of its advisories apply.
     response.headers["Server"] = SERVER_NAME
+
+
+def served_operations(settings: Settings) -> tuple[Operation, ...]:
+    """The operations this configuration serves: all but GET /metrics when `api.metrics` is false."""
+    return tuple(op for op in OPERATIONS if settings.api.metrics or op.path != METRICS_PATH)
 
 
 def create_app(deps: ApiDeps, settings: Settings, limits: ServerLimits | None = None) -> web.Application:
@@ -52,14 +57,16 @@ def create_app(deps: ApiDeps, settings: Settings, limits: ServerLimits | None = 
     app[TRUSTED_PROXIES] = settings.api.proxy_networks
     app.on_response_prepare.append(_server_header)
     app.cleanup_ctx.append(accept_errors_logged_once)
-    setup_routes(app, OPERATIONS)
-    public = {op.path for op in OPERATIONS if op.public}
+    operations = served_operations(settings)
+    setup_routes(app, operations)
+    app[SERVICE_ROUTES] = frozenset(op.path for op in operations if op.service_only)
+    public = {op.path for op in operations if op.public}
     if deps.oauth is not None:
         app[SIGNER] = CookieSigner(deps.oauth.session_secret.get_secret_value(), deps.clock)
         setup_oauth(app)
         public |= OAUTH_PATHS
     app[PUBLIC_ROUTES] = frozenset(public)
-    app[OPENAPI] = json.dumps(build_openapi(OPERATIONS, version=package_version())).encode()
+    app[OPENAPI] = json.dumps(build_openapi(operations, version=package_version())).encode()
     return app
 
 

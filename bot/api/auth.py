@@ -18,7 +18,7 @@ from typing import Final
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
-from bot.api.deps import ACTOR, AUTH_KIND, DEPS, PUBLIC_ROUTES, SETTINGS, SIGNER
+from bot.api.deps import ACTOR, AUTH_KIND, DEPS, PUBLIC_ROUTES, SERVICE_ROUTES, SETTINGS, SIGNER
 from bot.api.errors import AmbiguousRequest, CsrfRejected, Unauthorized
 from bot.config import token_matches
 from services.errors import InvalidInput
@@ -68,19 +68,18 @@ def refuse_ambiguous(request: web.Request) -> None:
         raise AmbiguousRequest(f"Cookie {SESSION_COOKIE} was given more than once.")
 
 
+def _require_service_token(request: web.Request) -> None:
+    scheme, _, token = request.headers.get(AUTHORIZATION, "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or _BEARER_TOKEN.fullmatch(token) is None or not _service_token_ok(request, token):
+        raise Unauthorized("Invalid service token.")
+
+
 async def _authenticate(request: web.Request) -> None:
     deps = request.app[DEPS]
     refuse_ambiguous(request)
-    header = request.headers.get(AUTHORIZATION)
-    if header is not None:
-        scheme, _, token = header.partition(" ")
-        token = token.strip()
-        if (
-            scheme.lower() != "bearer"
-            or _BEARER_TOKEN.fullmatch(token) is None
-            or not _service_token_ok(request, token)
-        ):
-            raise Unauthorized("Invalid service token.")
+    if AUTHORIZATION in request.headers:
+        _require_service_token(request)
         user_id = parse_snowflake(request.headers.get(USER_HEADER), f"header {USER_HEADER}")
         request[AUTH_KIND] = "token"
         request[ACTOR] = await deps.membership.resolve(user_id)
@@ -124,9 +123,15 @@ async def _session(request: web.Request, cookie: str) -> WebSession:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Authenticate every API route except the public ones; unknown routes fall through to 404/405."""
+    """Authenticate every API route except the public ones; unknown routes fall through to 404/405.
+
+    Service routes (GET /metrics) take a service token alone: a scraper acts for nobody.
+    """
     match = request.match_info
     resource = match.route.resource if match.http_exception is None else None
-    if resource is not None and resource.canonical not in request.app[PUBLIC_ROUTES]:
+    if resource is not None and resource.canonical in request.app[SERVICE_ROUTES]:
+        refuse_ambiguous(request)
+        _require_service_token(request)
+    elif resource is not None and resource.canonical not in request.app[PUBLIC_ROUTES]:
         await _authenticate(request)
     return await handler(request)

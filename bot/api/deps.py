@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 from importlib import metadata
-from typing import Final
+from typing import Final, Protocol
 
 import aiohttp
 import yarl
@@ -17,6 +18,7 @@ from bot.api.sessions import CookieSigner
 from bot.config import Settings, require_strong_login
 from services.clock import Clock
 from services.linking import LinkingService
+from services.metrics import Metrics
 from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
@@ -70,6 +72,12 @@ class OAuthConfig:
         )
 
 
+class ReadinessProbe(Protocol):
+    async def checks(self) -> Mapping[str, str]:
+        """Each check's name → "ok" or what is wrong (gateway, database, scheduler)."""
+        ...
+
+
 @dataclass(frozen=True, slots=True)
 class ApiDeps:
     promote: PromoteService
@@ -78,6 +86,8 @@ class ApiDeps:
     sessions: WebSessionService  # browser sessions (used when `oauth` is set)
     membership: MembershipResolver
     clock: Clock
+    readiness: ReadinessProbe
+    metrics: Metrics
     oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored
 
 
@@ -94,6 +104,7 @@ SIGNER = web.AppKey("cookie_signer", CookieSigner)
 HTTP = web.AppKey("oauth_http", aiohttp.ClientSession)
 OPENAPI = web.AppKey("openapi_json", bytes)
 PUBLIC_ROUTES = web.AppKey("public_routes", frozenset)
+SERVICE_ROUTES = web.AppKey("service_routes", frozenset)  # a service token alone, no acting user
 
 ACTOR = web.RequestKey("actor", Actor)
 AUTH_KIND = web.RequestKey("auth_kind", str)  # "token" or "session"

@@ -13,6 +13,7 @@ from aiohttp import web
 
 from bot.api import models as m
 from bot.api.deps import DEPS, OPENAPI, SETTINGS, actor_of, package_version
+from services.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from services.models import UNSET, CampaignStatusView, Channel, PlayerStatus, PreferencesView
 from services.models import QuietHours as DomainQuietHours
 from services.quiet_hours import format_hhmm, parse_hhmm
@@ -25,6 +26,21 @@ def _zone(request: web.Request) -> ZoneInfo:
 async def healthz(request: web.Request) -> m.HealthResponse:
     deps = request.app[DEPS]
     return m.HealthResponse(version=package_version(), time=deps.clock.now().astimezone(_zone(request)))
+
+
+async def readyz(request: web.Request) -> web.Response:
+    checks = await request.app[DEPS].readiness.checks()
+    ready = all(value == "ok" for value in checks.values())
+    body = m.ReadyResponse(status="ready" if ready else "not_ready", checks=m.ReadyChecks(**checks))
+    return web.Response(
+        body=body.model_dump_json().encode(), status=200 if ready else 503, content_type="application/json"
+    )
+
+
+async def metrics(request: web.Request) -> web.Response:
+    response = web.Response(body=request.app[DEPS].metrics.render())
+    response.headers["Content-Type"] = METRICS_CONTENT_TYPE
+    return response
 
 
 async def access(request: web.Request) -> m.AccessResponse:

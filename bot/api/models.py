@@ -187,6 +187,19 @@ class HealthResponse(_Response):
     time: datetime
 
 
+class ReadyChecks(_Response):
+    """Each check: "ok", or what is wrong in words."""
+
+    gateway: str = Field(examples=["ok", "not connected to the Discord gateway"])
+    database: str = Field(examples=["ok", "no answer within 5 s"])
+    scheduler: str = Field(examples=["ok", "overslept its wake-up by 42 s"])
+
+
+class ReadyResponse(_Response):
+    status: Literal["ready", "not_ready"]
+    checks: ReadyChecks
+
+
 class AccessResponse(_Response):
     authenticated: bool
     linked: bool

@@ -74,10 +74,11 @@ def build_openapi(
     parameter_models: set[str] = set()
     paths: dict[str, dict[str, Any]] = {}
     for op in operations:
+        security = [] if op.public else [{"serviceToken": []}] if op.service_only else _SECURITY
         operation: dict[str, Any] = {
             "operationId": op.operation_id,
             "summary": op.summary,
-            "security": [] if op.public else _SECURITY,
+            "security": security,
         }
         parameters: list[dict[str, Any]] = []
         if op.path_params is not None:
@@ -86,7 +87,7 @@ def build_openapi(
         if op.query is not None:
             parameters += _parameters("query", schemas, name_of(op.query))
             parameter_models.add(name_of(op.query))
-        if not op.public:
+        if not op.public and not op.service_only:
             parameters.append({
                 "name": USER_HEADER,
                 "in": "header",
@@ -104,10 +105,13 @@ def build_openapi(
         if op.responses:
             bodies = [ref(model, "serialization") for model in op.responses]
             success = _json(bodies[0] if len(bodies) == 1 else {"oneOf": bodies})
+        elif op.media_type != "application/json":
+            success = {op.media_type: {"schema": {"type": "string"}}}
         else:
             success = _json({"type": "object"})
         responses: dict[str, Any] = {
-            str(op.status): {"description": HTTPStatus(op.status).phrase, "content": success}
+            str(status): {"description": HTTPStatus(status).phrase, "content": success}
+            for status in (op.status, *op.also)
         }
         errors = set(op.errors)
         if not op.public:

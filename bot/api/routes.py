@@ -31,13 +31,17 @@ class Operation:
     path_params: type[BaseModel] | None = None
     route: str | None = None  # aiohttp's spelling of `path`, when it needs a pattern
     public: bool = False
+    service_only: bool = False  # a service token alone, no acting user (GET /metrics)
     errors: tuple[int, ...] = ()  # documented error statuses besides 400 / 401
+    also: tuple[int, ...] = ()  # other statuses that answer with the success body (503 not ready)
+    media_type: str = "application/json"  # of the success body
 
     @property
     def route_path(self) -> str:
         return self.route or self.path
 
 
+METRICS_PATH = "/metrics"
 _AVAILABILITY = "/api/availability"
 _PROMOTIONS = f"{_AVAILABILITY}/promotions"
 
@@ -45,6 +49,17 @@ OPERATIONS: tuple[Operation, ...] = (
     Operation(
         "GET", "/healthz", "healthz", "Liveness check (no authentication).", h.healthz,
         (m.HealthResponse,), public=True,
+    ),
+    Operation(
+        "GET", "/readyz", "readyz",
+        "Readiness: 200 when the gateway is connected with the guild available, the database answers and the "
+        "scheduler keeps time; else 503 naming what is wrong (no authentication).",
+        h.readyz, (m.ReadyResponse,), public=True, also=(503,),
+    ),
+    Operation(
+        "GET", METRICS_PATH, "metrics",
+        "Prometheus metrics in the text format (a service token, no acting user; off when api.metrics is false).",
+        h.metrics, (), service_only=True, media_type="text/plain",
     ),
     Operation(
         "GET", f"{_AVAILABILITY}/access", "getAccess",

@@ -31,6 +31,10 @@ TELEGRAM_TOKEN = "123456:sandbox"
 SERVICE_TOKEN = "sandbox-service-token"  # the website backend's bearer token in the sandbox
 SIGNAL_BOT_NUMBER = "+15550000001"
 PROJECT_ROOT = str(Path(__file__).resolve().parents[2])
+# An evening compressed into seconds: times already past when a campaign is scheduled move to now + 10 s
+# (reminder) and now + 20 s (start). The start must come after the reminder; in the one minute after
+# midnight local time the start waits for 00:01.
+COMPRESSED_EVENING: dict[str, Any] = {"reminder_time": "00:00", "start_time": "00:01"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,7 +62,8 @@ class SandboxStack:
         self.telegram = TelegramEmulator(token=TELEGRAM_TOKEN, bot_username="rallypoint_sandbox_bot")
         self.signal = SignalEmulator(number=SIGNAL_BOT_NUMBER)
 
-    async def start(self, members: list[Member]) -> None:
+    async def start(self, members: list[Member], *, discord_port: int = 0) -> None:
+        """Build the world and start the emulators (Discord on `discord_port`; 0: any free port)."""
         d = self.discord
         d.add_guild(GUILD_ID, "Rallypoint Sandbox")
         d.add_role(GUILD_ID, PROMOTER_ROLE_ID, "Promoter")
@@ -70,7 +75,7 @@ class SandboxStack:
             d.add_member(
                 GUILD_ID, m.user_id, m.username, nick=m.nick, roles=(PROMOTER_ROLE_ID,) if m.promoter else ()
             )
-        await d.start()
+        await d.start(port=discord_port)
         if self.telegram_enabled:
             await self.telegram.start()
         if self.signal_enabled:
@@ -122,9 +127,9 @@ class SandboxStack:
         path.write_text(to_toml(self.config()), encoding="utf-8")
         return path
 
-    async def spawn_bot_process(self, log_path: Path) -> asyncio.subprocess.Process:
-        """Start `python -m bot run` on this stack's config, as a process a test may kill -9."""
-        config = self.write_config()
+    async def spawn_bot_process(self, log_path: Path, config: Path | None = None) -> asyncio.subprocess.Process:
+        """Start `python -m bot run` on `config` (default: this stack's), as a process a test may kill -9."""
+        config = config or self.write_config()
         env = {k: v for k, v in os.environ.items() if not k.startswith("RALLYPOINT_")}
         env["PTB_TIMEDELTA"] = "1"
         log = log_path.open("ab")

@@ -17,8 +17,8 @@ the global limit only from a 429, so Rallypoint limits itself ahead of it, in on
 - Discord sends ask `send_pause()` first: while the budget holds `pause_at` answers they give way, for
   as long as the sliding window needs to fall below it.
 
-The counters (`requests`, `waits`, `wait_seconds`, `global_rate_limits`, the budget's
-`invalid_requests`, `pauses` and `paused`) are what the metrics read.
+What happens is recorded in the process's `Metrics`: requests and the seconds they waited, global
+429s, invalid answers by status and within the window, and whether sends are paused.
 """
 
 from __future__ import annotations
@@ -35,6 +35,7 @@ from discord.http import Route
 from yarl import URL
 
 from services.clock import Clock
+from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
 
@@ -85,16 +86,19 @@ def pace(per_second: float) -> AsyncLimiter:
 class InvalidRequestBudget:
     """401/403/429 answers over a sliding 10 minutes; Discord sends pause while `pause_at` are in it."""
 
-    def __init__(self, clock: Clock, *, pause_at: int, window: float = INVALID_WINDOW_SECONDS) -> None:
+    def __init__(
+        self, clock: Clock, metrics: Metrics, *, pause_at: int, window: float = INVALID_WINDOW_SECONDS
+    ) -> None:
         if pause_at < 1 or window <= 0:
             raise ValueError("the budget needs pause_at >= 1 and a positive window")
         self._clock = clock
+        self._metrics = metrics
         self.pause_at = pause_at
         self.window = window
         self._answers: deque[float] = deque()  # monotonic times of the answers in the window
-        self.invalid_requests = 0  # counted since the start
-        self.pauses = 0  # how many times sends paused
         self.paused = False
+        metrics.discord_invalid_recent_from(self.recent)
+        metrics.discord_sends_paused(False)
 
     def record(self, status: int, scope: str | None = None) -> None:
         """Count one answer if Discord would (see `counts_as_invalid`)."""
@@ -102,11 +106,11 @@ class InvalidRequestBudget:
             return
         now = self._clock.monotonic()
         self._answers.append(now)
-        self.invalid_requests += 1
+        self._metrics.discord_invalid_request(status)
         self._expire(now)
         if len(self._answers) >= self.pause_at and not self.paused:
             self.paused = True
-            self.pauses += 1
+            self._metrics.discord_sends_paused(True)
             log.warning(
                 "discord: %d invalid requests (401/403/429) within %.0f minutes: Discord sends pause "
                 "(Discord bans at 10,000)",
@@ -126,6 +130,7 @@ class InvalidRequestBudget:
         if excess < 0:
             if self.paused:
                 self.paused = False
+                self._metrics.discord_sends_paused(False)
                 log.warning("discord: invalid requests are below %d again: Discord sends resume", self.pause_at)
             return 0.0
         # Once the oldest excess + 1 answers have left the window, pause_at - 1 remain.
@@ -143,22 +148,19 @@ class DiscordLimits:
     def __init__(
         self,
         clock: Clock,
+        metrics: Metrics,
         *,
         global_per_second: int = 45,
         dm_opens_per_second: float = 10.0,
         invalid_requests_pause_at: int = 4000,
     ) -> None:
         self._clock = clock
+        self._metrics = metrics
         self.global_per_second = global_per_second
         self._global = global_limiter(global_per_second)
         self._dm_opens = pace(dm_opens_per_second)
-        self.budget = InvalidRequestBudget(clock, pause_at=invalid_requests_pause_at)
+        self.budget = InvalidRequestBudget(clock, metrics, pause_at=invalid_requests_pause_at)
         self._resume_at = -math.inf  # monotonic time a global 429 ends
-        self.requests = 0  # REST requests admitted by the limiter
-        self.waits = 0  # of them, how many had to wait for a place (or for a global 429 to pass)
-        self.wait_seconds = 0.0
-        self.global_rate_limits = 0  # global 429s Discord answered anyway
-        self.dm_opens = 0
         self.trace_config = aiohttp.TraceConfig()
         self.trace_config.on_request_start.append(self._on_request_start)
         self.trace_config.on_request_end.append(self._on_request_end)
@@ -176,11 +178,8 @@ class DiscordLimits:
             # queues again, so that the requests held back do not all go at once when it is over.
             if self._resume_at <= self._clock.monotonic():
                 break
-        self.requests += 1
         waited = self._clock.monotonic() - started
-        if waited >= _NOTED_WAIT:
-            self.waits += 1
-            self.wait_seconds += waited
+        self._metrics.discord_request(waited if waited >= _NOTED_WAIT else 0.0)
 
     def answered(self, status: int, headers: Mapping[str, str]) -> None:
         """Note one answer: toward the invalid-request budget, and a global 429 stops every request."""
@@ -188,14 +187,13 @@ class DiscordLimits:
         self.budget.record(status, scope)
         if status == 429 and (headers.get("X-RateLimit-Global") == "true" or scope == "global"):
             retry_after = _seconds(headers.get("Retry-After"))
-            self.global_rate_limits += 1
+            self._metrics.discord_global_rate_limit()
             self._resume_at = max(self._resume_at, self._clock.monotonic() + retry_after)
             log.warning("discord: global rate limit hit; every request waits %.1f s", retry_after)
 
     async def before_dm_open(self) -> None:
         """Wait for the pace of new DM channels (a first DM to many players must not look like spam)."""
         await self._dm_opens.acquire()
-        self.dm_opens += 1
 
     def send_pause(self) -> float:
         """Seconds Discord sends must give way to the invalid-request budget (0.0: go ahead)."""

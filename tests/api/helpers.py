@@ -96,12 +96,26 @@ class FakeDiscordOAuth:
             await self.server.close()
 
 
+READY = {"gateway": "ok", "database": "ok", "scheduler": "ok"}
+
+
+@dataclass
+class SetReadiness:
+    """A readiness probe whose answers the test sets (the real one runs in the end-to-end tests)."""
+
+    state: dict[str, str] = field(default_factory=lambda: dict(READY))
+
+    async def checks(self) -> dict[str, str]:
+        return dict(self.state)
+
+
 @dataclass
 class Api:
     h: Harness
     client: TestClient[web.Request, web.Application]
     membership: StaticMembership
     settings: Settings
+    readiness: SetReadiness
 
     @staticmethod
     def auth(user_id: int | None = PROMOTER_ID, token: str = TOKEN) -> dict[str, str]:
@@ -187,7 +201,11 @@ async def raw_exchange(port: int, request: bytes, *, host: str = "127.0.0.1") ->
 
 
 def make_settings(
-    *, oauth: FakeDiscordOAuth | None = None, redirect_uri: str = "", trusted_proxies: list[str] | None = None
+    *,
+    oauth: FakeDiscordOAuth | None = None,
+    redirect_uri: str = "",
+    trusted_proxies: list[str] | None = None,
+    metrics: bool = True,
 ) -> Settings:
     discord = DiscordSettings()
     if oauth is not None:
@@ -201,7 +219,9 @@ def make_settings(
     return Settings(
         discord=discord,
         api=ApiSettings(
-            service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")], trusted_proxies=trusted_proxies or []
+            service_tokens=[SecretStr(TOKEN), SecretStr(f"sha256:{digest}")],
+            trusted_proxies=trusted_proxies or [],
+            metrics=metrics,
         ),
         security=SecuritySettings(session_secret=SecretStr(SESSION_SECRET)),
     )
@@ -216,6 +236,7 @@ async def api_client(
     start: datetime | None = None,
     redirect_uri: str = "",
     trusted_proxies: list[str] | None = None,
+    metrics: bool = True,
 ) -> AsyncIterator[Api]:
     """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
 
@@ -225,7 +246,10 @@ async def api_client(
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
-    settings = make_settings(oauth=oauth, redirect_uri=redirect_uri, trusted_proxies=trusted_proxies)
+    settings = make_settings(
+        oauth=oauth, redirect_uri=redirect_uri, trusted_proxies=trusted_proxies, metrics=metrics
+    )
+    readiness = SetReadiness()
     deps = ApiDeps(
         promote=h.engine.promote,
         players=h.engine.players,
@@ -233,12 +257,14 @@ async def api_client(
         sessions=h.engine.web_sessions,
         membership=membership,
         clock=h.clock,
+        readiness=readiness,
+        metrics=h.engine.metrics,
         oauth=OAuthConfig.from_settings(settings),
     )
     client = TestClient(TestServer(create_app(deps, settings), host="127.0.0.1", port=0))
     await client.start_server()
     try:
-        yield Api(h, client, membership, settings)
+        yield Api(h, client, membership, settings, readiness)
     finally:
         await client.close()
         await h.engine.db.close()

@@ -317,6 +317,8 @@ async def test_status_is_null_without_a_campaign_and_for_other_dates(api: Api) -
 
 DOCUMENTED_OPERATIONS = {
     ("get", "/healthz"),
+    ("get", "/readyz"),
+    ("get", "/metrics"),
     ("get", "/api/availability/access"),
     ("post", "/api/availability"),
     ("get", "/api/availability"),

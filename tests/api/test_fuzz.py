@@ -194,7 +194,9 @@ class FuzzEnv:
         before = await self.api.dump()
         answer = await raw_exchange(self.port, hostile.request(method))
         unchanged = await self.api.dump() == before
-        return answer.status, json.loads(answer.body), unchanged
+        # Every answer is JSON but the Prometheus text of GET /metrics.
+        json_body = (answer.header("content-type") or "").startswith("application/json")
+        return answer.status, json.loads(answer.body) if json_body else answer.body.decode(), unchanged
 
     async def exchange(self, method: str, drawn: Drawn) -> tuple[int, Any, bool]:
         before = await self.api.dump()
@@ -202,7 +204,9 @@ class FuzzEnv:
             method, drawn.path, params=drawn.query, data=drawn.body, headers=self.api.auth(drawn.actor)
         ) as response:
             status = response.status
-            payload = json.loads(await response.read())
+            # Every answer is JSON but the Prometheus text of GET /metrics.
+            raw = await response.read()
+            payload = json.loads(raw) if response.content_type == "application/json" else raw.decode()
         unchanged = await self.api.dump() == before
         return status, payload, unchanged
 

@@ -25,6 +25,7 @@ from services.delivery.discord_dm import (
     fit_message,
 )
 from services.delivery.discord_limits import DiscordLimits
+from services.metrics import Metrics
 from services.models import Channel
 from storage.db import Database
 from storage.discord_dms import DiscordDMStore
@@ -48,6 +49,7 @@ from tests.sandbox.discord_fixtures import (
     logged_in,
     running_emulator,
 )
+from tests.support import sample
 
 MESSAGES_ROUTE = "POST /channels/{channel_id}/messages"
 OPEN_DM_ROUTE = "POST /users/@me/channels"
@@ -63,8 +65,13 @@ async def emulator() -> AsyncIterator[DiscordEmulator]:
 
 
 @pytest.fixture
-def limits() -> DiscordLimits:
-    return DiscordLimits(SystemClock(), dm_opens_per_second=50.0)
+def metrics() -> Metrics:
+    return Metrics()
+
+
+@pytest.fixture
+def limits(metrics: Metrics) -> DiscordLimits:
+    return DiscordLimits(SystemClock(), metrics, dm_opens_per_second=50.0)
 
 
 @pytest.fixture
@@ -300,7 +307,7 @@ async def test_closed_dms_are_remembered_on_the_player(
 
 
 async def test_every_request_of_the_client_passes_the_one_limiter(
-    emulator: DiscordEmulator, client: discord.Client, limits: DiscordLimits, make: MakeSender
+    emulator: DiscordEmulator, client: discord.Client, metrics: Metrics, make: MakeSender
 ) -> None:
     """discord.py's own calls, each of its retries and the sender's direct posts all take a place.
 
@@ -311,14 +318,17 @@ async def test_every_request_of_the_client_passes_the_one_limiter(
         assert (await make().send(dm(ALICE))).outcome is Outcome.SENT
         await client.fetch_user(BOB)
     assert emulator.requests[MESSAGES_ROUTE] == 2 and emulator.requests["GET /users/{user_id}"] == 1
-    assert limits.requests == sum(emulator.requests.values())  # the login's GET /users/@me included
-    assert limits.budget.invalid_requests == 1  # the 429 was seen, not only the answer discord.py returned
+    # The login's requests included:
+    assert sample(metrics, "rallypoint_discord_requests_total") == sum(emulator.requests.values())
+    # The 429 was seen, not only the answer discord.py returned in the end.
+    assert sample(metrics, "rallypoint_discord_invalid_requests_total", status="429") == 1
 
 
 async def test_discord_sends_pause_while_the_invalid_request_budget_is_spent(
     emulator: DiscordEmulator, dms: DiscordDMStore
 ) -> None:
-    limits = DiscordLimits(SystemClock(), invalid_requests_pause_at=2)
+    metrics = Metrics()
+    limits = DiscordLimits(SystemClock(), metrics, invalid_requests_pause_at=2)
     bot = discord.Client(intents=intents(), http_trace=limits.trace_config, **client_options())
     async with logged_in(bot) as client, asyncio.timeout(STEP):
         sender = DiscordDMSender(client, limits, dms, SystemClock())
@@ -326,7 +336,7 @@ async def test_discord_sends_pause_while_the_invalid_request_budget_is_spent(
         assert (await sender.send(dm(BOB))).outcome is Outcome.PERMANENT
         assert not limits.budget.paused
         assert (await sender.send(dm(CAROL))).outcome is Outcome.PERMANENT
-        assert limits.budget.paused and limits.budget.pauses == 1
+        assert limits.budget.paused and sample(metrics, "rallypoint_discord_sends_paused") == 1
         before = sum(emulator.requests.values())
         paused = await sender.send(dm(ALICE))
         posted = await DiscordChannelPoster(client, limits).send(
@@ -341,7 +351,7 @@ async def test_discord_sends_pause_while_the_invalid_request_budget_is_spent(
 
 
 async def test_a_client_without_the_limits_is_refused(emulator: DiscordEmulator, dms: DiscordDMStore) -> None:
-    limits = DiscordLimits(SystemClock())
+    limits = DiscordLimits(SystemClock(), Metrics())
     unlimited = discord.Client(intents=intents(), **client_options())
     with pytest.raises(ValueError, match="http_trace"):
         DiscordDMSender(unlimited, limits, dms, SystemClock())

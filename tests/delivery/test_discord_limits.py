@@ -22,7 +22,13 @@ from services.delivery.discord_limits import (
     global_limiter,
     pace,
 )
+from services.metrics import Metrics
 from tests.sandbox.discord_fixtures import GENERAL, STEP, client_options, intents, logged_in, running_emulator
+from tests.support import sample
+
+REQUESTS = "rallypoint_discord_requests_total"
+WAITED = "rallypoint_discord_limiter_wait_seconds_total"
+INVALID = "rallypoint_discord_invalid_requests_total"
 
 START = datetime(2026, 11, 24, 19, 0, tzinfo=UTC)
 API = "https://discord.com/api/v10"
@@ -71,8 +77,12 @@ def test_which_requests_the_global_limit_binds(url: str, base: str, bound: bool)
 
 
 def test_the_budget_pauses_at_its_threshold_until_the_window_lets_go() -> None:
-    clock = FakeClock(START)
-    budget = InvalidRequestBudget(clock, pause_at=3, window=600.0)
+    clock, metrics = FakeClock(START), Metrics()
+    budget = InvalidRequestBudget(clock, metrics, pause_at=3, window=600.0)
+
+    def paused() -> float:
+        return sample(metrics, "rallypoint_discord_sends_paused")
+
     budget.record(403)  # t = 0
     clock.advance(1)
     budget.record(429, "shared")  # not counted
@@ -82,28 +92,30 @@ def test_the_budget_pauses_at_its_threshold_until_the_window_lets_go() -> None:
     assert (budget.recent(), budget.pause_remaining(), budget.paused) == (2, 0.0, False)
     clock.advance(100)
     budget.record(429, "user")  # t = 200: the third
-    assert budget.paused and budget.pauses == 1
+    assert budget.paused and paused() == 1
+    assert sample(metrics, "rallypoint_discord_invalid_requests_recent") == 3
     assert budget.pause_remaining() == pytest.approx(400.0)  # until the answer of t = 0 leaves
     clock.advance(399)
     assert budget.pause_remaining() == pytest.approx(1.0) and budget.paused
     clock.advance(1)
-    assert (budget.recent(), budget.pause_remaining(), budget.paused) == (2, 0.0, False)
+    assert (budget.recent(), budget.pause_remaining(), budget.paused, paused()) == (2, 0.0, False, 0)
     budget.record(403)  # at the threshold again: a second pause
-    assert budget.paused and budget.pauses == 2
-    assert budget.invalid_requests == 4
+    assert budget.paused and paused() == 1
+    assert (sample(metrics, INVALID, status="403"), sample(metrics, INVALID, status="401")) == (2, 1)
+    assert sample(metrics, INVALID, status="429") == 1  # the shared-scope one not counted
 
 
 def test_the_budget_refuses_a_threshold_below_one() -> None:
     with pytest.raises(ValueError):
-        InvalidRequestBudget(FakeClock(START), pause_at=0)
+        InvalidRequestBudget(FakeClock(START), Metrics(), pause_at=0)
 
 
 async def test_a_global_429_makes_every_request_wait_its_retry_after() -> None:
-    clock = FakeClock(START)
-    limits = DiscordLimits(clock)
+    clock, metrics = FakeClock(START), Metrics()
+    limits = DiscordLimits(clock, metrics)
     rest = URL(f"{Route.BASE}/channels/1/messages")
     await limits.admit(rest)
-    assert clock.slept == [] and (limits.requests, limits.waits) == (1, 0)
+    assert clock.slept == [] and (sample(metrics, REQUESTS), sample(metrics, WAITED)) == (1, 0)
 
     # A 429 on one route only: nobody else waits for it (discord.py keeps that route's bucket).
     limits.answered(429, {"X-RateLimit-Scope": "user", "Retry-After": "5"})
@@ -111,7 +123,7 @@ async def test_a_global_429_makes_every_request_wait_its_retry_after() -> None:
     assert clock.slept == []
 
     limits.answered(429, {"X-RateLimit-Global": "true", "X-RateLimit-Scope": "global", "Retry-After": "2"})
-    assert limits.global_rate_limits == 1
+    assert sample(metrics, "rallypoint_discord_global_rate_limits_total") == 1
     # An interaction callback is not bound by the global limit: it goes at once.
     await limits.admit(URL(f"{Route.BASE}/interactions/9/tok/callback"))
     assert clock.slept == []
@@ -120,13 +132,13 @@ async def test_a_global_429_makes_every_request_wait_its_retry_after() -> None:
     assert clock.slept == [2.0]
     await limits.admit(rest)
     assert clock.slept == [2.0]  # over: the next goes at once
-    assert (limits.requests, limits.waits, limits.wait_seconds) == (4, 1, pytest.approx(2.0))
-    assert limits.budget.invalid_requests == 2
+    assert (sample(metrics, REQUESTS), sample(metrics, WAITED)) == (4, pytest.approx(2.0))  # not the callback
+    assert sample(metrics, INVALID, status="429") == 2
 
 
 async def test_a_global_429_stops_the_requests_already_queued_for_a_place() -> None:
-    clock = FakeClock(START)
-    limits = DiscordLimits(clock, global_per_second=11)  # a place every 0.1 s
+    clock, metrics = FakeClock(START), Metrics()
+    limits = DiscordLimits(clock, metrics, global_per_second=11)  # a place every 0.1 s
     rest = URL(f"{Route.BASE}/channels/1/messages")
     await limits.admit(rest)
     queued = asyncio.create_task(limits.admit(rest))  # waits about 0.1 s for its place
@@ -134,12 +146,12 @@ async def test_a_global_429_stops_the_requests_already_queued_for_a_place() -> N
     limits.answered(429, {"X-RateLimit-Global": "true", "Retry-After": "3"})
     await queued
     # It got its place while the global limit was on: it waited that out, then queued again.
-    assert clock.slept == [3.0] and limits.requests == 2
+    assert clock.slept == [3.0] and sample(metrics, REQUESTS) == 2
 
 
 async def test_a_retry_after_that_cannot_be_read_is_waited_as_one_second() -> None:
     clock = FakeClock(START)
-    limits = DiscordLimits(clock)
+    limits = DiscordLimits(clock, Metrics())
     limits.answered(429, {"X-RateLimit-Global": "true", "Retry-After": "soon"})
     await limits.admit(URL(f"{Route.BASE}/channels/2/messages"))
     assert clock.slept == [1.0]
@@ -189,7 +201,8 @@ def busiest_second(times: list[float]) -> int:
 
 async def test_the_bot_keeps_discord_pys_traffic_under_discords_global_limit() -> None:
     """A burst of 130 posts through a client built with the limits meets Discord's 50/s without a 429."""
-    limits = DiscordLimits(SystemClock(), global_per_second=45)
+    metrics = Metrics()
+    limits = DiscordLimits(SystemClock(), metrics, global_per_second=45)
     async with running_emulator() as emulator:
         assert emulator.global_rate_limit == 50
         client = discord.Client(intents=intents(), http_trace=limits.trace_config, **client_options())
@@ -201,5 +214,5 @@ async def test_the_bot_keeps_discord_pys_traffic_under_discords_global_limit() -
         # 45 as they leave the limiter (see the test above); one more for a request delayed on the way
         # to the emulator. Without the limiter, 50 a second arrive and the rest are refused.
         assert busiest_second([t for t, _ in emulator.arrivals]) <= 46
-        assert limits.requests == len(emulator.arrivals) == 132  # and the login: /users/@me, the application
-        assert limits.waits > 0
+        assert sample(metrics, REQUESTS) == len(emulator.arrivals) == 132  # and the login's two
+        assert sample(metrics, WAITED) > 0

@@ -9,7 +9,7 @@ import os
 import re
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -18,14 +18,13 @@ import aiosqlite
 import discord.gateway
 import discord.http
 
-from bot.sandbox.stack import GUILD_ID, PROJECT_ROOT, SandboxStack
+from bot.sandbox.stack import COMPRESSED_EVENING, GUILD_ID, PROJECT_ROOT, Member, SandboxStack
 
 T = TypeVar("T")
 
 # Past times shift to now + 10 s / now + 20 s (the schedule rule): a whole campaign takes ~25 s.
 PROMOTION: dict[str, Any] = {
-    "reminder_time": "00:00",
-    "start_time": "00:00",
+    **COMPRESSED_EVENING,
     "voice_check_delay_seconds": 3,
     "job_lease_seconds": 5,
 }
@@ -58,6 +57,18 @@ async def wait_until(
         raise TimeoutError(f"{what} did not happen within {timeout:g} s") from None
 
 
+@contextlib.asynccontextmanager
+async def running(stack: SandboxStack, members: list[Member]) -> AsyncIterator[SandboxStack]:
+    """The stack's emulators serving `members`, started and stopped within bounds."""
+    async with asyncio.timeout(10):
+        await stack.start(members)
+    try:
+        yield stack
+    finally:
+        async with asyncio.timeout(10):
+            await stack.stop()
+
+
 # -- what users do -------------------------------------------------------------------------------
 
 
@@ -76,6 +87,15 @@ async def click(stack: SandboxStack, user_id: int, message: dict[str, Any], cust
     answer = record.last_message()
     assert answer is not None, f"no visible answer to the click on {custom_id}"
     return answer
+
+
+async def schedule_campaign(stack: SandboxStack, promoter_id: int) -> int:
+    """/promote schedule, then Confirm, as the promoter; return the new campaign's id."""
+    asked = await slash(stack, promoter_id, "promote schedule")
+    confirmed = await click(stack, promoter_id, asked, "rp:schedule:confirm")
+    found = re.fullmatch(r"Campaign (\d+) scheduled", confirmed["embeds"][0]["title"])
+    assert found, confirmed
+    return int(found.group(1))
 
 
 async def link_telegram(stack: SandboxStack, user_id: int, chat_id: int) -> None:
@@ -215,6 +235,34 @@ def discord_endpoints_restored() -> Iterator[None]:
         yield
     finally:
         discord.http.Route.BASE, discord.gateway.DiscordWebSocket.DEFAULT_GATEWAY = saved
+
+
+class BotProcess:
+    """One `python -m bot run` child, with its own log file."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
+        self.proc = proc
+        self.log = log
+
+    @classmethod
+    async def spawn(cls, stack: SandboxStack, log: Path, *, previous_session: str | None = None) -> BotProcess:
+        """Start the bot and wait until it is on the gateway (a fresh process identifies at once)."""
+        proc = await stack.spawn_bot_process(log)
+        bot = cls(proc, log)
+        try:
+            await stack.discord.wait_for_bot(timeout=BOT_START_TIMEOUT, other_than=previous_session)
+        except TimeoutError:
+            await bot.kill()
+            raise AssertionError(f"the bot did not connect; its log:\n{bot.output()}") from None
+        return bot
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    async def kill(self) -> None:
+        if self.proc.returncode is None:
+            self.proc.kill()
+            await self.proc.wait()
 
 
 class Stopwatch:

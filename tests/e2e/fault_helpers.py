@@ -28,6 +28,7 @@ from aiohttp import web
 
 from bot.sandbox.signal_emulator import SignalEmulator
 from bot.sandbox.stack import (
+    COMPRESSED_EVENING,
     FOLLOWUP_CHANNEL_ID,
     GUILD_ID,
     PROMOTER_ID,
@@ -45,11 +46,10 @@ from storage.db import Database, from_db_time, to_db_time
 from storage.links import LinkStore
 from storage.players import PlayerStore
 
-# The evening compressed: 00:00 is always past, so the reminder falls due 10 s after scheduling,
-# the start 20 s after, the voice check 5 s after the start; a dead process's lease lapses in 5 s.
+# The evening compressed: the reminder falls due 10 s after scheduling, the start 20 s after, the
+# voice check 5 s after the start; a dead process's lease lapses in 5 s.
 PROMOTION: dict[str, Any] = {
-    "reminder_time": "00:00",
-    "start_time": "00:00",
+    **COMPRESSED_EVENING,
     "voice_check_delay_seconds": 5,
     "job_lease_seconds": 5,
 }

@@ -7,7 +7,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import re
 import signal
 import time
 from collections import Counter
@@ -18,17 +17,20 @@ from typing import Any
 import pytest
 
 from bot.sandbox.stack import FOLLOWUP_CHANNEL_ID, GUILD_ID, PROMOTER_ID, Member, SandboxStack, to_toml
+from services.contacts import ContactCipher
 from tests.e2e.e2e_helpers import (
     BOT_START_TIMEOUT,
     PROMOTION,
     REMINDER_TEXT,
     START_TEXT,
+    BotProcess,
     campaign_status,
-    click,
     job,
     promotions,
     query,
     run_cli,
+    running,
+    schedule_campaign,
     slash,
     texts_with,
     wait_until,
@@ -50,41 +52,8 @@ async def stack(tmp_path: Path) -> AsyncIterator[SandboxStack]:
     s = SandboxStack(tmp_path, promotion=PROMOTION)  # Discord's global limit on, as on Discord
     members = [Member(PROMOTER_ID, "rally", nick="Rally", promoter=True)]
     members += [Member(uid, f"player{i}", nick=f"Player {i}") for i, uid in enumerate(RECIPIENTS)]
-    async with asyncio.timeout(10):
-        await s.start(members)
-    try:
+    async with running(s, members):
         yield s
-    finally:
-        async with asyncio.timeout(10):
-            await s.stop()
-
-
-class BotProcess:
-    """One `python -m bot run` child, with its own log file."""
-
-    def __init__(self, proc: asyncio.subprocess.Process, log: Path) -> None:
-        self.proc = proc
-        self.log = log
-
-    @classmethod
-    async def spawn(cls, stack: SandboxStack, log: Path, *, previous_session: str | None = None) -> BotProcess:
-        """Start the bot and wait until it is on the gateway (a fresh process identifies at once)."""
-        proc = await stack.spawn_bot_process(log)
-        bot = cls(proc, log)
-        try:
-            await stack.discord.wait_for_bot(timeout=BOT_START_TIMEOUT, other_than=previous_session)
-        except TimeoutError:
-            await bot.kill()
-            raise AssertionError(f"the bot did not connect; its log:\n{bot.output()}") from None
-        return bot
-
-    def output(self) -> str:
-        return self.log.read_text(encoding="utf-8", errors="replace")
-
-    async def kill(self) -> None:
-        if self.proc.returncode is None:
-            self.proc.kill()
-            await self.proc.wait()
 
 
 async def test_kill_9_mid_fanout_then_restart_resumes_without_double_pings(stack: SandboxStack, tmp_path: Path) -> None:
@@ -100,11 +69,7 @@ async def test_kill_9_mid_fanout_then_restart_resumes_without_double_pings(stack
             for uid in RECIPIENTS:
                 answer = await slash(stack, uid, "available", status="LOOKING")
                 assert answer["content"].endswith("is set to **LOOKING**.")
-            asked = await slash(stack, PROMOTER_ID, "promote schedule")
-            confirmed = await click(stack, PROMOTER_ID, asked, "rp:schedule:confirm")
-            found = re.fullmatch(r"Campaign (\d+) scheduled", confirmed["embeds"][0]["title"])
-            assert found, confirmed
-            campaign_id = int(found.group(1))
+            campaign_id = await schedule_campaign(stack, PROMOTER_ID)
             await wait_until(
                 lambda: _job_matches(db_path, campaign_id, "send_reminder_2045", lambda r: r["status"] == "sent"),
                 30,
@@ -259,7 +224,7 @@ async def test_bad_config_exits_2_naming_the_key_and_check_config_masks_secrets(
         "discord": "MTIzNDU2Nzg5.discord-secret-token",
         "oauth": "oauth-client-secret-value",
         "telegram": "987654:telegram-secret-token",
-        "key": "bm90LWEtcmVhbC1rZXktanVzdC1hLXNlY3JldC1zdHJpbmc=",
+        "key": ContactCipher.generate_key(),  # check-config, like run, refuses a key that is not a Fernet key
         "service": "service-token-for-the-website",
         "env": "env-override-secret-token",
     }
@@ -312,10 +277,7 @@ async def test_outcomes_are_recorded_while_another_send_is_still_slow(stack: San
             await stack.discord.wait_for_commands(GUILD_ID, timeout=BOT_START_TIMEOUT)
             for uid in players:
                 await slash(stack, uid, "available", status="LOOKING")
-            asked = await slash(stack, PROMOTER_ID, "promote schedule")
-            confirmed = await click(stack, PROMOTER_ID, asked, "rp:schedule:confirm")
-            found = re.fullmatch(r"Campaign (\d+) scheduled", confirmed["embeds"][0]["title"])
-            assert found, confirmed
+            await schedule_campaign(stack, PROMOTER_ID)
             # The reminder's first post is rate limited for 5 s (discord.py waits it out in the send).
             stack.discord.rate_limit_next(1, 5.0)
 

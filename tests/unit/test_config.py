@@ -16,10 +16,12 @@ from bot.config import (
     CONFIG_ENV,
     ConfigError,
     Settings,
+    environment_names,
     load_settings,
     masked_dump,
     resolve_config_path,
     token_matches,
+    unknown_environment,
 )
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -320,3 +322,88 @@ def test_check_config_with_a_missing_file_exits_2(tmp_path: Path) -> None:
     assert len(result.stderr.strip().splitlines()) == 1
     assert "config file not found" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+# -- the environment names its variable -----------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "words"),
+    [
+        ("RALLYPOINT_DISCORD__ADMIN_IDS", "1,2", "must be a JSON list such as [1, 2]"),
+        ("RALLYPOINT_DISCORD__PROMOTER_ROLE_IDS", "123", "must be a JSON list such as [1, 2]"),
+        ("RALLYPOINT_API__SERVICE_TOKENS", "token-a,token-b", 'must be a JSON list such as ["first", "second"]'),
+        ("RALLYPOINT_DISCORD", "token=x", "must be a JSON object"),
+        ("RALLYPOINT_DISCORD__GUILD_ID", "my-guild", "valid integer"),
+        ("RALLYPOINT_PROMOTION__GLOBAL_COOLDOWN", "maybe", "valid boolean"),
+        ("RALLYPOINT_DISCORD__TOKN", "x", "no such key (did you mean RALLYPOINT_DISCORD__TOKEN?)"),
+        ("rallypoint_api__port", "eighty", "valid integer"),  # matched case-insensitively, as pydantic does
+    ],
+)
+def test_a_bad_environment_variable_is_named_with_the_expected_form(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, words: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(None)
+    message = str(caught.value)
+    assert name.upper() in message and words in message, message
+    assert "\n" not in message
+    if "TOKENS" in name:
+        assert value not in message  # a secret's value is never echoed
+
+
+def test_unknown_rallypoint_variables_are_warned_about_not_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    environ = {"RALLYPOINT_DISCROD__TOKEN": "x", "RALLYPOINT_CONFIG": "c.toml", "RALLYPOINT_DISCORD__TOKEN": "t"}
+    for name, value in environ.items():
+        monkeypatch.setenv(name, value)
+    load_settings(None)  # no error: the typo is not a key of a known section
+    assert unknown_environment(environ) == [
+        "environment variable RALLYPOINT_DISCROD__TOKEN matches no config key and is ignored "
+        "(did you mean RALLYPOINT_DISCORD__TOKEN?)"
+    ]
+    assert unknown_environment({"RALLYPOINT_ZZZ": "1", "OTHER": "2"}) == [
+        "environment variable RALLYPOINT_ZZZ matches no config key and is ignored"
+    ]
+
+
+def test_every_variable_a_setting_reads_is_known() -> None:
+    names = environment_names()
+    assert {"RALLYPOINT_CONFIG", "RALLYPOINT_DISCORD", "RALLYPOINT_DISCORD__TOKEN", "RALLYPOINT_API__METRICS"} <= set(
+        names
+    )
+    assert unknown_environment(dict.fromkeys(names, "")) == []
+
+
+# -- values run would refuse are refused when loading -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "key", "words"),
+    [
+        ('[promotion]\nreminder_time = "21:30"\n', "promotion.start_time", "21:00 must be after reminder_time 21:30"),
+        ('[promotion]\nreminder_time = "21:00"\n', "promotion.start_time", "must be after"),
+        ('[promotion]\nstart_time = "20:00"\n', "promotion.start_time", "must be after reminder_time 20:45"),
+        ('[security]\ncontact_encryption_key = "notakey"\n', "security.contact_encryption_key", "fernet keys"),
+        (f'[security]\ncontact_encryption_key = "{FERNET_KEY},oops"\n', "security.contact_encryption_key", "fernet"),
+        ('[discord]\napi_base_url = "ws://127.0.0.1:9/api"\n', "discord.api_base_url", "http or https url"),
+        ('[discord]\ngateway_url = "http://127.0.0.1:9/gateway"\n', "discord.gateway_url", "ws or wss url"),
+        ('[signal]\napi_url = "127.0.0.1:8081"\n', "signal.api_url", "http or https url"),
+        ('[telegram]\napi_base_url = "api.telegram.org"\n', "telegram.api_base_url", "http or https url"),
+    ],
+)
+def test_values_that_cannot_run_are_refused_when_loading(tmp_path: Path, toml: str, key: str, words: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, toml))
+    assert str(caught.value).startswith(f"invalid config key {key}:"), caught.value
+    assert words in str(caught.value).lower()
+    assert "notakey" not in str(caught.value)
+
+
+def test_a_valid_key_list_and_urls_load(tmp_path: Path) -> None:
+    other = "x" * 43 + "="  # 32 bytes of url-safe base64 like a generated key
+    settings = load_settings(
+        write(tmp_path, f'[security]\ncontact_encryption_key = "{FERNET_KEY}, {other}"\n'
+              '[discord]\napi_base_url = "https://discord.com/api/v10"\ngateway_url = "wss://gateway.discord.gg"\n')
+    )
+    assert settings.security.contact_encryption_key.get_secret_value().startswith(FERNET_KEY)
