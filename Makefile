@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: venv test lint unit demo run bench migrate check-config clean
+.PHONY: venv test lint unit demo run bench migrate check-config openapi clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -37,6 +37,10 @@ check-config: venv
 
 bench: venv
 	PTB_TIMEDELTA=1 $(BIN)/python -m bench
+
+# docs/openapi.json is the document GET /api/openapi.json serves; a test fails when they differ.
+openapi: venv
+	$(BIN)/python -m bot.api docs/openapi.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -5,6 +5,11 @@ process on 127.0.0.1 port 0; this process drives both with one aiohttp client at
 concurrency and prints, per endpoint, requests/s and p50/p99 latency, each as a ratio against the
 baseline measured in the same run.
 
+What a polling page costs: the campaign status (answered from the cache of answers, and as 304 to
+If-None-Match), and the preview with `limit=50` over 2,000 eligible players — from the cache, and
+computed afresh each time (a new `offset` per request, so every request misses the cache and reads
+the database, as after every change).
+
 Run with `.venv/bin/python -m bench.api_load [--players N] [--requests N] [--concurrency C]`.
 """
 
@@ -17,6 +22,7 @@ import platform
 import statistics
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -36,8 +42,16 @@ from storage.db import Database, to_db_time
 
 TOKEN = "bench-service-token"
 PROMOTER_ID = 1
-STATUSES = ("LOOKING", "AVAILABLE", "MAYBE", "NOT_PLAYING")
+OTHER_STATUSES = ("AVAILABLE", "MAYBE", "NOT_PLAYING")
 CHANNELS = ("any", "discord", "telegram", "signal")
+LOOKING_EVERY = 5  # of 10,000 players, 2,000 look tonight (all open to promotions)
+PAGE = 50
+STATUS_TARGET = 0.5  # of the constant handler's throughput (issue 17)
+PREVIEW_TARGET = 200.0  # requests/s with limit=50 at 2,000 eligible
+
+
+def looking(player_id: int) -> bool:
+    return player_id % LOOKING_EVERY == 0
 
 
 def player_name(discord_id: int) -> str:
@@ -58,15 +72,15 @@ async def seed(path: Path, players: int, settings: Settings) -> int:
                 " VALUES (?, ?, ?, ?, ?)",
                 [(i, i, player_name(i), at, at) for i in ids],
             )
-            # A quarter each LOOKING / AVAILABLE / MAYBE / NOT_PLAYING tonight.
+            # Every fifth LOOKING tonight; the others AVAILABLE / MAYBE / NOT_PLAYING.
             await tx.executemany(
                 "INSERT INTO availability (player_id, date, status, updated_at) VALUES (?, ?, ?, ?)",
-                [(i, day, STATUSES[i % 4], at) for i in ids],
+                [(i, day, "LOOKING" if looking(i) else OTHER_STATUSES[i % 3], at) for i in ids],
             )
             await tx.executemany(
                 "INSERT INTO preferences (player_id, allow_promotions, preferred_channel, updated_at)"
                 " VALUES (?, ?, ?, ?)",
-                [(i, int(i % 10 != 0), CHANNELS[i % 3], at) for i in ids],
+                [(i, int(looking(i) or i % 10 != 3), CHANNELS[i % 3], at) for i in ids],
             )
             # Placeholder ciphertexts: the API never decrypts, selection only needs the link rows.
             await tx.executemany(
@@ -139,6 +153,7 @@ async def serve(db_path: Path, conn: Connection) -> None:
         clock=engine.clock,
         readiness=NoGateway(),
         metrics=engine.metrics,
+        changes=db.changes,
     )
     api = await start_api(create_app(deps, settings), "127.0.0.1", 0)
     baseline = await start_baseline()
@@ -168,19 +183,26 @@ class Figures:
 
 
 async def drive(
-    session: aiohttp.ClientSession, url: str, headers: dict[str, str], count: int, concurrency: int
+    session: aiohttp.ClientSession,
+    url: str,
+    headers: dict[str, str],
+    count: int,
+    concurrency: int,
+    *,
+    params: Callable[[int], dict[str, str]] = lambda i: {},
+    expect: int = 200,
 ) -> Figures:
-    """Send `count` GETs with `concurrency` in flight; every answer must be 200."""
+    """Send `count` GETs (the i-th with `params(i)`) with `concurrency` in flight; each must answer `expect`."""
     latencies: list[float] = []
     pending = iter(range(count))
 
     async def worker() -> None:
-        for _ in pending:
+        for i in pending:
             started = time.perf_counter()
-            async with session.get(url, headers=headers) as response:
+            async with session.get(url, headers=headers, params=params(i)) as response:
                 await response.read()
-                if response.status != 200:
-                    raise RuntimeError(f"{url} answered {response.status}")
+                if response.status != expect:
+                    raise RuntimeError(f"{url} answered {response.status}, not {expect}")
             latencies.append(time.perf_counter() - started)
 
     started = time.perf_counter()
@@ -203,6 +225,11 @@ def line(name: str, figures: Figures, baseline: Figures | None) -> str:
     return text
 
 
+def verdict(name: str, value: float, target: float, unit: str) -> str:
+    outcome = "meets" if value >= target else "MISSES"
+    return f"{name}: {value:,.3f}{unit} ({outcome} the target of {target:,.3f}{unit}; ratio x{value / target:.2f})"
+
+
 async def measure(api_port: int, baseline_port: int, requests: int, preview_requests: int, concurrency: int) -> None:
     api = f"http://127.0.0.1:{api_port}"
     headers = {"Authorization": f"Bearer {TOKEN}", "X-Discord-User-Id": str(PROMOTER_ID)}
@@ -217,6 +244,11 @@ async def measure(api_port: int, baseline_port: int, requests: int, preview_requ
         status_url = f"{api}/api/availability/promotions/campaign"
         preview_url = f"{api}/api/availability/promotions/preview"
         constant_url = f"http://127.0.0.1:{baseline_port}/constant"
+        page = {"limit": str(PAGE)}
+        async with session.get(status_url, headers=headers) as response:
+            tagged = {**headers, "If-None-Match": response.headers["ETag"]}
+        async with session.get(preview_url, headers=headers, params=page) as response:
+            eligible = (await response.json())["recipient_count"]
         # Warm up connections and caches before anything is timed.
         for url in (constant_url, status_url, preview_url):
             await drive(session, url, headers, concurrency * 2, concurrency)
@@ -225,8 +257,23 @@ async def measure(api_port: int, baseline_port: int, requests: int, preview_requ
         print(line("baseline (constant JSON, bare aiohttp handler)", baseline, None))
         status = await drive(session, status_url, headers, requests, concurrency)
         print(line("GET /api/availability/promotions/campaign", status, baseline))
-        preview = await drive(session, preview_url, headers, preview_requests, concurrency)
-        print(line("GET /api/availability/promotions/preview", preview, baseline))
+        unchanged = await drive(session, status_url, tagged, requests, concurrency, expect=304)
+        print(line("GET /api/availability/promotions/campaign, If-None-Match (304)", unchanged, baseline))
+        cached = await drive(session, preview_url, headers, preview_requests, concurrency, params=lambda i: page)
+        print(line(f"GET /api/availability/promotions/preview?limit={PAGE} ({eligible:,} eligible)", cached, baseline))
+        # A new offset each time: every request misses the cache and computes the preview anew.
+        afresh = await drive(
+            session, preview_url, headers, preview_requests, concurrency,
+            params=lambda i: {"limit": str(PAGE), "offset": str(i)},
+        )
+        print(line(f"GET /api/availability/promotions/preview?limit={PAGE}, computed afresh", afresh, baseline))
+        full = await drive(session, preview_url, headers, preview_requests, concurrency)
+        print(line(f"GET /api/availability/promotions/preview (all {eligible:,} entries)", full, baseline))
+
+        print(verdict("status / constant handler", status.rate / baseline.rate, STATUS_TARGET, ""))
+        print(verdict("304 status / constant handler", unchanged.rate / baseline.rate, STATUS_TARGET, ""))
+        print(verdict(f"preview limit={PAGE}, req/s", cached.rate, PREVIEW_TARGET, ""))
+        print(verdict(f"preview limit={PAGE} computed afresh, req/s", afresh.rate, PREVIEW_TARGET, ""))
 
 
 def main() -> None:

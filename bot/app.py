@@ -324,6 +324,7 @@ async def _api(
         clock=clock,
         readiness=readiness,
         metrics=engine.metrics,
+        changes=engine.db.changes,
         oauth=OAuthConfig.from_settings(settings),
     )
     runner = await start_api(create_app(deps, settings), settings.api.host, settings.api.port)

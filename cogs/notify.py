@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import zoneinfo
 from typing import TYPE_CHECKING, Literal
 
 import discord
@@ -16,6 +15,7 @@ from services.engine import Engine
 from services.errors import InvalidInput
 from services.models import UNSET, Actor, Channel, PreferredChannel, QuietHours
 from services.quiet_hours import parse_hhmm
+from services.schedule import iana_timezones
 
 if TYPE_CHECKING:
     from bot.client import RallypointBot
@@ -25,7 +25,7 @@ ChannelChoice = Literal["any", "discord", "telegram", "signal"]
 
 @functools.cache
 def _timezones() -> tuple[str, ...]:
-    return tuple(sorted(zoneinfo.available_timezones()))
+    return tuple(sorted(iana_timezones()))
 
 
 def parse_quiet_hours(value: str) -> QuietHours | None:

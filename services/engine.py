@@ -103,11 +103,12 @@ def build_engine(
     )
     players = PlayerService(
         player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store, zone=promotion.zone,
-        clock=clock, cipher=cipher,
+        clock=clock, changes=db.changes, cipher=cipher,
     )
     promote = PromoteService(
         players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
-        policy=policy, channels=frozenset(senders), clock=clock, on_jobs_created=dispatcher.wake,
+        policy=policy, channels=frozenset(senders), clock=clock, changes=db.changes,
+        on_jobs_created=dispatcher.wake,
     )
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
@@ -118,6 +119,7 @@ def build_engine(
         db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
         link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
         ledger_store=ledger_store, web_session_store=web_session_store, players=players, promote=promote,
-        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock), dispatcher=dispatcher,
+        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
+        dispatcher=dispatcher,
         senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

@@ -17,6 +17,12 @@ class InvalidInput(RallypointError):
     http_status = 400
 
 
+class DateOutOfRange(InvalidInput):
+    """A well-formed date outside the days a status can be set for (see `PlayerService.resolve_day`)."""
+
+    code = "date_out_of_range"
+
+
 class NotLinked(RallypointError):
     code = "not_linked"
     http_status = 403
@@ -68,3 +74,37 @@ class TooManyRequests(RallypointError):
     def __init__(self, message: str, retry_after: float) -> None:
         super().__init__(message)
         self.retry_after = retry_after
+
+
+class CodeRefused(RallypointError):
+    """A well-formed Signal code that the waiting verification does not take: its state, not its syntax."""
+
+    code = "code_refused"
+    http_status = 409
+
+
+class NoCodePending(CodeRefused):
+    code = "no_code_pending"
+
+    def __init__(
+        self, message: str = "No code is waiting for confirmation; ask for one with /notify link signal."
+    ) -> None:
+        super().__init__(message)
+
+
+class CodeExpired(CodeRefused):
+    code = "code_expired"
+
+    def __init__(self, message: str = "That code has expired; request a new code.") -> None:
+        super().__init__(message)
+
+
+class CodeLocked(CodeRefused):
+    code = "code_locked"
+
+    def __init__(self, message: str = "Too many wrong codes; request a new code.") -> None:
+        super().__init__(message)
+
+
+class WrongCode(CodeRefused):
+    code = "wrong_code"

@@ -30,7 +30,15 @@ from typing import Final
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
-from services.errors import InvalidInput, TooManyRequests, Unavailable
+from services.errors import (
+    CodeExpired,
+    CodeLocked,
+    InvalidInput,
+    NoCodePending,
+    TooManyRequests,
+    Unavailable,
+    WrongCode,
+)
 from services.messages import moved_away_text, signal_code_text
 from services.models import (
     Actor,
@@ -53,8 +61,12 @@ log = logging.getLogger(__name__)
 _START_PARAMETER: Final = re.compile(r"[A-Za-z0-9_-]{1,64}")
 _TOKEN_BYTES: Final = 32  # 43 characters of urlsafe base64, inside the 64 allowed
 _CODE_DIGITS: Final = 6
-_CODE_SEPARATORS: Final = re.compile(r"[\s\-]")
-_MAX_CODE_INPUT: Final = 32
+# What a player may type for a Signal code: its six ASCII digits, with spaces, tabs or dashes anywhere.
+# The API document publishes this very pattern.
+CODE_INPUT_PATTERN: Final = r"^[ \t-]*(?:[0-9][ \t-]*){6}$"
+MAX_CODE_INPUT: Final = 32
+_CODE_INPUT: Final = re.compile(CODE_INPUT_PATTERN)
+_CODE_SEPARATORS: Final = re.compile(r"[ \t-]")
 
 DEFAULT_TOKEN_TTL: Final = timedelta(minutes=30)
 DEFAULT_CODE_TTL: Final = timedelta(minutes=15)
@@ -313,19 +325,17 @@ class LinkingService:
         if self.signal is None:
             raise Unavailable("Signal is not set up on this server.")
         cipher = self._require_cipher()
-        digits = ""
-        if isinstance(code, str) and len(code) <= _MAX_CODE_INPUT:
-            digits = _CODE_SEPARATORS.sub("", code)
-        if not (digits.isascii() and digits.isdigit() and len(digits) == _CODE_DIGITS):
+        if not (isinstance(code, str) and len(code) <= MAX_CODE_INPUT and _CODE_INPUT.fullmatch(code)):
             raise InvalidInput(f"The code is the {_CODE_DIGITS} digits we sent you on Signal.")
+        digits = _CODE_SEPARATORS.sub("", code)
         attempt = await self.link_request_store.latest_signal_verification(player.id)
         if attempt is None or attempt.used_at is not None:
-            raise InvalidInput("No code is waiting for confirmation; ask for one with /notify link signal.")
+            raise NoCodePending()
         if attempt.locked:
-            raise InvalidInput("too many wrong codes; request a new code")
+            raise CodeLocked()
         now = self.clock.now()
         if attempt.expired(now):
-            raise InvalidInput("That code has expired; request a new code.")
+            raise CodeExpired()
         candidates = cipher.address_hashes(_code_material(attempt.code_salt, digits))
         matched = False
         for candidate in candidates:  # every key: a rotation must not void codes already sent
@@ -336,12 +346,12 @@ class LinkingService:
             counted = await self.link_request_store.record_wrong_code(attempt.id, self.max_code_attempts)
             log.info("player %d: wrong Signal code", player.id)
             if counted is None or counted.locked:
-                raise InvalidInput("Wrong code: too many wrong codes; request a new code")
+                raise CodeLocked("Wrong code: too many wrong codes; request a new code.")
             left = self.max_code_attempts - counted.failed_attempts
-            raise InvalidInput(f"Wrong code; {left} {'try' if left == 1 else 'tries'} left.")
+            raise WrongCode(f"Wrong code; {left} {'try' if left == 1 else 'tries'} left.")
         if not await self.link_request_store.use_signal_verification(attempt.id, now):
             # Locked, used or expired by a concurrent confirmation in between.
-            raise InvalidInput("That code can no longer be used; request a new code.")
+            raise NoCodePending("That code can no longer be used; request a new code.")
         number = cipher.decrypt(attempt.number_encrypted)
         previous_id = await self.link_store.player_for_address(Channel.SIGNAL, cipher.address_hashes(number))
         previous = await self.players.player(previous_id) if previous_id not in (None, player.id) else None

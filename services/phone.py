@@ -7,9 +7,14 @@ import re
 # "+", then 8 to 15 ASCII digits, the first one non-zero. [0-9] rather than \d: \d also matches
 # Arabic-Indic and other Unicode digits, which no phone network routes.
 _E164 = re.compile(r"\+[1-9][0-9]{7,14}")
-# Visual separators people type (E.123 spacing, dashes, dots, brackets); nothing else is dropped.
-_SEPARATORS = re.compile(r"[ \t\u00a0\-.()/]")
-_MAX_INPUT = 32  # the longest plausible spelling of a 15-digit number with separators
+# Visual separators people type (E.123 spacing, dashes, dots, brackets, no-break spaces from
+# copy-paste), anywhere; nothing else is dropped.
+_SEPARATOR = r"[ \t\u00a0()./-]"
+# Every spelling `normalize_e164` accepts, and no other; the API document publishes this pattern.
+E164_INPUT_PATTERN = rf"^{_SEPARATOR}*\+{_SEPARATOR}*[1-9](?:{_SEPARATOR}*[0-9]){{7,14}}{_SEPARATOR}*$"
+MAX_INPUT = 32  # the longest plausible spelling of a 15-digit number with separators
+_INPUT = re.compile(E164_INPUT_PATTERN)
+_SEPARATORS = re.compile(_SEPARATOR)
 
 _MASK = "•••••"
 
@@ -22,14 +27,14 @@ def is_e164(number: str) -> bool:
 def normalize_e164(raw: str) -> str:
     """Return `raw` as a canonical E.164 number, or raise ValueError saying what is expected.
 
-    Spaces, dashes, dots, slashes and brackets are dropped. The leading "+" is required: "00" or
-    "011" prefixes and national numbers are refused rather than guessed at.
+    Spaces, tabs, dashes, dots, slashes and brackets are dropped. The leading "+" is required: "00"
+    or "011" prefixes and national numbers are refused rather than guessed at.
     """
     expected = "expected an international number such as +38640123456 (+, country code, number)"
-    if not isinstance(raw, str) or len(raw) > _MAX_INPUT:
+    if not isinstance(raw, str) or len(raw) > MAX_INPUT or _INPUT.fullmatch(raw) is None:
         raise ValueError(expected)
-    candidate = _SEPARATORS.sub("", raw.strip())
-    if not is_e164(candidate):
+    candidate = _SEPARATORS.sub("", raw)
+    if not is_e164(candidate):  # the pattern already says so; this keeps the two honest
         raise ValueError(expected)
     return candidate
 

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import logging
 from dataclasses import replace
-from datetime import date, timedelta
+from datetime import date, datetime, time, timedelta
 from typing import Final
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
 from services.contacts import ContactCipher, mask_chat_id
-from services.errors import InvalidInput, NotLinked
+from services.errors import DateOutOfRange, InvalidInput, NotLinked
 from services.models import (
     UNSET,
     Actor,
@@ -28,7 +28,8 @@ from services.models import (
     Unset,
 )
 from services.phone import mask_number
-from services.schedule import campaign_date, validate_timezone
+from services.schedule import campaign_date, local_datetime, validate_timezone
+from storage.changes import Changes, Memo
 from storage.discord_dms import DiscordDMStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
@@ -51,6 +52,7 @@ class PlayerService:
         discord_dm_store: DiscordDMStore,
         zone: ZoneInfo,
         clock: Clock,
+        changes: Changes,
         cipher: ContactCipher | None = None,
     ) -> None:
         self.player_store = player_store
@@ -59,10 +61,16 @@ class PlayerService:
         self.zone = zone
         self.clock = clock
         self.cipher = cipher
+        # A page polling the API asks for the same profile over and over: read it once per change.
+        self._profiles: Memo[int, Profile | None] = Memo(changes)
 
     def today(self) -> date:
         """Today in the promotion timezone (rule 3)."""
         return campaign_date(self.clock.now(), self.zone)
+
+    def next_day(self) -> datetime:
+        """When `today()` turns over: the next midnight in the promotion timezone."""
+        return local_datetime(self.today() + timedelta(days=1), time(0), self.zone)
 
     async def player_for(self, actor: Actor) -> Player:
         """The actor's player profile, created on first use; non-members never get one.
@@ -77,9 +85,11 @@ class PlayerService:
         if not actor.is_member:
             raise NotLinked()
         name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
-        # Most calls are reads by a known player: only a new player, a new name or a closed-DM mark
-        # costs a write.
-        found = await self.player_store.profile(actor.discord_user_id)
+        # Most calls are reads by a known player (a page polling the API asks again and again: read once
+        # per change): only a new player, a new name or a closed-DM mark costs a write.
+        found = await self._profiles.get_or_load(
+            actor.discord_user_id, lambda: self.player_store.profile(actor.discord_user_id)
+        )
         if found is not None and found.discord_dms_closed_at is not None:
             # The player is here: they may have opened their DMs since Discord refused one, and
             # the next message tries Discord again (one 50007 at most if they have not).
@@ -98,7 +108,7 @@ class PlayerService:
         if day is None:
             return today
         if not today - timedelta(days=PAST_DAYS) <= day <= today + timedelta(days=FUTURE_DAYS):
-            raise InvalidInput(
+            raise DateOutOfRange(
                 f"date must be between {today - timedelta(days=PAST_DAYS)} and "
                 f"{today + timedelta(days=FUTURE_DAYS)}"
             )

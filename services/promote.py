@@ -18,6 +18,7 @@ from services.models import (
     CampaignStatusView,
     Channel,
     ChannelsSummary,
+    PermissionTier,
     Player,
     Preview,
 )
@@ -26,6 +27,7 @@ from services.players import PlayerService
 from services.recipients import dry_run_recipients, select_recipients, wanted_statuses
 from services.schedule import campaign_date, compute_schedule
 from storage.campaigns import CampaignStore
+from storage.changes import Changes, Memo
 from storage.players import PlayerStore
 
 log = logging.getLogger(__name__)
@@ -57,6 +59,7 @@ class PromoteService:
         policy: PromoterPolicy,
         channels: frozenset[Channel],
         clock: Clock,
+        changes: Changes,
         on_jobs_created: Callable[[], None] = lambda: None,
     ) -> None:
         """`channels`: the channels with a sender on this server (Discord always counts)."""
@@ -68,11 +71,14 @@ class PromoteService:
         self.channels = channels | {Channel.DISCORD}
         self.clock = clock
         self._on_jobs_created = on_jobs_created
+        self._tiers: Memo[int, PermissionTier | None] = Memo(changes)
 
     async def can_promote(self, actor: Actor) -> bool:
         if not actor.is_member:
             return False
-        tier = await self.player_store.tier(actor.discord_user_id)
+        tier = await self._tiers.get_or_load(
+            actor.discord_user_id, lambda: self.player_store.tier(actor.discord_user_id)
+        )
         return can_promote(actor, tier, self.policy)
 
     async def promoter(self, actor: Actor) -> Player:

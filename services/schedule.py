@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, date, datetime, time, timedelta
+from importlib import resources
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from services.models import CampaignSchedule
@@ -11,9 +13,20 @@ PAST_REMINDER_SHIFT = timedelta(seconds=10)
 PAST_START_SHIFT = timedelta(seconds=20)
 
 
+@functools.cache
+def iana_timezones() -> frozenset[str]:
+    """The zone names Rallypoint accepts: the list of the tzdata package.
+
+    Not `zoneinfo.available_timezones()`, which adds whatever the host's zoneinfo directory holds:
+    the API document publishes this list, and it must not depend on the machine. (tzdata is pinned
+    in pyproject.toml for the same reason.)
+    """
+    return frozenset(resources.files("tzdata").joinpath("zones").read_text(encoding="utf-8").split())
+
+
 def validate_timezone(name: str) -> str:
     """Return `name` if it is an IANA timezone, else raise ValueError (never KeyError)."""
-    if not isinstance(name, str) or not name or len(name) > 64 or name.startswith(("/", ".")):
+    if not isinstance(name, str) or name not in iana_timezones():
         raise ValueError(f"unknown timezone {name!r}")
     try:
         ZoneInfo(name)

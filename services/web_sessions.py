@@ -15,6 +15,7 @@ from typing import Final
 
 from services.clock import Clock
 from services.models import WebSession
+from storage.changes import Changes, Memo
 from storage.web_sessions import WebSessionStore
 
 DEFAULT_SESSION_TTL: Final = timedelta(days=7)
@@ -26,12 +27,16 @@ def _id_hash(session_id: str) -> str:
 
 
 class WebSessionService:
-    def __init__(self, *, store: WebSessionStore, clock: Clock, ttl: timedelta = DEFAULT_SESSION_TTL) -> None:
+    def __init__(
+        self, *, store: WebSessionStore, clock: Clock, changes: Changes, ttl: timedelta = DEFAULT_SESSION_TTL
+    ) -> None:
         if ttl <= timedelta(0):
             raise ValueError("a session ttl must be positive")
         self.store = store
         self.clock = clock
         self.ttl = ttl
+        # Every request of a browser names its session: read it once per change (a logout is one).
+        self._sessions: Memo[str, WebSession | None] = Memo(changes)
 
     async def open(self, discord_user_id: int) -> tuple[str, datetime]:
         """Start a session for the user; return its id (for the cookie only) and its expiry."""
@@ -44,7 +49,8 @@ class WebSessionService:
 
     async def session(self, session_id: str) -> WebSession | None:
         """The session `session_id` names; None if it never existed or was logged out (expired ones are returned)."""
-        return await self.store.get(_id_hash(session_id))
+        id_hash = _id_hash(session_id)
+        return await self._sessions.get_or_load(id_hash, lambda: self.store.get(id_hash))
 
     async def close(self, session_id: str) -> bool:
         """End a session (logout); False if there was none."""

@@ -3,6 +3,7 @@
 aiosqlite runs every statement on one background thread over one connection, so two tasks that
 interleave statements would share a transaction. Every access therefore goes through `read()` or
 `transaction()`, which hold one asyncio lock: a transaction is never entered by another task.
+Leaving either bumps `changes` (storage/changes.py) when rows changed, so no write can forget to.
 
 A file that cannot serve as the database (a directory, not SQLite, read-only, a schema newer than
 this code) raises `StorageError` with a one-line reason, and leaves no connection thread behind.
@@ -22,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import aiosqlite
+
+from storage.changes import Changes
 
 log = logging.getLogger(__name__)
 
@@ -142,6 +145,7 @@ class Database:
         self.path = path
         self._conn: aiosqlite.Connection | None = None
         self._lock = asyncio.Lock()
+        self.changes = Changes()
 
     @classmethod
     async def open(cls, path: Path, *, migrate: bool = True) -> Database:
@@ -220,8 +224,7 @@ class Database:
         for migration in load_migrations():
             if migration.version <= current:
                 continue
-            async with self._lock:
-                conn = self.conn
+            async with self._lock, self._bumping_on_change() as conn:
                 await conn.execute("BEGIN IMMEDIATE")
                 try:
                     # executescript() would COMMIT first; run statement by statement instead.
@@ -239,8 +242,7 @@ class Database:
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[Transaction]:
         """A write transaction (BEGIN IMMEDIATE): committed on success, rolled back on error."""
-        async with self._lock:
-            conn = self.conn
+        async with self._lock, self._bumping_on_change() as conn:
             await conn.execute("BEGIN IMMEDIATE")
             try:
                 yield Transaction(conn)
@@ -252,8 +254,23 @@ class Database:
     @asynccontextmanager
     async def read(self) -> AsyncIterator[Transaction]:
         """Consistent reads outside any other task's transaction (autocommit statements)."""
-        async with self._lock:
-            yield Transaction(self.conn)
+        # A write slipped into a read block still bumps the version: cached answers never go stale.
+        async with self._lock, self._bumping_on_change() as conn:
+            yield Transaction(conn)
+
+    @asynccontextmanager
+    async def _bumping_on_change(self) -> AsyncIterator[aiosqlite.Connection]:
+        """The connection (the lock held); on the way out, bump `changes` if any row changed.
+
+        A rolled-back change bumps it too: a needless refresh, never a stale answer.
+        """
+        conn = self.conn
+        before = conn.total_changes
+        try:
+            yield conn
+        finally:
+            if self._conn is conn and conn.total_changes != before:
+                self.changes.bump()
 
 
 def _split_sql(script: str) -> list[str]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from datetime import date, datetime, time
 
@@ -31,14 +32,25 @@ _DEFAULT_PREFERENCES = Preferences()
 def preferences_from_row(row: sqlite3.Row | None) -> Preferences:
     if row is None or row["allow_promotions"] is None:
         return _DEFAULT_PREFERENCES
+    return _preferences(
+        row["allow_promotions"], row["preferred_channel"], row["quiet_start"], row["quiet_end"], row["timezone"]
+    )
+
+
+# A preview reads thousands of rows holding a few dozen distinct preferences: each (frozen) value is
+# built once.
+@functools.lru_cache(maxsize=4096)
+def _preferences(
+    allow: int, channel: str, quiet_start: str | None, quiet_end: str | None, timezone: str | None
+) -> Preferences:
     quiet = None
-    if row["quiet_start"] is not None:
-        quiet = QuietHours(time.fromisoformat(row["quiet_start"]), time.fromisoformat(row["quiet_end"]))
+    if quiet_start is not None and quiet_end is not None:
+        quiet = QuietHours(time.fromisoformat(quiet_start), time.fromisoformat(quiet_end))
     return Preferences(
-        allow_promotions=bool(row["allow_promotions"]),
-        preferred_channel=PreferredChannel(row["preferred_channel"]),
+        allow_promotions=bool(allow),
+        preferred_channel=PreferredChannel(channel),
         quiet_hours=quiet,
-        timezone=row["timezone"],
+        timezone=timezone,
     )
 
 
@@ -50,6 +62,7 @@ def _hhmm(value: time) -> str:
 _NO_CHANNELS: frozenset[Channel] = frozenset()
 
 
+@functools.lru_cache(maxsize=64)
 def _channels(value: str | None) -> frozenset[Channel]:
     return frozenset(Channel(c) for c in value.split(",")) if value else _NO_CHANNELS
 

@@ -197,12 +197,14 @@ async def make_harness(
     senders: Mapping[Channel, Sender] | None = None,
     policy: PromoterPolicy | None = None,
     telegram_bot_username: str | None = TELEGRAM_BOT,
+    clock: FakeClock | None = None,
 ) -> Harness:
     """An engine over a fresh database at `start` (fake clock), with recording senders on `channels`.
 
-    `senders` replace the recording senders of their channels (a test that sends through the emulators).
+    `senders` replace the recording senders of their channels (a test that sends through the emulators);
+    `clock` replaces the fake clock (a kind of FakeClock of the test's own; `start` is then ignored).
     """
-    clock = FakeClock(start.astimezone(UTC))
+    clock = clock or FakeClock(start.astimezone(UTC))
     db = await Database.open(path)
     cipher = ContactCipher(TEST_KEY)
     discord = RecordingSender(Channel.DISCORD, supports_dedup=True)

@@ -9,6 +9,7 @@ from aiohttp import web
 
 from bot.api.access_log import AccessLog
 from bot.api.auth import auth_middleware
+from bot.api.conditional import ANSWERS, AnswerCache
 from bot.api.connections import (
     CONNECTIONS,
     LINGERING_SECONDS,
@@ -24,6 +25,7 @@ from bot.api.connections import (
 )
 from bot.api.deps import DEPS, OPENAPI, PUBLIC_ROUTES, SERVICE_ROUTES, SETTINGS, SIGNER, ApiDeps, package_version
 from bot.api.errors import MAX_BODY_BYTES, error_middleware
+from bot.api.events import STREAMS, Streams
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
 from bot.api.openapi import build_openapi
 from bot.api.routes import METRICS_PATH, OPERATIONS, Operation, setup_routes
@@ -53,6 +55,10 @@ def create_app(deps: ApiDeps, settings: Settings, limits: ServerLimits | None = 
     )
     app[DEPS] = deps
     app[SETTINGS] = settings
+    app[ANSWERS] = AnswerCache(deps.changes, deps.players.today)
+    app[STREAMS] = Streams(deps.changes, deps.clock, deps.streams)
+    # Before aiohttp waits for the handlers in flight: the event streams end instead of holding it up.
+    app.on_shutdown.append(app[STREAMS].close_all)
     app[CONNECTIONS] = ConnectionGuard(limits or ServerLimits.from_settings(settings.api))
     app[TRUSTED_PROXIES] = settings.api.proxy_networks
     app.on_response_prepare.append(_server_header)

@@ -28,6 +28,8 @@ SESSION_COOKIE: Final = "rp_session"
 SESSION_PURPOSE: Final = "session"
 AUTHORIZATION: Final = "Authorization"
 USER_HEADER: Final = "X-Discord-User-Id"
+CSRF_HEADER: Final = "X-Requested-With"
+CSRF_VALUE: Final = "XMLHttpRequest"
 # Headers that say who is calling: given twice, one part of a proxy chain may read one and we the other.
 _SINGLE_HEADERS: Final = (AUTHORIZATION, USER_HEADER)
 # Visible ASCII only: a token with other bytes (sent raw, they arrive as surrogate escapes) is no token.
@@ -97,7 +99,7 @@ async def _authenticate(request: web.Request) -> None:
 
 def has_xhr_header(request: web.Request) -> bool:
     """The header a cross-site form cannot send: what state-changing cookie requests must carry."""
-    return request.headers.get("X-Requested-With") == "XMLHttpRequest"
+    return request.headers.get(CSRF_HEADER) == CSRF_VALUE
 
 
 def session_id_of(request: web.Request, cookie: str) -> tuple[str | None, bool]:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from importlib import metadata
 from typing import Final, Protocol
@@ -13,6 +13,7 @@ import yarl
 from aiohttp import web
 from pydantic import SecretStr
 
+from bot.api.events import StreamLimits
 from bot.api.membership import MembershipResolver
 from bot.api.sessions import CookieSigner
 from bot.config import Settings, require_strong_login
@@ -23,6 +24,7 @@ from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
 from services.web_sessions import WebSessionService
+from storage.changes import Changes
 
 DISCORD_API_BASE: Final = "https://discord.com/api/v10"
 DISCORD_AUTHORIZE_URL: Final = "https://discord.com/oauth2/authorize"
@@ -88,7 +90,9 @@ class ApiDeps:
     clock: Clock
     readiness: ReadinessProbe
     metrics: Metrics
+    changes: Changes  # the database's change version: cached answers and event streams follow it
     oauth: OAuthConfig | None = None  # None: /auth/* is 404 and session cookies are ignored
+    streams: StreamLimits = field(default_factory=StreamLimits)
 
 
 def package_version() -> str:

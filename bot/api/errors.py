@@ -3,6 +3,9 @@
 Domain errors carry their own code and status; aiohttp's own HTTP errors (unknown route, wrong
 method, body too large) get a JSON body too; anything else is a bug: it is logged with its
 traceback and answered with a generic 500 that reveals nothing.
+
+The errors the API answers are listed at the end, each with a message it really sends: the
+operation table names them per operation, and the OpenAPI document shows them as examples.
 """
 
 from __future__ import annotations
@@ -10,17 +13,34 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
+from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
 
 from bot.api.models import ErrorBody, ErrorResponse
-from services.errors import RallypointError, TooManyRequests
+from services.errors import (
+    CampaignExists,
+    CodeExpired,
+    CodeLocked,
+    DateOutOfRange,
+    InvalidInput,
+    NoCodePending,
+    NoRecipients,
+    NotFound,
+    NotLinked,
+    NotPromoter,
+    RallypointError,
+    TooManyRequests,
+    Unavailable,
+    WrongCode,
+)
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES: Final = 64 * 1024
+STREAMS_RETRY_AFTER_SECONDS: Final = 30
 
 
 class Unauthorized(RallypointError):
@@ -79,6 +99,14 @@ class OAuthDenied(RallypointError):
         super().__init__(message)
 
 
+class TooManyStreams(RallypointError):
+    code = "too_many_streams"
+    http_status = 503
+
+    def __init__(self, message: str = "Too many pages are watching right now; try again shortly.") -> None:
+        super().__init__(message)
+
+
 class OAuthCodeRejected(RallypointError):
     code = "oauth_code_rejected"
     http_status = 400
@@ -133,6 +161,8 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         response = error_response(exc.http_status, exc.code, exc.message)
         if isinstance(exc, TooManyRequests):
             response.headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+        if isinstance(exc, TooManyStreams):
+            response.headers["Retry-After"] = str(STREAMS_RETRY_AFTER_SECONDS)
         if isinstance(exc, Unauthorized):
             response.headers["WWW-Authenticate"] = 'Bearer realm="rallypoint"'
         if isinstance(exc, RequestTimeout):
@@ -150,3 +180,47 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return http_error_response(500)
+
+
+# -- the errors the API answers, for its document -------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorDoc:
+    status: int
+    code: str
+    example: str  # a message the server really sends with this code
+    name: str  # the example's name in the document (the code, unless two cases share one)
+
+
+def documented(error: type[RallypointError], example: str | None = None, *, name: str = "") -> ErrorDoc:
+    """The error as documented; without `example`, the message it carries by default."""
+    message = example if example is not None else error().message  # type: ignore[call-arg]
+    return ErrorDoc(error.http_status, error.code, message, name or error.code)
+
+
+BAD_INPUT = documented(InvalidInput, "body.status: Input should be 'LOOKING', 'AVAILABLE', 'MAYBE' or 'NOT_PLAYING'")
+BAD_JSON = documented(InvalidJson, "The request body is not valid JSON: EOF while parsing a value at line 1 column 0.")
+TOO_LARGE = ErrorDoc(413, *_HTTP_ERRORS[413], name=_HTTP_ERRORS[413][0])
+BODY_TIMEOUT = documented(RequestTimeout)
+AMBIGUOUS = documented(AmbiguousRequest, "Header Authorization was given more than once.")
+UNAUTHORIZED = documented(Unauthorized)
+CSRF = documented(CsrfRejected)
+NOT_LINKED = documented(NotLinked)
+NOT_PROMOTER = documented(NotPromoter)
+# The guild membership of the caller is asked of Discord when the gateway cache does not know them.
+MEMBERSHIP_UNKNOWN = documented(
+    Unavailable, "Discord could not be asked who you are; try again shortly.", name="discord_unreachable"
+)
+DATE_OUT_OF_RANGE = documented(DateOutOfRange, "date must be between 2026-11-23 and 2026-12-22")
+CAMPAIGN_EXISTS = documented(CampaignExists, "You have already promoted a session today.")
+DRY_RUNS_USED_UP = documented(TooManyRequests, "You have used today's 5 dry runs; try again tomorrow.")
+NO_RECIPIENTS = documented(NoRecipients)
+CAMPAIGN_NOT_FOUND = documented(NotFound, "Campaign 7 is already over (followup_sent).")
+CHANNEL_UNAVAILABLE = documented(Unavailable, "Signal is not set up on this server.", name="channel_unavailable")
+LINK_THROTTLED = documented(TooManyRequests, "Too many code requests; try again in 12 minutes.")
+NO_CODE_PENDING = documented(NoCodePending)
+CODE_EXPIRED = documented(CodeExpired)
+CODE_LOCKED = documented(CodeLocked)
+WRONG_CODE = documented(WrongCode, "Wrong code; 4 tries left.")
+TOO_MANY_STREAMS = documented(TooManyStreams)

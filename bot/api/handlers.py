@@ -12,7 +12,9 @@ from zoneinfo import ZoneInfo
 from aiohttp import web
 
 from bot.api import models as m
+from bot.api.conditional import ANSWERS, Answer
 from bot.api.deps import DEPS, OPENAPI, SETTINGS, actor_of, package_version
+from bot.api.events import stream_answers
 from services.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
 from services.models import UNSET, CampaignStatusView, Channel, PlayerStatus, PreferencesView
 from services.models import QuietHours as DomainQuietHours
@@ -21,6 +23,21 @@ from services.quiet_hours import format_hhmm, parse_hhmm
 
 def _zone(request: web.Request) -> ZoneInfo:
     return request.app[DEPS].promote.config.zone
+
+
+# -- guards of the cached reads: who may see an answer, without a database read once known ---
+
+
+async def member(request: web.Request) -> None:
+    """Let a linked player in (their profile comes from the services' per-change memo)."""
+    await request.app[DEPS].players.player_for(actor_of(request))
+
+
+async def promoter(request: web.Request) -> None:
+    await request.app[DEPS].promote.promoter(actor_of(request))
+
+
+# -- handlers --------------------------------------------------------------------------------
 
 
 async def healthz(request: web.Request) -> m.HealthResponse:
@@ -65,7 +82,7 @@ async def set_status(request: web.Request, body: m.SetStatusRequest) -> m.Availa
     )
 
 
-async def board(request: web.Request, query: m.DateQuery) -> m.BoardResponse:
+async def board(request: web.Request, query: m.BoardQuery) -> m.BoardResponse:
     deps = request.app[DEPS]
     actor = actor_of(request)
     result = await deps.players.board(query.date)
@@ -139,14 +156,13 @@ async def link_token(
 ) -> m.TelegramLinkResponse | m.SignalLinkResponse:
     linking, actor = request.app[DEPS].linking, actor_of(request)
     zone = _zone(request)
-    if body.channel == "telegram":
+    wanted = body.root
+    if isinstance(wanted, m.TelegramLinkRequest):
         token, deep_link, expires_at = await linking.request_telegram_link(actor)
         return m.TelegramLinkResponse(
             token=token, deep_link=deep_link, expires_at=expires_at.astimezone(zone)
         )
-    if body.address is None:  # the model guarantees it; this keeps the type checker honest
-        raise RuntimeError("signal link request without an address")
-    expires_at = await linking.request_signal_link(actor, body.address)
+    expires_at = await linking.request_signal_link(actor, wanted.address)
     return m.SignalLinkResponse(expires_at=expires_at.astimezone(zone))
 
 
@@ -160,6 +176,7 @@ async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewRespo
     result = await request.app[DEPS].promote.preview(
         actor_of(request), include_available=query.include_available, include_maybe=query.include_maybe
     )
+    end = None if query.limit is None else query.offset + query.limit
     return m.PreviewResponse(
         campaign_date=result.campaign_date,
         timezone=result.timezone,
@@ -171,7 +188,7 @@ async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewRespo
             m.RecipientPreview(
                 display_name=r.player.display_name, status=r.status, selected_channel=r.selected_channel
             )
-            for r in result.recipients
+            for r in result.recipients[query.offset:end]
         ],
     )
 
@@ -229,6 +246,25 @@ def _campaign(view: CampaignStatusView, zone: ZoneInfo) -> m.CampaignView:
 async def campaign_status(request: web.Request, query: m.DateQuery) -> m.CampaignStatusResponse:
     view = await request.app[DEPS].promote.status(actor_of(request), query.date)
     return m.CampaignStatusResponse(campaign=_campaign(view, _zone(request)) if view else None)
+
+
+async def campaign_events(request: web.Request, query: m.DateQuery) -> web.StreamResponse:
+    await member(request)
+    deps, answers = request.app[DEPS], request.app[ANSWERS]
+
+    def campaign_json(answer: Answer) -> str:
+        status = answer.model
+        if not isinstance(status, m.CampaignStatusResponse):
+            raise TypeError(f"not a campaign status: {type(status).__name__}")
+        return status.campaign.model_dump_json() if status.campaign is not None else "null"
+
+    return await stream_answers(
+        request,
+        event="campaign",
+        render=lambda: answers.answer(request, campaign_status, {"query": query}),
+        data=campaign_json,
+        next_rollover=deps.players.next_day,
+    )
 
 
 async def cancel_campaign(

@@ -1,5 +1,10 @@
 """Request and response bodies of the HTTP API; the OpenAPI document is generated from these.
 
+Every rule the server applies to an input is declared here, so that the document says exactly
+what is accepted: patterns, enums, bounds and lengths. The one rule JSON Schema cannot state —
+a status date within a window around *today* — is in the date's description and, for tools, in
+its `x-date-window` extension.
+
 Requests forbid unknown fields and take booleans only as JSON booleans (`"yes"` or `1` is a
 mistake, not a truthy value). Snowflakes are strings in answers: they do not fit a JavaScript number.
 """
@@ -16,12 +21,13 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    RootModel,
     StrictBool,
     StringConstraints,
     WithJsonSchema,
-    model_validator,
 )
 
+from services.linking import CODE_INPUT_PATTERN, MAX_CODE_INPUT
 from services.models import (
     CampaignStatus,
     Channel,
@@ -30,19 +36,27 @@ from services.models import (
     PlayerStatus,
     PreferredChannel,
 )
-from services.phone import normalize_e164
+from services.phone import E164_INPUT_PATTERN, MAX_INPUT, normalize_e164
+from services.players import FUTURE_DAYS, PAST_DAYS
 from services.quiet_hours import parse_hhmm
-from services.schedule import validate_timezone
+from services.schedule import iana_timezones, validate_timezone
 
 MAX_SQLITE_INT: Final = 2**63 - 1
-_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+MAX_PAGE: Final = 1000
+# YYYY-MM-DD with a year from 0001 (Python's dates have no year 0); the calendar check comes after.
+DATE_PATTERN: Final = (
+    r"^(?:[0-9]{3}[1-9]|[0-9]{2}[1-9][0-9]|[0-9][1-9][0-9]{2}|[1-9][0-9]{3})"
+    r"-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])$"
+)
 HHMM_PATTERN: Final = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+_DATE: Final = re.compile(DATE_PATTERN)
+_QUERY_INT: Final = re.compile(r"[0-9]{1,19}")
 
 
 def _iso_date(value: Any) -> Any:
     if isinstance(value, date) and not isinstance(value, datetime):
         return value
-    if not isinstance(value, str) or not _ISO_DATE.fullmatch(value):
+    if not isinstance(value, str) or not _DATE.fullmatch(value):
         raise ValueError("expected a date as YYYY-MM-DD")
     try:
         return date.fromisoformat(value)
@@ -60,6 +74,15 @@ def _query_bool(value: Any) -> Any:
     raise ValueError("expected true, false, 1 or 0")
 
 
+def _query_int(value: Any) -> Any:
+    # Plain ASCII digits only: pydantic alone would also take "5_0", " 50" or "50.0".
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if not isinstance(value, str) or not _QUERY_INT.fullmatch(value):
+        raise ValueError("expected a whole number written with the digits 0-9")
+    return int(value)
+
+
 def _hhmm(value: str) -> str:
     parse_hhmm(value)
     return value
@@ -70,23 +93,70 @@ def _drop_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
-IsoDate = Annotated[date, BeforeValidator(_iso_date)]
+_DATE_SCHEMA: Final[dict[str, Any]] = {"type": "string", "format": "date", "pattern": DATE_PATTERN}
+
+IsoDate = Annotated[date, BeforeValidator(_iso_date), WithJsonSchema({**_DATE_SCHEMA, "examples": ["2026-11-24"]})]
+StatusDate = Annotated[
+    date,
+    BeforeValidator(_iso_date),
+    WithJsonSchema({
+        **_DATE_SCHEMA,
+        "description": (
+            f"YYYY-MM-DD, from yesterday to {FUTURE_DAYS} days ahead, counted in the promotion timezone; "
+            "other dates are answered 400 `date_out_of_range`; omitted or null: today. (JSON Schema cannot "
+            "bound a date by today: `x-date-window` gives the window in days from today.)"
+        ),
+        "x-date-window": {"from_days": -PAST_DAYS, "to_days": FUTURE_DAYS},
+        "examples": ["2026-11-24"],
+    }),
+]
 QueryBool = Annotated[bool, BeforeValidator(_query_bool), WithJsonSchema({"type": "boolean"})]
 HHMM = Annotated[
     str,
     AfterValidator(_hhmm),
-    WithJsonSchema({"type": "string", "pattern": HHMM_PATTERN, "examples": ["22:30"]}),
+    WithJsonSchema({"type": "string", "pattern": HHMM_PATTERN, "examples": ["22:30", "07:00"]}),
 ]
-Timezone = Annotated[
-    str,
-    StringConstraints(max_length=64),
-    AfterValidator(validate_timezone),
-    WithJsonSchema({"type": "string", "maxLength": 64, "examples": ["Europe/Ljubljana"]}),
-]
+
+
+def _timezone_schema() -> dict[str, Any]:
+    return {
+        "type": "string",
+        "description": "An IANA timezone name, as the tzdata package lists them.",
+        "enum": sorted(iana_timezones()),
+    }
+
+
+Timezone = Annotated[str, AfterValidator(validate_timezone), WithJsonSchema(_timezone_schema())]
 E164 = Annotated[
     str,
     AfterValidator(normalize_e164),
-    WithJsonSchema({"type": "string", "maxLength": 32, "examples": ["+38640123456"]}),
+    WithJsonSchema({
+        "type": "string",
+        "maxLength": MAX_INPUT,
+        "pattern": E164_INPUT_PATTERN,
+        "description": (
+            "An international number: +, country code, number (E.164); spaces, tabs, dashes, dots, "
+            "slashes and brackets are ignored."
+        ),
+        "examples": ["+38640123456", "+386 40 123 456"],
+    }),
+]
+
+
+def _bounded_int(minimum: int, maximum: int, description: str) -> WithJsonSchema:
+    return WithJsonSchema({"type": "integer", "minimum": minimum, "maximum": maximum, "description": description})
+
+
+QueryInt = Annotated[int, BeforeValidator(_query_int)]
+PageLimit = Annotated[
+    QueryInt,
+    Field(ge=1, le=MAX_PAGE),
+    _bounded_int(1, MAX_PAGE, "At most this many entries of recipients_preview; default: all of them."),
+]
+PageOffset = Annotated[
+    QueryInt,
+    Field(ge=0, le=MAX_SQLITE_INT),
+    _bounded_int(0, MAX_SQLITE_INT, "Skip this many entries of recipients_preview first."),
 ]
 
 
@@ -99,19 +169,29 @@ class _Request(BaseModel):
 
 
 class _Response(BaseModel):
-    model_config = ConfigDict(frozen=True)
+    # Answers carry exactly their fields (the document says `additionalProperties: false`), which also
+    # tells the two answers of link-token apart.
+    model_config = ConfigDict(frozen=True, extra="forbid")
 
 
 # -- requests --------------------------------------------------------------------------------
 
 
 class DateQuery(_Request):
+    """The campaign of a date (any date); default: the campaign still running, else today's."""
+
     date: IsoDate | None = Field(None, description="YYYY-MM-DD; default: today in the promotion timezone")
+
+
+class BoardQuery(_Request):
+    date: StatusDate | None = None
 
 
 class PreviewQuery(_Request):
     include_available: QueryBool = False
     include_maybe: QueryBool = False
+    limit: PageLimit | None = None
+    offset: PageOffset = 0
 
 
 class CampaignPath(_Request):
@@ -120,11 +200,13 @@ class CampaignPath(_Request):
 
 class SetStatusRequest(_Request):
     status: PlayerStatus | None = Field(description="null clears the status for that date")
-    date: IsoDate | None = Field(None, description="YYYY-MM-DD; default: today in the promotion timezone")
+    date: StatusDate | None = None
 
 
 class QuietHours(_Request):
     """A daily window in the player's own timezone: start inclusive, end exclusive, may wrap midnight."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"start": "23:00", "end": "07:00"}]})
 
     start: HHMM
     end: HHMM
@@ -139,24 +221,35 @@ class PreferencesUpdate(_Request):
     timezone: Timezone | None = _omittable("IANA name; null: the promotion timezone.")
 
 
-class LinkTokenRequest(_Request):
-    """`{"channel": "telegram"}`, or `{"channel": "signal", "address": "+…"}` (E.164)."""
+class TelegramLinkRequest(_Request):
+    channel: Literal["telegram"]
 
-    channel: Literal["telegram", "signal"]
-    address: E164 | None = _omittable("The Signal number, required for signal; not allowed for telegram.")
 
-    @model_validator(mode="after")
-    def _address_matches_channel(self) -> LinkTokenRequest:
-        if self.channel == "signal" and self.address is None:
-            raise ValueError("address is required for channel signal")
-        if self.channel == "telegram" and "address" in self.model_fields_set:
-            raise ValueError("address is only for channel signal")
-        return self
+class SignalLinkRequest(_Request):
+    channel: Literal["signal"]
+    address: E164
+
+
+class LinkTokenRequest(RootModel[TelegramLinkRequest | SignalLinkRequest]):
+    """`{"channel": "telegram"}`, or `{"channel": "signal", "address": "+…"}`."""
+
+    model_config = ConfigDict(frozen=True)
+    root: TelegramLinkRequest | SignalLinkRequest = Field(discriminator="channel")
 
 
 class LinkConfirmRequest(_Request):
     channel: Literal["signal"]
-    code: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=32)]
+    code: Annotated[
+        str,
+        StringConstraints(max_length=MAX_CODE_INPUT, pattern=CODE_INPUT_PATTERN),
+        WithJsonSchema({
+            "type": "string",
+            "maxLength": MAX_CODE_INPUT,
+            "pattern": CODE_INPUT_PATTERN,
+            "description": "The 6 digits sent on Signal; spaces, tabs and dashes between them are ignored.",
+            "examples": ["123456", "123 456"],
+        }),
+    ]
 
 
 class CreateCampaignRequest(_Request):

@@ -9,11 +9,28 @@ from typing import Any
 from aiohttp import web
 from pydantic import BaseModel
 
+from bot.api import errors as e
 from bot.api import handlers as h
 from bot.api import models as m
+from bot.api.auth import SAFE_METHODS
+from bot.api.conditional import answer_conditionally
+from bot.api.errors import ErrorDoc
+from bot.api.events import EVENTS_DESCRIPTION
 from bot.api.parsing import parse_body, parse_path, parse_query
 
 Handler = Callable[..., Awaitable[BaseModel | web.StreamResponse]]
+
+
+Guard = Callable[[web.Request], Awaitable[object]]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamDoc:
+    """What an event stream sends: events named `event`, each carrying `data` as JSON (or null)."""
+
+    event: str
+    data: type[BaseModel]
+    nullable: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,13 +49,37 @@ class Operation:
     route: str | None = None  # aiohttp's spelling of `path`, when it needs a pattern
     public: bool = False
     service_only: bool = False  # a service token alone, no acting user (GET /metrics)
-    errors: tuple[int, ...] = ()  # documented error statuses besides 400 / 401
+    # The errors this operation answers besides those every operation of its kind may answer
+    # (bad input, no or bad credentials, a missing CSRF header): see `documented_errors`.
+    errors: tuple[ErrorDoc, ...] = ()
     also: tuple[int, ...] = ()  # other statuses that answer with the success body (503 not ready)
     media_type: str = "application/json"  # of the success body
+    # A read answered with an ETag from the cache of answers (bot/api/conditional.py): the guard lets
+    # the caller in (or raises) without reading the database once it has seen them.
+    cached_for: Guard | None = None
+    stream: StreamDoc | None = None  # server-sent events (media_type text/event-stream)
+    description: str = ""
 
     @property
     def route_path(self) -> str:
         return self.route or self.path
+
+    @property
+    def changes_state(self) -> bool:
+        return self.method not in SAFE_METHODS
+
+    def documented_errors(self) -> tuple[ErrorDoc, ...]:
+        """Every error answer of this operation, explicit or implied by its kind."""
+        if self.public:
+            return self.errors
+        if self.service_only:
+            return tuple(dict.fromkeys([e.AMBIGUOUS, e.UNAUTHORIZED, *self.errors]))
+        implied = [e.BAD_INPUT, e.AMBIGUOUS, e.UNAUTHORIZED, e.MEMBERSHIP_UNKNOWN]
+        if self.body is not None:
+            implied += [e.BAD_JSON, e.TOO_LARGE, e.BODY_TIMEOUT]
+        if self.changes_state:
+            implied.append(e.CSRF)
+        return tuple(dict.fromkeys([*implied, *self.errors]))
 
 
 METRICS_PATH = "/metrics"
@@ -68,52 +109,63 @@ OPERATIONS: tuple[Operation, ...] = (
     ),
     Operation(
         "POST", _AVAILABILITY, "setStatus", "Set or clear the caller's status for a date.", h.set_status,
-        (m.AvailabilityEntryResponse,), body=m.SetStatusRequest, errors=(403,),
+        (m.AvailabilityEntryResponse,), body=m.SetStatusRequest, errors=(e.DATE_OUT_OF_RANGE, e.NOT_LINKED),
     ),
     Operation(
         "GET", _AVAILABILITY, "getBoard", "Counts by status for a date, and names for linked users.",
-        h.board, (m.BoardResponse,), query=m.DateQuery,
+        h.board, (m.BoardResponse,), query=m.BoardQuery, errors=(e.DATE_OUT_OF_RANGE,),
     ),
     Operation(
         "GET", f"{_AVAILABILITY}/promotion-preferences", "getPreferences",
         "The caller's promotion preferences and linked channels (handles masked).", h.get_preferences,
-        (m.PreferencesResponse,), errors=(403,),
+        (m.PreferencesResponse,), errors=(e.NOT_LINKED,),
     ),
     Operation(
         "POST", f"{_AVAILABILITY}/promotion-preferences", "updatePreferences",
         "Change the given preferences; omitted fields stay unchanged.", h.update_preferences,
-        (m.PreferencesResponse,), body=m.PreferencesUpdate, errors=(403,),
+        (m.PreferencesResponse,), body=m.PreferencesUpdate, errors=(e.NOT_LINKED,),
     ),
     Operation(
         "POST", f"{_AVAILABILITY}/link-token", "requestLink",
         "Start linking Telegram (a deep link) or Signal (a code sent to the number).", h.link_token,
-        (m.TelegramLinkResponse, m.SignalLinkResponse), body=m.LinkTokenRequest, errors=(403, 409, 429),
+        (m.TelegramLinkResponse, m.SignalLinkResponse), body=m.LinkTokenRequest,
+        errors=(e.NOT_LINKED, e.CHANNEL_UNAVAILABLE, e.LINK_THROTTLED),
     ),
     Operation(
         "POST", f"{_AVAILABILITY}/link-confirm", "confirmLink", "Confirm a Signal link with its code.",
-        h.link_confirm, (m.LinkConfirmResponse,), body=m.LinkConfirmRequest, errors=(403, 409, 429),
+        h.link_confirm, (m.LinkConfirmResponse,), body=m.LinkConfirmRequest,
+        errors=(e.NOT_LINKED, e.CHANNEL_UNAVAILABLE, e.NO_CODE_PENDING, e.WRONG_CODE, e.CODE_EXPIRED, e.CODE_LOCKED),
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/preview", "previewCampaign",
         "Who tonight's campaign would reach, and on which channel (promoters).", h.preview,
-        (m.PreviewResponse,), query=m.PreviewQuery, errors=(403,),
+        (m.PreviewResponse,), query=m.PreviewQuery, errors=(e.NOT_LINKED, e.NOT_PROMOTER),
+        cached_for=h.promoter,
     ),
     Operation(
         "POST", f"{_PROMOTIONS}/campaigns", "createCampaign",
         "Snapshot the recipients and schedule tonight's campaign (promoters).", h.create_campaign,
         (m.CampaignCreatedResponse,), status=201, body=m.CreateCampaignRequest, body_required=False,
-        errors=(403, 409, 422, 429),
+        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.CAMPAIGN_EXISTS, e.NO_RECIPIENTS, e.DRY_RUNS_USED_UP),
     ),
     Operation(
         "GET", f"{_PROMOTIONS}/campaign", "getCampaign",
         "The campaign of a date: aggregate counts and jobs only.", h.campaign_status,
-        (m.CampaignStatusResponse,), query=m.DateQuery, errors=(403,),
+        (m.CampaignStatusResponse,), query=m.DateQuery, errors=(e.NOT_LINKED,), cached_for=h.member,
+    ),
+    Operation(
+        "GET", f"{_PROMOTIONS}/campaign/events", "watchCampaign",
+        "The campaign of a date as server-sent events: one `campaign` event now and on every change.",
+        h.campaign_events, (), query=m.DateQuery, errors=(e.NOT_LINKED, e.TOO_MANY_STREAMS),
+        stream=StreamDoc("campaign", m.CampaignView, nullable=True), media_type="text/event-stream",
+        description=EVENTS_DESCRIPTION,
     ),
     Operation(
         "POST", f"{_PROMOTIONS}/campaigns/{{campaign_id}}/cancel", "cancelCampaign",
         "Cancel a campaign; its pending jobs never run (promoters).", h.cancel_campaign,
         (m.CampaignView,), body=m.EmptyRequest, body_required=False, path_params=m.CampaignPath,
-        route=f"{_PROMOTIONS}/campaigns/{{campaign_id:[0-9]+}}/cancel", errors=(403, 404),
+        route=f"{_PROMOTIONS}/campaigns/{{campaign_id:[0-9]+}}/cancel",
+        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.CAMPAIGN_NOT_FOUND),
     ),
     Operation(
         "GET", "/api/openapi.json", "getOpenApi", "This document.", h.openapi, (), public=True,
@@ -134,6 +186,9 @@ def _endpoint(op: Operation) -> Callable[[web.Request], Awaitable[web.StreamResp
             inputs["path"] = parse_path(request, op.path_params)
         if op.body is not None:
             inputs["body"] = await parse_body(request, op.body, required=op.body_required)
+        if op.cached_for is not None:
+            await op.cached_for(request)
+            return await answer_conditionally(request, op.handler, inputs)
         result = await op.handler(request, **inputs)
         if isinstance(result, web.StreamResponse):
             return result

@@ -14,7 +14,7 @@ import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,9 @@ from aiohttp.test_utils import TestClient, TestServer
 from pydantic import SecretStr
 
 from bot.api import ApiDeps, OAuthConfig, StaticMembership, create_app
+from bot.api.events import StreamLimits
 from bot.config import ApiSettings, DiscordSettings, SecuritySettings, Settings
+from services.clock import FakeClock
 from services.models import Actor, Channel
 from tests.support import PROMOTER_ID, Harness, local, make_harness
 
@@ -34,6 +36,7 @@ SESSION_SECRET = "a-session-secret-that-is-long-enough-for-hmac"
 MEMBER_ID = 2000
 OUTSIDER_ID = 3000
 XHR = {"X-Requested-With": "XMLHttpRequest"}
+ONE_EVENT = StreamLimits(lifetime=timedelta(0))
 
 MEMBERS = {
     PROMOTER_ID: Actor(PROMOTER_ID, True, frozenset(), "Promoter"),
@@ -237,12 +240,16 @@ async def api_client(
     redirect_uri: str = "",
     trusted_proxies: list[str] | None = None,
     metrics: bool = True,
+    streams: StreamLimits | None = None,
+    clock: FakeClock | None = None,
 ) -> AsyncIterator[Api]:
     """The API app over a fresh database at 18:00 on DAY, the promoter's and Mia's profiles created.
 
-    `channels` are the channels with a sender (Telegram and Signal linking need theirs).
+    `channels` are the channels with a sender (Telegram and Signal linking need theirs). Event
+    streams end after their first event unless `streams` says otherwise: on the fake clock, a
+    stream that waits would move time on for everyone.
     """
-    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0), channels=channels)
+    h = await make_harness(tmp_path / "api.sqlite3", start or local(DAY, 18, 0), channels=channels, clock=clock)
     await h.add_player(PROMOTER_ID, "Promoter", status=None)
     await h.add_player(MEMBER_ID, "Mia", status=None)
     membership = StaticMembership(MEMBERS)
@@ -259,7 +266,9 @@ async def api_client(
         clock=h.clock,
         readiness=readiness,
         metrics=h.engine.metrics,
+        changes=h.engine.db.changes,
         oauth=OAuthConfig.from_settings(settings),
+        streams=streams or ONE_EVENT,
     )
     client = TestClient(TestServer(create_app(deps, settings), host="127.0.0.1", port=0))
     await client.start_server()

@@ -24,6 +24,7 @@ STATUS = f"{AV}/promotions/campaign"
 CANCEL = f"{AV}/promotions/campaigns/1/cancel"
 BAD = "invalid_input"
 JSON = "invalid_json"
+OUT_OF_RANGE = "date_out_of_range"
 
 
 @pytest.fixture
@@ -59,7 +60,10 @@ CASES = [
     case("POST", AV, 400, BAD, "body.date", json={"status": "LOOKING", "date": 20261124}),
     case("POST", AV, 400, BAD, "body.date",
          json={"status": "LOOKING", "date": "2026-11-24T00:00:00"}),
-    case("POST", AV, 400, BAD, "date must be between", json={"status": "LOOKING", "date": "2027-01-01"}),
+    case("POST", AV, 400, OUT_OF_RANGE, "date must be between", json={"status": "LOOKING", "date": "2027-01-01"}),
+    case("POST", AV, 400, OUT_OF_RANGE, "date must be between", json={"status": "LOOKING", "date": "2026-11-22"}),
+    case("POST", AV, 400, OUT_OF_RANGE, "date must be between", json={"status": "LOOKING", "date": "2026-12-23"}),
+    case("POST", AV, 400, BAD, "body.date", json={"status": "LOOKING", "date": "0000-01-01"}),
     case("POST", AV, 400, BAD, "body.extra", json={"status": "LOOKING", "extra": 1}),
     case("POST", AV, 400, BAD, "body", json=["LOOKING"]),
     case("POST", AV, 400, BAD, "body", data=b"null"),
@@ -72,7 +76,7 @@ CASES = [
     case("GET", AV, 400, BAD, "query.date", params={"date": "tomorrow"}),
     case("GET", AV, 400, BAD, "query.date", params={"date": "2026-02-30"}),
     case("GET", AV, 400, BAD, "query.date", params={"date": "2026-11-24 "}),
-    case("GET", AV, 400, BAD, "date must be between", params={"date": "1999-01-01"}),
+    case("GET", AV, 400, OUT_OF_RANGE, "date must be between", params={"date": "1999-01-01"}),
     case("GET", AV, 400, BAD, "query.day", params={"day": "2026-11-24"}),
     case("GET", AV, 400, BAD, "more than once", params=[("date", "2026-11-24"), ("date", "2026-11-25")]),
     # -- POST /api/availability/promotion-preferences
@@ -101,25 +105,38 @@ CASES = [
     case("POST", PREFS, 400, BAD, "body.nickname", json={"allow_promotions": False, "nickname": "x"}),
     case("POST", PREFS, 400, BAD, "body." + "k" * 40, json={"k" * 5000: 1}),
     # -- link-token / link-confirm
-    case("POST", LINK, 400, BAD, "body.channel", json={"channel": "email"}),
-    case("POST", LINK, 400, BAD, "body.channel", json={}),
-    case("POST", LINK, 400, BAD, "address is required", json={"channel": "signal"}),
-    case("POST", LINK, 400, BAD, "body.address", json={"channel": "signal", "address": "040123456"}),
-    case("POST", LINK, 400, BAD, "body.address", json={"channel": "signal", "address": "+1 (555) x"}),
-    case("POST", LINK, 400, BAD, "body.address", json={"channel": "signal", "address": 38640123456}),
-    case("POST", LINK, 400, BAD, "only for channel signal",
+    case("POST", LINK, 400, BAD, "'channel' does not match any of the expected tags", json={"channel": "email"}),
+    case("POST", LINK, 400, BAD, "discriminator 'channel'", json={}),
+    case("POST", LINK, 400, BAD, "body.signal.address: Field required", json={"channel": "signal"}),
+    case("POST", LINK, 400, BAD, "body.signal.address", json={"channel": "signal", "address": "040123456"}),
+    case("POST", LINK, 400, BAD, "body.signal.address", json={"channel": "signal", "address": "+1 (555) x"}),
+    case("POST", LINK, 400, BAD, "body.signal.address", json={"channel": "signal", "address": 38640123456}),
+    case("POST", LINK, 400, BAD, "body.signal.address",
+         json={"channel": "signal", "address": "+38640123456\n"}),
+    case("POST", LINK, 400, BAD, "body.telegram.address: Extra inputs are not permitted",
          json={"channel": "telegram", "address": "+38640123456"}),
+    case("POST", LINK, 400, BAD, "body.telegram.address", json={"channel": "telegram", "address": None}),
     case("POST", CONFIRM, 400, BAD, "body.channel", json={"channel": "telegram", "code": "123456"}),
     case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal"}),
     case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal", "code": "   "}),
     case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal", "code": "1" * 1000}),
     case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal", "code": 123456}),
+    case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal", "code": "12345"}),
+    case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal", "code": "123456\n"}),
+    case("POST", CONFIRM, 400, BAD, "body.code", json={"channel": "signal", "code": "１２３４５６"}),
     # -- preview
     case("GET", PREVIEW, 400, BAD, "query.include_available", params={"include_available": "yes"}),
     case("GET", PREVIEW, 400, BAD, "query.include_available", params={"include_available": "TRUE"}),
     case("GET", PREVIEW, 400, BAD, "query.include_maybe", params={"include_maybe": "2"}),
     case("GET", PREVIEW, 400, BAD, "query.include_maybe", params={"include_maybe": ""}),
     case("GET", PREVIEW, 400, BAD, "query.dry_run", params={"dry_run": "true"}),
+    case("GET", PREVIEW, 400, BAD, "query.limit", params={"limit": "0"}),
+    case("GET", PREVIEW, 400, BAD, "query.limit", params={"limit": "1001"}),
+    case("GET", PREVIEW, 400, BAD, "query.limit", params={"limit": "5_0"}),
+    case("GET", PREVIEW, 400, BAD, "query.limit", params={"limit": " 50"}),
+    case("GET", PREVIEW, 400, BAD, "query.limit", params={"limit": "50.0"}),
+    case("GET", PREVIEW, 400, BAD, "query.offset", params={"offset": "-1"}),
+    case("GET", PREVIEW, 400, BAD, "query.offset", params={"offset": "9" * 30}),
     # -- create
     case("POST", CREATE, 400, BAD, "body.dry_run", json={"dry_run": "true"}),
     case("POST", CREATE, 400, BAD, "body.include_maybe", json={"include_maybe": 1}),

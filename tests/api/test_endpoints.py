@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 import re
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from bot.api.deps import package_version
+from bot.api.openapi import document_json
 from services.models import Channel, PlayerStatus, Preferences, PreferredChannel
 from tests.api.helpers import DAY, MEMBER_ID, Api, api_client
 from tests.support import PROMOTER_ID
@@ -150,9 +153,9 @@ async def test_signal_link_sends_a_code_to_the_normalised_number(api: Api) -> No
     confirm = "/api/availability/link-confirm"
     wrong = "000000" if code != "000000" else "111111"
     status, body = await api.post(confirm, json={"channel": "signal", "code": wrong})
-    assert status == 400
-    assert body["error"] == {"code": "invalid_input", "message": "Wrong code; 4 tries left."}
-    status, body = await api.post(confirm, json={"channel": "signal", "code": code})
+    assert status == 409
+    assert body["error"] == {"code": "wrong_code", "message": "Wrong code; 4 tries left."}
+    status, body = await api.post(confirm, json={"channel": "signal", "code": f"{code[:3]} {code[3:]}"})
     assert (status, body) == (200, {"linked": True})
     status, body = await api.get("/api/availability/promotion-preferences")
     assert body["links"]["signal"]["linked"] is True
@@ -189,9 +192,11 @@ async def test_wrong_codes_lock_the_code_even_against_the_right_one(api: Api) ->
     for _ in range(4):
         await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": wrong})
     status, body = await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": wrong})
-    assert (status, body["error"]["message"]) == (400, "Wrong code: too many wrong codes; request a new code")
+    assert (status, body["error"]) == (
+        409, {"code": "code_locked", "message": "Wrong code: too many wrong codes; request a new code."}
+    )
     status, body = await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": code})
-    assert (status, body["error"]["code"]) == (400, "invalid_input")
+    assert (status, body["error"]["code"]) == (409, "code_locked")
     status, body = await api.get("/api/availability/promotion-preferences")
     assert body["links"]["signal"]["linked"] is False
 
@@ -329,6 +334,7 @@ DOCUMENTED_OPERATIONS = {
     ("get", "/api/availability/promotions/preview"),
     ("post", "/api/availability/promotions/campaigns"),
     ("get", "/api/availability/promotions/campaign"),
+    ("get", "/api/availability/promotions/campaign/events"),
     ("post", "/api/availability/promotions/campaigns/{campaign_id}/cancel"),
     ("get", "/api/openapi.json"),
 }
@@ -341,6 +347,15 @@ def refs_in(node: object) -> list[str]:
     if isinstance(node, list):
         return [r for value in node for r in refs_in(value)]
     return []
+
+
+async def test_the_committed_document_is_the_one_served(api: Api) -> None:
+    """docs/openapi.json follows the code: regenerate it with `make openapi`."""
+    committed = (Path(__file__).parents[2] / "docs" / "openapi.json").read_text(encoding="utf-8")
+    async with api.client.get("/api/openapi.json") as response:
+        served = await response.read()
+    assert json.loads(committed) == json.loads(served), "docs/openapi.json is stale: run `make openapi`"
+    assert committed == document_json(package_version())  # and written exactly as `make openapi` writes it
 
 
 async def test_the_document_describes_every_row_of_the_design_table(api: Api) -> None:

@@ -204,7 +204,8 @@ class FuzzEnv:
             method, drawn.path, params=drawn.query, data=drawn.body, headers=self.api.auth(drawn.actor)
         ) as response:
             status = response.status
-            # Every answer is JSON but the Prometheus text of GET /metrics.
+            # Every answer is JSON but the Prometheus text of GET /metrics and the event stream (their
+            # own tests read them).
             raw = await response.read()
             payload = json.loads(raw) if response.content_type == "application/json" else raw.decode()
         unchanged = await self.api.dump() == before

@@ -34,7 +34,14 @@ from bot.telegram_side import (
 from services.contacts import ContactCipher
 from services.delivery.signal import SignalClient, SignalSender
 from services.delivery.telegram import TelegramSender, build_telegram_bot
-from services.errors import InvalidInput, TooManyRequests, Unavailable
+from services.errors import (
+    CodeLocked,
+    CodeRefused,
+    InvalidInput,
+    TooManyRequests,
+    Unavailable,
+    WrongCode,
+)
 from services.linking import LinkingService
 from services.models import Actor, Channel, Preferences, PreferredChannel
 from tests.emulators import bounded
@@ -263,9 +270,9 @@ async def test_wrong_codes_lock_until_a_new_code(rig: Rig) -> None:
     right = rig.last_code()
     wrong = f"{(int(right) + 500_000) % 1_000_000:06d}"
     for _ in range(5):
-        with pytest.raises(InvalidInput):
+        with pytest.raises(CodeRefused):
             await rig.linking.confirm_signal_link(rig.actor(), wrong)
-    with pytest.raises(InvalidInput, match="too many wrong codes; request a new code"):
+    with pytest.raises(CodeLocked, match="Too many wrong codes; request a new code"):
         await rig.linking.confirm_signal_link(rig.actor(), right)
     assert await rig.h.engine.link_store.all_links() == []
     await rig.link_signal()
@@ -288,7 +295,7 @@ async def test_unregistered_number_leaves_no_usable_code(rig: Rig) -> None:
     withheld = await rig.linking.request_signal_link(rig.actor(), NUMBER)
     assert sent == withheld
     assert rig.signal.requests_total == 2 and rig.signal.messages_to(NUMBER) == []
-    with pytest.raises(InvalidInput, match="Wrong code; 4 tries left"):
+    with pytest.raises(WrongCode, match="Wrong code; 4 tries left"):
         await rig.linking.confirm_signal_link(rig.actor(), "123456")
     assert await rig.h.engine.link_store.all_links() == []
 

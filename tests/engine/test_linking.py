@@ -15,7 +15,17 @@ import pytest
 
 from services.contacts import ContactCipher
 from services.delivery.base import OutgoingMessage, SendResult
-from services.errors import InvalidInput, NotLinked, TooManyRequests, Unavailable
+from services.errors import (
+    CodeExpired,
+    CodeLocked,
+    CodeRefused,
+    InvalidInput,
+    NoCodePending,
+    NotLinked,
+    TooManyRequests,
+    Unavailable,
+    WrongCode,
+)
 from services.linking import LinkingService
 from services.models import Channel, SignalCodeLimits, TelegramLinked, TelegramMoveAsked, Throttle
 from tests.emulators import bounded
@@ -275,7 +285,7 @@ async def test_signal_link_round_trip(h: Harness, linking: LinkingService, signa
     assert player is not None
     [link] = await h.engine.link_store.links(player.id)
     assert link.channel is Channel.SIGNAL and h.cipher.decrypt(link.address_encrypted) == NUMBER
-    with pytest.raises(InvalidInput, match="No code is waiting"):
+    with pytest.raises(NoCodePending, match="No code is waiting"):
         await linking.confirm_signal_link(h.actor(ANA, "Ana"), code)
 
 
@@ -298,11 +308,11 @@ async def test_wrong_codes_lock_the_attempt(h: Harness, linking: LinkingService,
     wrong = f"{(int(right) + 1) % 1_000_000:06d}"
     messages = []
     for _ in range(5):
-        with pytest.raises(InvalidInput) as refused:
+        with pytest.raises(CodeRefused) as refused:
             await linking.confirm_signal_link(ana, wrong)
         messages.append(refused.value.message)
     assert messages[0] == "Wrong code; 4 tries left." and "too many wrong codes" in messages[-1]
-    with pytest.raises(InvalidInput, match="too many wrong codes; request a new code"):
+    with pytest.raises(CodeLocked, match="Too many wrong codes; request a new code"):
         await linking.confirm_signal_link(ana, right)
     assert await h.engine.link_store.all_links() == []
     # A new code starts afresh.
@@ -328,7 +338,7 @@ async def test_expired_code_is_refused(h: Harness, linking: LinkingService, sign
     ana = h.actor(ANA, "Ana")
     await linking.request_signal_link(ana, NUMBER)
     h.clock.advance(15 * 60)
-    with pytest.raises(InvalidInput, match="expired"):
+    with pytest.raises(CodeExpired, match="expired"):
         await linking.confirm_signal_link(ana, signal.last_code())
     assert await h.engine.link_store.all_links() == []
 
@@ -343,7 +353,7 @@ async def test_a_new_code_replaces_the_old_one(
     await linking.request_signal_link(ana, "+38641999888")
     new = signal.last_code()
     if old != new:
-        with pytest.raises(InvalidInput, match="Wrong code"):
+        with pytest.raises(WrongCode, match="Wrong code"):
             await linking.confirm_signal_link(ana, old)
     await linking.confirm_signal_link(ana, new)
     [link] = await h.engine.link_store.all_links()
@@ -373,7 +383,7 @@ async def test_a_code_that_was_not_sent_cannot_be_confirmed(
         with pytest.raises(answered, match="try again in a few minutes"):
             await linking.request_signal_link(ana, NUMBER)
     # Even if the code reached the number after all, it is void: it answers like a wrong one.
-    with pytest.raises(InvalidInput, match="Wrong code; 4 tries left"):
+    with pytest.raises(WrongCode, match="Wrong code; 4 tries left"):
         await linking.confirm_signal_link(ana, fake.last_code())
     assert await h.engine.link_store.all_links() == []
 
@@ -385,7 +395,7 @@ async def test_the_answer_does_not_tell_whether_a_number_is_on_signal(h: Harness
     for fake in (registered, unregistered):
         answers.append(await make_linking(h, fake).request_signal_link(h.actor(ANA, "Ana"), NUMBER))
         for _ in range(5):  # and typing codes at it reads the same too
-            with pytest.raises(InvalidInput) as wrong:
+            with pytest.raises(CodeRefused) as wrong:
                 await make_linking(h, fake).confirm_signal_link(h.actor(ANA, "Ana"), "000000")
         answers.append(wrong.value.message)
     assert answers[0] == answers[2] and answers[1] == answers[3]
@@ -512,7 +522,7 @@ async def test_key_rotation_keeps_every_address(h: Harness, signal: FakeSignal) 
     # The pending request's number was re-encrypted too (its code was hashed under A, so is void now).
     *_, (_, encrypted) = await after.link_request_store.signal_numbers()
     assert only_b.decrypt(encrypted) == "+38641999888"
-    with pytest.raises(InvalidInput, match="Wrong code"):
+    with pytest.raises(WrongCode, match="Wrong code"):
         await after.confirm_signal_link(bor, pending_code)
 
 
@@ -551,7 +561,7 @@ async def test_logs_never_show_chat_ids_numbers_tokens_or_codes(
     await linking.unlink_telegram_chat(CHAT)
     await linking.request_signal_link(ana, NUMBER)
     code = signal.last_code()
-    with pytest.raises(InvalidInput):
+    with pytest.raises(WrongCode):
         await linking.confirm_signal_link(ana, f"{(int(code) + 1) % 1_000_000:06d}")
     await linking.confirm_signal_link(ana, code)
     signal.result = SendResult.permanent("recipient is not registered on Signal")

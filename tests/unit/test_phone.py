@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from services.phone import is_e164, mask_number, normalize_e164
+from services.phone import E164_INPUT_PATTERN, MAX_INPUT, is_e164, mask_number, normalize_e164
 
 E164_CASES = [
     # (input, valid)
@@ -48,8 +50,17 @@ NORMALIZE_CASES = [
     ("+" + "1" * 40, None),  # oversized
     ("+386\t40\t123\t456", "+38640123456"),
     ("+38640123456; DROP TABLE players", None),
+    ("(+386) 40 123 456", "+38640123456"),
+    ("+38640123456\n", None),  # a newline is not a separator
+    ("\u2003+38640123456", None),  # nor is any other kind of space
     ("", None),
 ]
+
+
+@pytest.mark.parametrize(("raw", "expected"), NORMALIZE_CASES)
+def test_the_published_pattern_accepts_exactly_what_normalize_accepts(raw: str, expected: str | None) -> None:
+    accepted = len(raw) <= MAX_INPUT and re.fullmatch(E164_INPUT_PATTERN, raw) is not None
+    assert accepted is (expected is not None)
 
 
 @pytest.mark.parametrize(("raw", "expected"), NORMALIZE_CASES)
