@@ -19,6 +19,7 @@ MODULES = (
     "bench.telegram_fanout",
     "bench.discord_fanout",
     "bench.e2e_campaign",
+    "bench.discord_scale",
     "bench.process_footprint",
     "bench.slow_clients",
     "bench.api_load",  # optional: run when present

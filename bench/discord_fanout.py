@@ -7,7 +7,10 @@ then POST /channels/{id}/messages with the same JSON body and Authorization head
 concurrency, against the same emulator.
 
 Both sides open the DM channel for every user in every run (a fresh `DiscordDMSender` each time, so
-its channel cache starts empty), and every run uses fresh nonces, so nothing is deduplicated.
+its channel cache starts empty; the users are no players, so no channel is stored), and every run uses
+fresh nonces, so nothing is deduplicated. Discord's limits are out of the way on both sides (the
+emulator's global limit lifted, the sender's `DiscordLimits` set far above it): this figure is the
+sender's own cost; bench/discord_scale.py measures the bot at Discord's limits.
 
 Run with `.venv/bin/python -m bench.discord_fanout [--users N] [--concurrency C] [--repeats R]`.
 """
@@ -17,7 +20,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import platform
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 
 import aiohttp
 import discord
@@ -26,9 +31,14 @@ from discord.http import handle_message_parameters
 from bench.gated import run_gated
 from bot.discord_endpoints import apply_discord_endpoints
 from bot.sandbox.discord_emulator import DiscordEmulator
+from services.clock import SystemClock
 from services.delivery.base import Outcome, OutgoingMessage
 from services.delivery.discord_dm import DiscordDMSender, fit_message
+from services.delivery.discord_limits import DiscordLimits
+from services.metrics import Metrics
 from services.models import Channel
+from storage.db import Database
+from storage.discord_dms import DiscordDMStore
 
 TEXT = "Kick-off in 15 minutes: <t:1795550400:t> (21:00 CET). See you in voice!"
 FIRST_USER = 600_000_000_000_000_000
@@ -70,23 +80,34 @@ async def main(users: int = 2000, concurrency: int = 16, repeats: int = 3) -> No
     emulator.nonce_window = 0.0
     # This figure is the sender's overhead against a bare client that does not retry 429s, not a
     # paced fan-out: Discord's 50 requests/s global limit is lifted here (the emulator enforces it
-    # by default).
+    # by default), and so are the bot's own limits.
     emulator.global_rate_limit = None
     await emulator.start()
     apply_discord_endpoints(emulator.api_base_url, emulator.gateway_url)
+    clock = SystemClock()
+    limits = DiscordLimits(clock, Metrics(), global_per_second=100_000, dm_opens_per_second=100_000.0)
     # The bot's client settings (bot/client.py): max_ratelimit_timeout bounds waits on 429s.
-    client = discord.Client(intents=discord.Intents.none(), max_ratelimit_timeout=30.0)
+    client = discord.Client(
+        intents=discord.Intents.none(), max_ratelimit_timeout=30.0, http_trace=limits.trace_config
+    )
     headers = {"Authorization": f"Bot {emulator.token}"}
     connector = aiohttp.TCPConnector(limit=concurrency)
+    workdir = tempfile.TemporaryDirectory(prefix="rp-dm-bench-")
+    db = await Database.open(Path(workdir.name) / "rp.sqlite3")
+    dms = DiscordDMStore(db)
+
+    def new_sender() -> DiscordDMSender:
+        return DiscordDMSender(client, limits, dms, clock)
+
     try:
         await client.login(emulator.token)
         async with aiohttp.ClientSession(connector=connector, headers=headers) as session:
             # Warm-up: the emulator's DM channels for every user, and both connection pools.
-            await run_gated(concurrency, range(users), _via_sender(DiscordDMSender(client), 0))
+            await run_gated(concurrency, range(users), _via_sender(new_sender(), 0))
             await run_gated(concurrency, range(4 * concurrency), _via_bare_aiohttp(session, emulator.api_base_url, 1))
             ours, bare = float("inf"), float("inf")
             for r in range(repeats):
-                sender = DiscordDMSender(client)  # an empty DM-channel cache: open + post per user
+                sender = new_sender()  # an empty DM-channel cache: open + post per user
                 ours = min(ours, await run_gated(concurrency, range(users), _via_sender(sender, 10 + 2 * r)))
                 run = _via_bare_aiohttp(session, emulator.api_base_url, 11 + 2 * r)
                 bare = min(bare, await run_gated(concurrency, range(users), run))
@@ -99,6 +120,8 @@ async def main(users: int = 2000, concurrency: int = 16, repeats: int = 3) -> No
     finally:
         await client.close()
         await emulator.stop()
+        await db.close()
+        workdir.cleanup()
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ from services.clock import Clock, SystemClock
 from services.contacts import ContactCipher
 from services.delivery.base import Sender, VoiceProbe
 from services.delivery.discord_dm import DiscordChannelPoster, DiscordDMSender, GatewayVoiceProbe
+from services.delivery.discord_limits import DiscordLimits
 from services.delivery.signal import SignalClient, SignalSender
 from services.delivery.telegram import Pacer, TelegramSender, build_telegram_bot
 from services.dispatcher import DispatchConfig
@@ -56,6 +57,7 @@ from services.permissions import PromoterPolicy
 from services.promote import PromotionConfig
 from storage.backup import BackupResult, aside_name, backup
 from storage.db import Database, StorageError
+from storage.discord_dms import DiscordDMStore
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -98,6 +100,17 @@ def dispatch_config(settings: Settings) -> DispatchConfig:
         lease=timedelta(seconds=p.job_lease_seconds),
         max_lateness=timedelta(minutes=p.max_lateness_minutes),
         followup_channel_id=settings.discord.followup_channel_id,
+    )
+
+
+def discord_limits(settings: Settings, clock: Clock, metrics: Metrics) -> DiscordLimits:
+    d = settings.discord
+    return DiscordLimits(
+        clock,
+        metrics,
+        global_per_second=d.global_rate_per_second,
+        dm_opens_per_second=d.dm_open_rate_per_second,
+        invalid_requests_pause_at=d.invalid_requests_pause_at,
     )
 
 
@@ -212,14 +225,16 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         # Entering the client readies it for cogs before any login; leaving it closes it (its cogs,
         # the scheduler loop with them, and its HTTP session). On a normal shutdown the gateway step
         # has closed it already, and this finds it closed.
-        bot = await stack.enter_async_context(RallypointBot(settings=settings, metrics=metrics))
+        bot = await stack.enter_async_context(
+            RallypointBot(settings=settings, limits=discord_limits(settings, clock, metrics), metrics=metrics)
+        )
 
         telegram_bot = await _telegram_bot(stack, settings, clock) if cipher is not None else None
-        senders = await _senders(stack, settings, bot, telegram_bot, cipher, clock)
+        senders = await _senders(stack, settings, db, bot, telegram_bot, cipher, clock)
         engine = engine_for(
             settings, db, clock,
             senders=senders,
-            poster=DiscordChannelPoster(bot),
+            poster=DiscordChannelPoster(bot, bot.limits),
             voice=GatewayVoiceProbe(bot, settings.discord.guild_id, settings.discord.voice_channel_ids),
             telegram_bot_username=(
                 deep_link_username(settings.telegram.bot_username, telegram_bot) if telegram_bot else None
@@ -270,6 +285,7 @@ async def _telegram_bot(stack: contextlib.AsyncExitStack, settings: Settings, cl
 async def _senders(
     stack: contextlib.AsyncExitStack,
     settings: Settings,
+    db: Database,
     bot: RallypointBot,
     telegram_bot: telegram.Bot | None,
     cipher: ContactCipher | None,
@@ -279,7 +295,7 @@ async def _senders(
 
     Telegram and Signal need the contact key (no address can be read without it).
     """
-    senders: dict[Channel, Sender] = {Channel.DISCORD: DiscordDMSender(bot)}
+    senders: dict[Channel, Sender] = {Channel.DISCORD: DiscordDMSender(bot, bot.limits, DiscordDMStore(db), clock)}
     if telegram_bot is not None:
         senders[Channel.TELEGRAM] = TelegramSender(telegram_bot, Pacer(clock))
     if settings.signal.enabled and cipher is not None:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import logging
-from types import SimpleNamespace
 from typing import Any
 
-import aiohttp
 import discord
 from discord.ext import commands
 
 from bot.config import Settings
 from bot.tree import RallypointTree
+from services.delivery.discord_limits import DiscordLimits
 from services.metrics import Metrics
 
 log = logging.getLogger(__name__)
-
-# What Discord counts toward its invalid-request limit (10,000 in 10 minutes bans the IP for a while).
-INVALID_REQUEST_STATUSES = frozenset({401, 403, 429})
 
 
 class NoVoiceLibraryWarnings(logging.Filter):
@@ -29,22 +25,6 @@ class NoVoiceLibraryWarnings(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         return not record.getMessage().endswith("voice will NOT be supported")
-
-
-def invalid_request_trace(metrics: Metrics) -> aiohttp.TraceConfig:
-    """Count every answer of Discord's REST API that Discord counts as an invalid request."""
-
-    async def on_request_end(
-        session: aiohttp.ClientSession, context: SimpleNamespace, params: aiohttp.TraceRequestEndParams
-    ) -> None:
-        status = params.response.status
-        # A 429 in a shared rate-limit scope is Discord's limit on a resource, not ours: not counted.
-        if status in INVALID_REQUEST_STATUSES and params.response.headers.get("X-RateLimit-Scope") != "shared":
-            metrics.discord_invalid_request(status)
-
-    trace = aiohttp.TraceConfig()
-    trace.on_request_end.append(on_request_end)
-    return trace
 
 
 def bot_intents() -> discord.Intents:
@@ -62,7 +42,7 @@ def bot_intents() -> discord.Intents:
 class RallypointBot(commands.Bot):
     """The Discord client. Its cogs are added by the app once the engine they drive exists."""
 
-    def __init__(self, *, settings: Settings, metrics: Metrics, **kwargs: Any) -> None:
+    def __init__(self, *, settings: Settings, limits: DiscordLimits, metrics: Metrics, **kwargs: Any) -> None:
         super().__init__(
             command_prefix=commands.when_mentioned,
             intents=bot_intents(),
@@ -73,10 +53,14 @@ class RallypointBot(commands.Bot):
             allowed_mentions=discord.AllowedMentions.none(),
             # A 429 longer than this surfaces as RateLimited to the DM sender instead of stalling.
             max_ratelimit_timeout=30.0,
-            http_trace=invalid_request_trace(metrics),
+            # Every request of the client's HTTP session (discord.py's own REST calls, each retry, the
+            # senders' direct ones) passes the one global limiter first, and every answer is seen by
+            # the invalid-request budget; see DiscordLimits.
+            http_trace=limits.trace_config,
             **kwargs,
         )
         self._settings = settings
+        self._limits = limits
         metrics.gateway_latency_from(lambda: self.latency)
 
     @property
@@ -95,6 +79,11 @@ class RallypointBot(commands.Bot):
         if guild.unavailable:
             return f"guild {guild.id} is unavailable (a Discord outage)"
         return None
+
+    @property
+    def limits(self) -> DiscordLimits:
+        """The limits every Discord request of this bot keeps (their counters feed the metrics)."""
+        return self._limits
 
     @property
     def guild_object(self) -> discord.Object:

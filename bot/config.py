@@ -95,6 +95,12 @@ class DiscordSettings(_Section):
     oauth_client_id: str = ""
     oauth_client_secret: SecretStr = SecretStr("")
     oauth_redirect_uri: str = ""
+    # Discord allows 50 requests/s per bot across all routes; the proactive limit stays below it.
+    global_rate_per_second: int = Field(45, ge=2, le=10_000)
+    # First DMs to many players at once look like a spam run to Discord: open new DM channels gently.
+    dm_open_rate_per_second: float = Field(10.0, gt=0, le=10_000)
+    # Discord bans the bot's IP for about an hour past 10,000 401/403/429 answers in 10 minutes.
+    invalid_requests_pause_at: int = Field(4000, ge=1, lt=5000)
 
     @field_validator("oauth_redirect_uri")
     @classmethod

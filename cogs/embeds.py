@@ -164,4 +164,15 @@ def preferences_embed(view: PreferencesView) -> discord.Embed:
         ),
         inline=False,
     )
+    if view.discord_dms_closed_at is not None:
+        embed.add_field(name="Discord DMs", value=dms_closed_notice(view.discord_dms_closed_at), inline=False)
     return embed
+
+
+def dms_closed_notice(closed_at: datetime) -> str:
+    """What a player reads after Discord refused them a DM: why they got none, and what happens now."""
+    return (
+        f"Discord refused our DM to you <t:{int(closed_at.timestamp())}:R> (your DMs are closed), so Rallypoint "
+        "stopped messaging you there. Now that you are back we will try Discord again with the next message; "
+        "allow direct messages from this server's members (Server → Privacy Settings) to get it."
+    )

@@ -21,6 +21,7 @@ from services.promote import PromoteService, PromotionConfig
 from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
+from storage.discord_dms import DiscordDMStore
 from storage.jobs import JobStore
 from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
@@ -36,6 +37,7 @@ class Engine:
     db: Database
     player_store: PlayerStore
     link_store: LinkStore
+    discord_dm_store: DiscordDMStore
     link_request_store: LinkRequestStore
     campaign_store: CampaignStore
     job_store: JobStore
@@ -84,6 +86,7 @@ def build_engine(
     senders = MappingProxyType(dict(senders))
     player_store = PlayerStore(db)
     link_store = LinkStore(db)
+    discord_dm_store = DiscordDMStore(db)
     link_request_store = LinkRequestStore(db)
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
@@ -99,8 +102,8 @@ def build_engine(
         rng=rng,
     )
     players = PlayerService(
-        player_store=player_store, link_store=link_store, zone=promotion.zone, clock=clock, changes=db.changes,
-        cipher=cipher,
+        player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store, zone=promotion.zone,
+        clock=clock, changes=db.changes, cipher=cipher,
     )
     promote = PromoteService(
         players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
@@ -113,9 +116,10 @@ def build_engine(
         signal=senders.get(Channel.SIGNAL), discord=senders.get(Channel.DISCORD), community_name=community_name,
     )
     return Engine(
-        db=db, player_store=player_store, link_store=link_store, link_request_store=link_request_store,
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store,
-        web_session_store=web_session_store, players=players, promote=promote, linking=linking,
-        web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes), dispatcher=dispatcher,
+        db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
+        link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
+        ledger_store=ledger_store, web_session_store=web_session_store, players=players, promote=promote,
+        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
+        dispatcher=dispatcher,
         senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

@@ -24,7 +24,7 @@ from datetime import datetime, timedelta
 from services.clock import Clock
 from services.contacts import ContactCipher
 from services.delivery.base import Outcome, OutgoingMessage, Sender, SendResult
-from services.fanout_plan import QUIET_HOURS, TOO_LATE, FanoutJob, Send, plan_chunk
+from services.fanout_plan import DM_CLOSED, QUIET_HOURS, TOO_LATE, FanoutJob, Send, plan_chunk
 from services.keys import message_nonce
 from services.metrics import Metrics
 from services.models import (
@@ -180,7 +180,12 @@ class Fanout:
         for outcome in plan.decided:
             if outcome.attempts[0].reason == QUIET_HOURS:
                 log.info("player %d skipped for %s: quiet hours", outcome.player_id, job.key)
+        closed = [o for o in (*plan.decided, *plan.resolved) if o.attempts[0].reason == DM_CLOSED]
+        if closed:  # one line for the lot: a large community has hundreds of them every evening
+            log.info("%d players skipped for %s: their Discord DMs are closed (%s)", len(closed), job.key, DM_CLOSED)
         for outcome in plan.resolved:
+            if outcome.status is not DeliveryStatus.UNKNOWN:
+                continue
             log.warning(
                 "player %d: %s on %s was in flight when the previous run died; recorded unknown, not resent "
                 "(%s has no upstream dedup: a missed ping beats a double ping)",
@@ -302,6 +307,8 @@ class Fanout:
         nonce = message_nonce(job.campaign_id, job.key, pid)
         attempts: list[Attempt] = []
         out_of_time = False
+        if send.dm_closed:  # the send log says why Discord was not tried
+            attempts.append(Attempt(pid, Channel.DISCORD, DeliveryStatus.SKIPPED, DM_CLOSED))
         for position, channel in enumerate(send.chain):
             if self.clock.now() >= job.send_by:
                 # Checked before every channel: a reminder never goes out once the session has started.

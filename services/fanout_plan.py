@@ -37,6 +37,8 @@ QUIET_HOURS = "quiet hours"
 TOO_LATE = "too_late"  # past the message's send-by time (docs/delivery.md)
 NO_START_PING = "no follow-up: their start ping was not sent"
 START_FAILED = "no follow-up: the start job failed"
+# Discord refused this player a DM (50007) and they have not used Rallypoint since: no request to them.
+DM_CLOSED = "dm_closed"
 INTERRUPTED_UNKNOWN = "interrupted mid-send; not resent because the platform cannot deduplicate"
 INTERRUPTED_TOO_LATE = "interrupted mid-send; not resent because it is past its send-by time"
 
@@ -57,11 +59,15 @@ class FanoutJob:
 
 @dataclass(frozen=True, slots=True)
 class Send:
-    """A recipient to hand to the senders, with the channels to try in order."""
+    """A recipient to hand to the senders, with the channels to try in order.
+
+    `dm_closed`: Discord was left out of the chain because the player's DMs are closed.
+    """
 
     recipient: SnapshotRecipient
     context: DeliveryContext | None
     chain: tuple[Channel, ...]
+    dm_closed: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,7 +103,10 @@ def plan_chunk(
     for r in chunk:
         pid = r.player.id
         ctx = contexts.get(pid)
-        chain = channel_chain(job, ctx, dedup.keys())
+        full = channel_chain(job, ctx, dedup.keys())
+        chain = without_closed_dms(full, ctx)
+        dm_closed = len(chain) < len(full)
+        first = chain[0] if chain else full[0]
         entry = entries.get(pid)
         if entry is None or (entry.state in RECLAIMABLE and entry.job_id != job.job_id):
             zone = job.zone
@@ -108,32 +117,40 @@ def plan_chunk(
                     bad_zones.append((pid, stored))
                 else:
                     zone = loaded
-            skip = skip_reason(job, ctx, now, zone)
+            skip = skip_reason(job, ctx, now, zone) or (None if chain else DM_CLOSED)
             if skip:
-                decided.append(single(pid, chain[0], DeliveryStatus.SKIPPED, skip))
+                decided.append(single(pid, first, DeliveryStatus.SKIPPED, skip))
             else:
-                fresh.append(Send(r, ctx, chain))
+                fresh.append(Send(r, ctx, chain, dm_closed))
         elif entry.job_id == job.job_id:
             if entry.state is not LedgerState.CLAIMED:
                 continue  # the outcome was recorded before the interruption
-            channel = entry.channel or chain[0]
-            never_left = channel in dedup and not dedup[channel] and not entry.on_wire
+            channel = entry.channel or first
+            refused = channel is Channel.DISCORD and dm_closed
+            never_left = refused or (channel in dedup and not dedup[channel] and not entry.on_wire)
             if now >= job.send_by:
                 # Too late to resend. Only a send that never reached the platform surely did not arrive.
                 if never_left:
                     resolved.append(single(pid, channel, DeliveryStatus.SKIPPED, TOO_LATE))
                 else:
                     resolved.append(single(pid, channel, DeliveryStatus.UNKNOWN, INTERRUPTED_TOO_LATE))
+            elif refused:
+                # Refused by Discord since the claim (the 50007 was noted, its outcome was not):
+                # nothing arrived there, so go on down the chain, or skip if Discord was the last.
+                if chain:
+                    resend.append(Send(r, ctx, chain, dm_closed))
+                else:
+                    resolved.append(single(pid, channel, DeliveryStatus.SKIPPED, DM_CLOSED))
             # Resend where the platform deduplicates, or where the message never left (a send without
             # dedup is marked on the wire right before its request); otherwise it may have arrived.
             elif channel in dedup and (dedup[channel] or never_left):
                 rest = chain[chain.index(channel) :] if channel in chain else (channel, *chain)
-                resend.append(Send(r, ctx, rest))
+                resend.append(Send(r, ctx, rest, dm_closed))
             else:
                 resolved.append(single(pid, channel, DeliveryStatus.UNKNOWN, INTERRUPTED_UNKNOWN))
         else:
             reason = f"already handled for {job.key} by campaign {entry.campaign_id} ({entry.state})"
-            notes.append(Attempt(pid, entry.channel or chain[0], DeliveryStatus.SKIPPED, reason, None, True))
+            notes.append(Attempt(pid, entry.channel or first, DeliveryStatus.SKIPPED, reason, None, True))
     return ChunkPlan(tuple(fresh), tuple(resend), tuple(decided), tuple(resolved), tuple(notes), tuple(bad_zones))
 
 
@@ -142,6 +159,13 @@ def channel_chain(job: FanoutJob, ctx: DeliveryContext | None, enabled: Iterable
     if job.dry_run or ctx is None:
         return (Channel.DISCORD,)
     return fallback_chain(ctx.preferences.preferred_channel, ctx.encrypted_addresses, enabled)
+
+
+def without_closed_dms(chain: tuple[Channel, ...], ctx: DeliveryContext | None) -> tuple[Channel, ...]:
+    """The chain without Discord while the player's DMs are closed (possibly empty)."""
+    if ctx is None or not ctx.discord_dms_closed:
+        return chain
+    return tuple(c for c in chain if c is not Channel.DISCORD)
 
 
 def skip_reason(job: FanoutJob, ctx: DeliveryContext | None, now: datetime, zone: ZoneInfo) -> str | None:

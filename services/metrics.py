@@ -60,6 +60,33 @@ class Metrics:
             ["status"],
             registry=r,
         )
+        # Discord at scale (services/delivery/discord_limits.py).
+        self._discord_requests = Counter(
+            "rallypoint_discord_requests",
+            "Discord REST requests, each through the bot's one limiter (answers to interactions excepted).",
+            registry=r,
+        )
+        self._discord_limiter_wait = Counter(
+            "rallypoint_discord_limiter_wait_seconds",
+            "Seconds Discord requests waited for a place under discord.global_rate_per_second or for a "
+            "global 429 to pass.",
+            registry=r,
+        )
+        self._discord_global = Counter(
+            "rallypoint_discord_global_rate_limits",
+            "Global 429s Discord answered anyway; each stops every request for its Retry-After.",
+            registry=r,
+        )
+        self._discord_recent_invalid = Gauge(
+            "rallypoint_discord_invalid_requests_recent",
+            "Discord's invalid answers (401, 403, 429) within the last 10 minutes (Discord bans at 10,000).",
+            registry=r,
+        )
+        self._discord_paused = Gauge(
+            "rallypoint_discord_sends_paused",
+            "1 while Discord sends pause for the invalid-request budget (discord.invalid_requests_pause_at).",
+            registry=r,
+        )
         self._latency = Gauge(
             "rallypoint_gateway_latency_seconds",
             "Discord gateway heartbeat latency (NaN before the first heartbeat).",
@@ -92,6 +119,21 @@ class Metrics:
 
     def discord_invalid_request(self, status: int) -> None:
         self._invalid.labels(str(status)).inc()
+
+    def discord_request(self, waited_seconds: float) -> None:
+        self._discord_requests.inc()
+        if waited_seconds > 0:
+            self._discord_limiter_wait.inc(waited_seconds)
+
+    def discord_global_rate_limit(self) -> None:
+        self._discord_global.inc()
+
+    def discord_sends_paused(self, paused: bool) -> None:
+        self._discord_paused.set(1 if paused else 0)
+
+    def discord_invalid_recent_from(self, read: Callable[[], int]) -> None:
+        """Read the invalid answers within Discord's window at each scrape (the bot's budget)."""
+        self._discord_recent_invalid.set_function(read)
 
     def gateway_latency_from(self, read: Callable[[], float]) -> None:
         """Read the latency at each scrape from `read` (the Discord client, once it exists)."""

@@ -122,6 +122,14 @@ class Player:
 
 
 @dataclass(frozen=True, slots=True)
+class Profile:
+    """A player as their own use of Rallypoint finds them, with when Discord last refused them a DM."""
+
+    player: Player
+    discord_dms_closed_at: datetime | None = None  # None: nothing refused since they last interacted
+
+
+@dataclass(frozen=True, slots=True)
 class Candidate:
     """A player as seen by recipient selection: status, preferences and verified channels."""
 
@@ -206,6 +214,7 @@ class DeliveryContext:
     player: Player
     preferences: Preferences
     encrypted_addresses: dict[Channel, str]
+    discord_dms_closed: bool = False  # Discord answered 50007 and the player has not interacted since
 
 
 @dataclass(frozen=True, slots=True)
@@ -471,6 +480,8 @@ class PreferencesView:
     preferences: Preferences
     links: tuple[Link, ...]
     masked: dict[Channel, str] = field(default_factory=dict)  # e.g. {signal: "+386•••••56"}
+    # When Discord refused this player a DM, as found when they arrived; their arrival cleared it.
+    discord_dms_closed_at: datetime | None = None
 
     @property
     def linked_channels(self) -> frozenset[Channel]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 from datetime import date, datetime, time, timedelta
 from typing import Final
@@ -22,6 +23,7 @@ from services.models import (
     Preferences,
     PreferencesView,
     PreferredChannel,
+    Profile,
     QuietHours,
     StatusSet,
     Unset,
@@ -30,8 +32,11 @@ from services.phone import mask_number
 from services.recipients import ask_consent
 from services.schedule import campaign_date, local_datetime, validate_timezone
 from storage.changes import Changes, Memo
+from storage.discord_dms import DiscordDMStore
 from storage.links import LinkStore
 from storage.players import PlayerStore
+
+log = logging.getLogger(__name__)
 
 # How far from today a status may be set: yesterday (late-night sessions) to four weeks ahead.
 PAST_DAYS: Final = 1
@@ -46,6 +51,7 @@ class PlayerService:
         *,
         player_store: PlayerStore,
         link_store: LinkStore,
+        discord_dm_store: DiscordDMStore,
         zone: ZoneInfo,
         clock: Clock,
         changes: Changes,
@@ -53,11 +59,12 @@ class PlayerService:
     ) -> None:
         self.player_store = player_store
         self.link_store = link_store
+        self.discord_dm_store = discord_dm_store
         self.zone = zone
         self.clock = clock
         self.cipher = cipher
         # A page polling the API asks for the same profile over and over: read it once per change.
-        self._profiles: Memo[int, Player | None] = Memo(changes)
+        self._profiles: Memo[int, Profile | None] = Memo(changes)
 
     def today(self) -> date:
         """Today in the promotion timezone (rule 3)."""
@@ -68,17 +75,32 @@ class PlayerService:
         return local_datetime(self.today() + timedelta(days=1), time(0), self.zone)
 
     async def player_for(self, actor: Actor) -> Player:
-        """The actor's player profile, created on first use; non-members never get one."""
+        """The actor's player profile, created on first use; non-members never get one.
+
+        Every command, button and API call of a player passes through here: this is where their
+        Discord DMs count as open again after a 50007 (see `_arrive`).
+        """
+        return (await self._arrive(actor)).player
+
+    async def _arrive(self, actor: Actor) -> Profile:
+        """The actor's profile as found (created on first use); arriving clears a closed-DM mark."""
         if not actor.is_member:
             raise NotLinked()
         name = (actor.display_name.strip() or str(actor.discord_user_id))[:100]
-        # Most calls are reads by a known player: only a new player or a new name costs a write.
-        existing = await self._profiles.get_or_load(
-            actor.discord_user_id, lambda: self.player_store.by_discord_id(actor.discord_user_id)
+        # Most calls are reads by a known player (a page polling the API asks again and again: read once
+        # per change): only a new player, a new name or a closed-DM mark costs a write.
+        found = await self._profiles.get_or_load(
+            actor.discord_user_id, lambda: self.player_store.profile(actor.discord_user_id)
         )
-        if existing is not None and existing.display_name == name:
-            return existing
-        return await self.player_store.upsert(actor.discord_user_id, name, self.clock.now())
+        if found is not None and found.discord_dms_closed_at is not None:
+            # The player is here: they may have opened their DMs since Discord refused one, and
+            # the next message tries Discord again (one 50007 at most if they have not).
+            await self.discord_dm_store.reopen(found.player.id)
+            log.info("player %d is back: their Discord DMs will be tried again", found.player.id)
+        if found is not None and found.player.display_name == name:
+            return found
+        player = await self.player_store.upsert(actor.discord_user_id, name, self.clock.now())
+        return Profile(player, found.discord_dms_closed_at if found is not None else None)
 
     async def player(self, player_id: int) -> Player | None:
         return await self.player_store.get(player_id)
@@ -107,13 +129,13 @@ class PlayerService:
         return Board(when, tuple(await self.player_store.availability_board(when)))
 
     async def preferences(self, actor: Actor) -> PreferencesView:
-        player = await self.player_for(actor)
-        prefs = await self.player_store.preferences(player.id)
-        return await self._view(player, prefs)
+        profile = await self._arrive(actor)
+        prefs = await self.player_store.preferences(profile.player.id)
+        return await self._view(profile, prefs)
 
-    async def _view(self, player: Player, prefs: Preferences) -> PreferencesView:
-        links = tuple(await self.link_store.links(player.id))
-        return PreferencesView(player, prefs, links, self._masked(links))
+    async def _view(self, profile: Profile, prefs: Preferences) -> PreferencesView:
+        links = tuple(await self.link_store.links(profile.player.id))
+        return PreferencesView(profile.player, prefs, links, self._masked(links), profile.discord_dms_closed_at)
 
     def _masked(self, links: tuple[Link, ...]) -> dict[Channel, str]:
         """Handles for display: decrypted only to be masked at once (never returned whole)."""
@@ -140,7 +162,8 @@ class PlayerService:
         """Change only the fields given; the others stay as they are."""
         if isinstance(quiet_hours, QuietHours) and quiet_hours.start == quiet_hours.end:
             raise EmptyQuietHours()  # before anything is stored, the profile included
-        player = await self.player_for(actor)
+        profile = await self._arrive(actor)
+        player = profile.player
         prefs = await self.player_store.preferences(player.id)
         if not isinstance(allow_promotions, Unset):
             # The player's own choice, yes or no: the only way promotions are ever turned on.
@@ -157,4 +180,4 @@ class PlayerService:
                     raise InvalidInput(str(exc)) from None
             prefs = replace(prefs, timezone=timezone)
         await self.player_store.save_preferences(player.id, prefs, self.clock.now())
-        return await self._view(player, prefs)
+        return await self._view(profile, prefs)

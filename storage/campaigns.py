@@ -238,7 +238,7 @@ class CampaignStore:
 
         A job running in a live process sees the cancel at its next lease check and stops; a job
         left running by a dead process is cancelled here rather than resumed. A campaign that has
-        delivered anything keeps its place under rule 6 (the indexes of migration 0007).
+        delivered anything keeps its place under rule 6 (the indexes of migration 0008).
         """
         async with self.db.transaction() as tx:
             changed = await tx.execute(
@@ -277,7 +277,7 @@ class CampaignStore:
 
 
 async def _limit_that_matched(tx: Transaction, day: date, initiator_id: int) -> CampaignLimit:
-    """Which of the two unique indexes (migration 0007) refused a campaign (the promoter's own first)."""
+    """Which of the two unique indexes (migration 0008) refused a campaign (the promoter's own first)."""
     mine = await tx.fetchone(
         """
         SELECT 1 FROM campaigns

@@ -16,9 +16,10 @@ from services.models import (
     PlayerStatus,
     Preferences,
     PreferredChannel,
+    Profile,
     QuietHours,
 )
-from storage.db import Database, json_ids, to_db_time
+from storage.db import Database, from_db_time, json_ids, to_db_time
 
 
 def player_from_row(row: sqlite3.Row) -> Player:
@@ -102,6 +103,19 @@ class PlayerStore:
                 (discord_user_id,),
             )
         return player_from_row(row) if row else None
+
+    async def profile(self, discord_user_id: int) -> Profile | None:
+        """The player with this Discord id as they arrive, with their Discord DM mark (one read)."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                "SELECT id, discord_user_id, display_name, discord_dms_closed_at FROM players"
+                " WHERE discord_user_id = ?",
+                (discord_user_id,),
+            )
+        if row is None:
+            return None
+        closed = row["discord_dms_closed_at"]
+        return Profile(player_from_row(row), from_db_time(closed) if closed is not None else None)
 
     async def get(self, player_id: int) -> Player | None:
         async with self.db.read() as tx:
@@ -269,7 +283,7 @@ class PlayerStore:
         async with self.db.read() as tx:
             rows = await tx.fetchall(
                 """
-                SELECT p.id, p.discord_user_id, p.display_name,
+                SELECT p.id, p.discord_user_id, p.display_name, p.discord_dms_closed_at,
                        pr.allow_promotions, pr.preferred_channel, pr.quiet_start, pr.quiet_end,
                        pr.timezone, pr.promotions_chosen_at,
                        (SELECT address_encrypted FROM channel_links l
@@ -291,6 +305,7 @@ class PlayerStore:
                     for ch in (Channel.TELEGRAM, Channel.SIGNAL)
                     if r[ch.value] is not None
                 },
+                discord_dms_closed=r["discord_dms_closed_at"] is not None,
             )
             for r in rows
         }

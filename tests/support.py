@@ -16,6 +16,7 @@ from services.contacts import ContactCipher
 from services.delivery.base import OutgoingMessage, Sender, SendResult
 from services.dispatcher import DispatchConfig
 from services.engine import Engine, build_engine
+from services.metrics import Metrics
 from services.models import Actor, Channel, PlayerStatus, Preferences
 from services.permissions import PromoterPolicy
 from services.promote import PromotionConfig
@@ -25,6 +26,11 @@ ZONE = ZoneInfo("Europe/Ljubljana")
 PROMOTER_ID = 1000
 TELEGRAM_BOT = "rallypoint_bot"
 TEST_KEY = ContactCipher.generate_key()
+
+
+def sample(metrics: Metrics, name: str, **labels: str) -> float:
+    """One value of the process's metrics (0.0 when the series was never written)."""
+    return metrics.registry.get_sample_value(name, labels) or 0.0
 
 
 def local(day: date, hh: int, mm: int, ss: int = 0) -> datetime:

@@ -16,7 +16,8 @@ Build a world, start the server, point discord.py at it with `bot.discord_endpoi
 Like Discord, it enforces a global limit of 50 requests/s per bot token (`global_rate_limit`, None
 lifts it) and bans a bot that gets more than 10,000 401/403/429 answers in 10 minutes; DM channel
 ids are stable per user, and every request is counted per route and per addressee
-(`requests_to_user`, `dm_channel_opens`, `dm_closed_refusals`). Users press buttons on their DMs
+(`requests_to_user`, `dm_channel_opens`, `dm_closed_refusals`) and noted with its arrival time
+(`arrivals`). Users press buttons on their DMs
 (`press_dm_button`) and sign in with OAuth2 on `oauth_authorize_url`.
 
 Everything is in-process and async; nothing runs at import time. The pieces: `discord_state` (the
@@ -137,6 +138,7 @@ class DiscordEmulator:
             self._limits,
             self._oauth,
             prefix=API_PREFIX,
+            clock=clock,
             gateway_url=lambda: self.gateway_url,
             interaction_deadline=lambda: self.interaction_response_deadline,
         )
@@ -607,6 +609,14 @@ class DiscordEmulator:
         """REST requests by route template, e.g. requests["POST /channels/{channel_id}/messages"]."""
         return self._rest.traffic.routes
 
+    @property
+    def arrivals(self) -> list[tuple[float, str]]:
+        """Every REST request as it arrived, in order: (time on the emulator's clock, route template).
+
+        Refused ones included (a global 429, a ban); time how a client paces itself from it.
+        """
+        return self._rest.traffic.arrivals
+
     def requests_to_user(self, user_id: int) -> int:
         """Count the requests that concerned a user: opening their DM channel, anything on it, their profile.
 
@@ -647,6 +657,11 @@ class DiscordEmulator:
     def global_rate_limited(self) -> int:
         """Requests answered 429 with "global": true."""
         return self._limits.global_rate_limited
+
+    @property
+    def global_rate_limited_at(self) -> list[float]:
+        """When each request answered with a global 429 arrived (the emulator's clock), in order."""
+        return self._limits.global_rate_limited_at
 
     @property
     def invalid_request_limit(self) -> int:

@@ -43,6 +43,7 @@ class RestLimits:
         self._invalid: deque[float] = deque()  # when the invalid answers of the last window were sent
         self._banned_until = -math.inf
         self.global_rate_limited = 0  # requests answered with a global 429
+        self.global_rate_limited_at: list[float] = []  # when each of them arrived
         self.invalid_requests = 0  # 401/403/429 answers counted since the start
         self.bans = 0  # how many times the invalid-request threshold was crossed
         self.banned_requests = 0  # requests refused while banned
@@ -76,6 +77,7 @@ class RestLimits:
             self._admitted.popleft()
         if len(self._admitted) >= self.global_per_second:
             self.global_rate_limited += 1
+            self.global_rate_limited_at.append(now)
             # A refused request takes no place in the window: the next free place is when the oldest leaves.
             return max(0.001, round(self._admitted[0] + GLOBAL_WINDOW - now, 3))
         self._admitted.append(now)

@@ -70,6 +70,7 @@ class Traffic:
     users: Counter[int] = field(default_factory=Counter)  # requests naming a user (path, or DM recipient_id)
     dm_channel_opens: Counter[int] = field(default_factory=Counter)  # answered POST /users/@me/channels
     dm_closed_refusals: Counter[int] = field(default_factory=Counter)  # 403 / 50007 answers, per recipient
+    arrivals: list[tuple[float, str]] = field(default_factory=list)  # (clock time, route) of every request
 
 
 def _json(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
@@ -172,6 +173,7 @@ class RestApi:
         oauth: OAuthServer,
         *,
         prefix: str,
+        clock: Callable[[], float],
         gateway_url: Callable[[], str],
         interaction_deadline: Callable[[], float],
     ) -> None:
@@ -183,6 +185,7 @@ class RestApi:
         self._limits = limits
         self._oauth = oauth
         self._prefix = prefix
+        self._clock = clock
         self._gateway_url = gateway_url
         self._interaction_deadline = interaction_deadline
         self.traffic = Traffic()
@@ -270,6 +273,7 @@ class RestApi:
     async def _count(self, request: web.Request, key: str) -> None:
         traffic = self.traffic
         traffic.routes[key] += 1
+        traffic.arrivals.append((self._clock(), key))
         info = request.match_info
         if "channel_id" in info and info["channel_id"].isdigit():
             traffic.channels[int(info["channel_id"])] += 1

@@ -51,6 +51,7 @@ class SandboxStack:
     telegram_enabled: bool = True
     signal_enabled: bool = True
     promotion: dict[str, Any] = field(default_factory=dict)
+    discord_settings: dict[str, Any] = field(default_factory=dict)  # more [discord] keys, e.g. its limits
     discord: DiscordEmulator = field(init=False)
     telegram: TelegramEmulator = field(init=False)
     signal: SignalEmulator = field(init=False)
@@ -101,6 +102,7 @@ class SandboxStack:
                 "voice_channel_ids": [VOICE_CHANNEL_ID],
                 "api_base_url": self.discord.api_base_url,
                 "gateway_url": self.discord.gateway_url,
+                **self.discord_settings,
             },
             "promotion": promotion,
             "storage": {"path": str(self.workdir / "rallypoint.sqlite3")},
@@ -154,8 +156,8 @@ def to_toml(config: dict[str, dict[str, Any]]) -> str:
     def value(v: Any) -> str:
         if isinstance(v, bool):
             return "true" if v else "false"
-        if isinstance(v, int):
-            return str(v)
+        if isinstance(v, int | float):
+            return repr(v)
         if isinstance(v, str):
             return '"' + v.replace("\\", "\\\\").replace('"', '\\"') + '"'
         if isinstance(v, list):

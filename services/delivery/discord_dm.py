@@ -4,6 +4,10 @@ Every post carries the caller's deterministic nonce with `enforce_nonce` (discor
 `handle_message_parameters(nonce=...)` sets both), so Discord answers a resend within its dedup window
 with the original message instead of a second one: the sender reports `supports_dedup = True`.
 
+Every request of the client passes the global limiter of the bot's `DiscordLimits`
+(services/delivery/discord_limits.py, the client's `http_trace`); the senders take the same limits to
+pace new DM channels and to give way while the invalid-request budget pauses Discord sends.
+
 discord.py already retries 429s (sleeping `retry_after`) and 500/502/504 (five tries) inside one call.
 `max_rate_limit_wait` bounds how long one attempt may spend in there; past it the attempt is RETRYABLE
 and the dispatcher's own backoff takes over. Build the client with
@@ -23,8 +27,11 @@ import aiohttp
 import discord
 from discord.http import handle_message_parameters
 
+from services.clock import Clock
 from services.delivery.base import OutgoingMessage, SendResult
+from services.delivery.discord_limits import DiscordLimits
 from services.models import Channel
+from storage.discord_dms import DiscordDMStore
 
 if TYPE_CHECKING:
     from discord.types.message import Message as MessagePayload  # typing-only module in discord.py
@@ -87,6 +94,11 @@ def _error_code(exc: discord.HTTPException) -> int:
     return int(getattr(exc, "code", 0) or 0)
 
 
+def is_dm_closed(exc: BaseException) -> bool:
+    """Whether Discord refused a DM because the user does not accept them (403, code 50007)."""
+    return isinstance(exc, discord.Forbidden) and _error_code(exc) == _CANNOT_DM
+
+
 def classify_failure(exc: BaseException, *, max_wait: float) -> SendResult:
     """Map what discord.py raised for one post to RETRYABLE or PERMANENT (never SENT)."""
     if isinstance(exc, discord.RateLimited):
@@ -94,7 +106,7 @@ def classify_failure(exc: BaseException, *, max_wait: float) -> SendResult:
             f"discord: rate limited for {exc.retry_after:.1f} s (longer than we wait)", exc.retry_after
         )
     if isinstance(exc, discord.Forbidden):
-        if _error_code(exc) == _CANNOT_DM:
+        if is_dm_closed(exc):
             return SendResult.permanent("discord: cannot send messages to this user (50007)")
         return SendResult.permanent(f"discord: forbidden (403, code {_error_code(exc)})")
     if isinstance(exc, discord.NotFound):
@@ -133,12 +145,16 @@ async def _post(client: discord.Client, channel_id: int, text: str, nonce: str) 
 
 
 class _DiscordSender:
-    """What both Discord senders share: one client, a bound on one attempt, dedup by nonce."""
+    """What both Discord senders share: one client, its limits, a bound on one attempt, dedup by nonce."""
 
-    def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
+    def __init__(self, client: discord.Client, limits: DiscordLimits, *, max_rate_limit_wait: float = 30.0) -> None:
         if max_rate_limit_wait <= 0:
             raise ValueError("max_rate_limit_wait must be positive")
+        if client.http.http_trace is not limits.trace_config:
+            # The senders' own requests must count toward the same global limit as the client's.
+            raise ValueError("the client must be built with http_trace=limits.trace_config")
         self._client = client
+        self._limits = limits
         self._max_wait = max_rate_limit_wait
 
     @property
@@ -149,13 +165,41 @@ class _DiscordSender:
     def supports_dedup(self) -> bool:
         return True
 
+    def _paused(self) -> SendResult | None:
+        """RETRYABLE while the invalid-request budget pauses Discord sends, else None."""
+        remaining = self._limits.send_pause()
+        if remaining <= 0:
+            return None
+        budget = self._limits.budget
+        return SendResult.retryable(
+            f"discord: sends paused for {remaining:.0f} s ({budget.recent()} invalid requests in 10 minutes)",
+            remaining,
+        )
+
 
 class DiscordDMSender(_DiscordSender):
-    """Send direct messages to Discord users, deduplicated by nonce."""
+    """Send direct messages to Discord users, deduplicated by nonce.
 
-    def __init__(self, client: discord.Client, *, max_rate_limit_wait: float = 30.0) -> None:
-        super().__init__(client, max_rate_limit_wait=max_rate_limit_wait)
-        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id (Discord keeps it stable)
+    DM channels are stable on Discord: each is opened once (at the limits' gentle pace for new DM
+    channels) and stored, so a restart or the next campaign opens none again. A 50007 marks the
+    user's DMs closed in storage; the fan-out then skips Discord for them until they interact.
+    """
+
+    def __init__(
+        self,
+        client: discord.Client,
+        limits: DiscordLimits,
+        dms: DiscordDMStore,
+        clock: Clock,
+        *,
+        max_rate_limit_wait: float = 30.0,
+    ) -> None:
+        super().__init__(client, limits, max_rate_limit_wait=max_rate_limit_wait)
+        self._dms = dms
+        self._clock = clock
+        self._dm_channels: dict[int, int] = {}  # user id -> DM channel id: what storage holds, read once
+        self._loaded = asyncio.Lock()  # held while the stored channels are read, at the first send
+        self._stored_read = False
         if client.http.max_ratelimit_timeout is None:
             log.warning(
                 "discord client has no max_ratelimit_timeout: long rate limits will surface as timeouts "
@@ -169,24 +213,38 @@ class DiscordDMSender(_DiscordSender):
             user_id = int(message.address)
         except ValueError:
             return SendResult.permanent("discord: the address is not a Discord user id")
+        paused = self._paused()
+        if paused is not None:
+            log.info("discord DM for player %s: %s: %s", message.player_id, paused.outcome, paused.reason)
+            return paused
         try:
             async with asyncio.timeout(self._max_wait):
                 channel_id = await self._dm_channel(user_id)
                 data = await _post(self._client, channel_id, message.text, message.nonce)
         except _FAILURES as exc:
             result = classify_failure(exc, max_wait=self._max_wait)
-            if isinstance(exc, discord.NotFound):
-                self._dm_channels.pop(user_id, None)
+            if isinstance(exc, discord.NotFound) and self._dm_channels.pop(user_id, None) is not None:
+                await self._dms.forget_channel(user_id)  # Discord no longer knows it: open anew next time
+            elif is_dm_closed(exc):
+                await self._dms.mark_closed(user_id, self._clock.now())
             log.info("discord DM for player %s: %s: %s", message.player_id, result.outcome, result.reason)
             return result
         log.debug("discord DM for player %s sent as message %s", message.player_id, data["id"])
         return SendResult.sent(str(data["id"]))
 
     async def _dm_channel(self, user_id: int) -> int:
+        if not self._stored_read:
+            async with self._loaded:  # one query for all, not one per recipient
+                if not self._stored_read:
+                    self._dm_channels.update(await self._dms.channels())
+                    self._stored_read = True
         channel_id = self._dm_channels.get(user_id)
         if channel_id is None:
+            await self._limits.before_dm_open()
             data = await self._client.http.start_private_message(user_id)
-            channel_id = self._dm_channels[user_id] = int(data["id"])
+            channel_id = int(data["id"])
+            await self._dms.remember_channel(user_id, channel_id)
+        self._dm_channels[user_id] = channel_id
         return channel_id
 
 
@@ -202,6 +260,9 @@ class DiscordChannelPoster(_DiscordSender):
             channel_id = int(message.address)
         except ValueError:
             return SendResult.permanent("discord: the address is not a channel id")
+        paused = self._paused()
+        if paused is not None:
+            return paused
         try:
             async with asyncio.timeout(self._max_wait):
                 data = await _post(self._client, channel_id, message.text, message.nonce)

@@ -28,9 +28,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from bot.api.auth import CSRF_HEADER, CSRF_VALUE, SAFE_METHODS, SESSION_COOKIE, SESSION_PURPOSE
 from bot.api.deps import SIGNER, package_version
 from bot.api.openapi import build_openapi
-from services.models import PlayerStatus, Preferences, PreferredChannel
+from services.models import PlayerStatus, PreferredChannel
 from tests.api.helpers import DAY, TOKEN, Api, FakeDiscordOAuth, api_client
-from tests.support import PROMOTER_ID
+from tests.support import PROMOTER_ID, opted_in
 
 
 class ServedApi:
@@ -79,7 +79,7 @@ class ServedApi:
 async def seed(api: Api) -> None:
     """Players looking tonight, so that a valid create is accepted (201) rather than 422."""
     h = api.h
-    await h.add_player(1, "Ana", prefs=Preferences(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001")
+    await h.add_player(1, "Ana", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram="5001")
     await h.add_player(2, "Bor", status=PlayerStatus.AVAILABLE, signal="+38640111222")
     await h.add_player(3, "Cene")
 

@@ -183,6 +183,21 @@ async def test_show_renders_settings_and_linked_channels(rig: Rig) -> None:
     assert "5001" not in "\n".join(reply.texts())  # handles are never shown
 
 
+async def test_show_tells_a_player_whose_dms_were_closed_once(rig: Rig) -> None:
+    await rig.h.add_player(ME, "Mia", status=None)
+    await rig.h.engine.discord_dm_store.mark_closed(ME, rig.h.clock.now())
+
+    first = interaction(member(ME, "Mia"))
+    await NotifyCog.show.callback(NotifyCog(rig.bot, rig.engine), first)
+    notice = only_reply(first).field("Discord DMs")
+    assert "Discord refused our DM" in notice and f"<t:{int(rig.h.clock.now().timestamp())}:R>" in notice
+    assert "try Discord again" in notice
+
+    again = interaction(member(ME, "Mia"))
+    await NotifyCog.show.callback(NotifyCog(rig.bot, rig.engine), again)
+    assert "Discord DMs" not in [f.name for f in only_reply(again).embed.fields]
+
+
 async def test_show_for_a_new_player_shows_the_defaults(rig: Rig) -> None:
     i = interaction(member(ME, "Mia"))
     await NotifyCog.show.callback(NotifyCog(rig.bot, rig.engine), i)

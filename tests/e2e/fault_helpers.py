@@ -56,6 +56,10 @@ PROMOTION: dict[str, Any] = {
 }
 VOICE_CHECK_DELAY = timedelta(seconds=PROMOTION["voice_check_delay_seconds"])
 REMINDER_WINDOW = timedelta(seconds=60)  # reminder → start after `reminder_due_in`
+# The evening is compressed to seconds: opening the first DM channels of 80 Discord players at the
+# default 10 per second would take most of the 10 s between reminder and start. Their pace is
+# tested on its own (test_discord_scale_e2e.py).
+DISCORD: dict[str, Any] = {"dm_open_rate_per_second": 40.0}
 ZONE = ZoneInfo("Europe/Ljubljana")
 BASE_DISCORD_ID = 830_000_000_000_000_000
 TELEGRAM_CHAT_BASE = 7_300_000
@@ -457,9 +461,14 @@ async def wait_until(
 
 
 @contextlib.asynccontextmanager
-async def fault_stack(workdir: Path, count: int, **promotion: Any) -> AsyncIterator[FaultStack]:
-    """A seeded, started FaultStack; on failure the bot's log is written to stderr; always torn down."""
-    stack = FaultStack(workdir, promotion={**PROMOTION, **promotion})
+async def fault_stack(
+    workdir: Path, count: int, *, discord: dict[str, Any] | None = None, **promotion: Any
+) -> AsyncIterator[FaultStack]:
+    """A seeded, started FaultStack; on failure the bot's log is written to stderr; always torn down.
+
+    `discord` holds [discord] settings beyond DISCORD's (the limits, for example).
+    """
+    stack = FaultStack(workdir, promotion={**PROMOTION, **promotion}, discord_settings={**DISCORD, **(discord or {})})
     try:
         await stack.open(count)
         yield stack

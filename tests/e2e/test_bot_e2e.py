@@ -292,11 +292,15 @@ async def test_a_whole_campaign(world: World) -> None:
         assert promotions(telegram[1:]) == (1, 1, 1) and len(telegram) == 4
         ana_id = await _pid(world, ANA)
         ana_rows = [r for r in await world.app.engine.ledger_store.send_log(campaign_id) if r.player_id == ana_id]
-        assert [(r.channel, r.status) for r in ana_rows] == [
-            ("discord", "failed"),
-            ("telegram", "sent"),
-        ] * 3
-        assert all("50007" in str(r.reason) for r in ana_rows if r.channel == "discord")
+        # Discord refused her once (50007); from then on it is skipped, straight to Telegram.
+        assert [(r.channel, r.status, r.reason) for r in ana_rows if r.channel == "discord"] == [
+            ("discord", "failed", "discord: cannot send messages to this user (50007)"),
+            ("discord", "skipped", "dm_closed"),
+            ("discord", "skipped", "dm_closed"),
+        ]
+        assert [(r.channel, r.status) for r in ana_rows if r.channel == "telegram"] == [("telegram", "sent")] * 3
+        assert stack.discord.dm_closed_refusals[ANA] == 1
+        assert stack.discord.global_rate_limited == 0
 
         # The summary in the follow-up channel.
         [summary] = stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID)

@@ -50,10 +50,7 @@ POST_MESSAGE = "POST /channels/{channel_id}/messages"  # the emulator's request 
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[SandboxStack]:
-    s = SandboxStack(tmp_path, promotion=PROMOTION)
-    # These tests count message POSTs that reach Discord; until the bot paces itself below Discord's
-    # 50 requests/s (the emulator's default), global 429s would be counted among them.
-    s.discord.global_rate_limit = None
+    s = SandboxStack(tmp_path, promotion=PROMOTION)  # Discord's global limit on, as on Discord
     members = [Member(PROMOTER_ID, "rally", nick="Rally", promoter=True)]
     members += [Member(uid, f"player{i}", nick=f"Player {i}") for i, uid in enumerate(RECIPIENTS)]
     async with running(s, members):
@@ -159,6 +156,10 @@ async def test_kill_9_mid_fanout_then_restart_resumes_without_double_pings(stack
                 assert row["provider_message_id"] == start_dm["id"]
             assert await campaign_status(db_path, campaign_id) == "followup_sent"
             assert {r["state"] for r in await query(db_path, "SELECT state FROM ledger")} == {"sent"}
+            # Each DM channel was opened once, by the first process: the second read them from storage.
+            assert sorted(stack.discord.dm_channel_opens) == RECIPIENTS
+            assert set(stack.discord.dm_channel_opens.values()) == {1}
+            assert stack.discord.global_rate_limited == 0  # Discord's global limit was on throughout
             log.info(
                 "killed after %d/%d start pings with %d in flight, %d of them landed; resumed after %.1f s",
                 reached_before_kill,

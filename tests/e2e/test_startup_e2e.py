@@ -204,7 +204,10 @@ async def test_migrate_copies_the_database_aside_before_applying(tmp_path: Path)
     for migration in migrations[:-1]:
         conn.executescript(migration.sql)
     conn.execute(f"PRAGMA user_version = {migrations[-2].version}")
-    conn.execute("INSERT INTO players VALUES (1, 42, 'Ana', '2026-01-01', '2026-01-01')")
+    conn.execute(
+        "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
+        " VALUES (1, 42, 'Ana', '2026-01-01', '2026-01-01')"
+    )
     conn.commit()
     conn.close()
     path = str(write(tmp_path, {"storage": {"path": str(db_path)}}))
@@ -231,7 +234,10 @@ async def test_backup_writes_a_checked_copy(tmp_path: Path) -> None:
     path = str(write(tmp_path, {"storage": {"path": str(db_path)}}))
     assert (await run_cli("migrate", "--config", path)).returncode == 0
     conn = sqlite3.connect(db_path)
-    conn.execute("INSERT INTO players VALUES (1, 42, 'Ana', '2026-01-01', '2026-01-01')")
+    conn.execute(
+        "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
+        " VALUES (1, 42, 'Ana', '2026-01-01', '2026-01-01')"
+    )
     conn.commit()
     # Left open on purpose: a running bot holds its connection (WAL mode) while the backup copies.
     try:

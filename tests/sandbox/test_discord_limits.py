@@ -162,10 +162,12 @@ async def test_a_global_429_has_discords_shape_and_counts_as_invalid() -> None:
             async with session.post(f"{emulator.api_base_url}/interactions/1/x/callback", json={}) as resp:
                 assert resp.status == 404
         assert body == {"message": "You are being rate limited.", "retry_after": 1.0, "global": True}
-        assert emulator.global_rate_limited == 1
+        assert emulator.global_rate_limited == 1 and emulator.global_rate_limited_at == [1000.0]
         assert emulator.invalid_requests == 1
         assert emulator.requests["GET /channels/{channel_id}"] == 3  # the refused one was a request too
         assert emulator.requests_to_channel(GENERAL) == 3
+        callback = "POST /interactions/{interaction_id}/{token}/callback"
+        assert emulator.arrivals[-4:] == [(1000.0, "GET /channels/{channel_id}")] * 3 + [(1000.0, callback)]
 
 
 async def test_discord_py_waits_out_global_429s_and_sends_everything_once() -> None:

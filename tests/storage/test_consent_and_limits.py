@@ -1,4 +1,4 @@
-"""Consent and the anti-spam limits as database rules (migrations 0006 and 0007), on real SQLite files."""
+"""Consent and the anti-spam limits as database rules (migrations 0007 and 0008), on real SQLite files."""
 
 from __future__ import annotations
 
@@ -78,9 +78,9 @@ async def test_the_preferences_table_keeps_consent_and_quiet_hours_honest(
         assert await players.preferences(ana.id) == Preferences()
 
 
-async def test_migration_0006_turns_off_everyone_who_never_chose(unmigrated: Database) -> None:
+async def test_migration_0007_turns_off_everyone_who_never_chose(unmigrated: Database) -> None:
     db = unmigrated
-    await db.migrate(up_to=5)
+    await db.migrate(up_to=6)
     async with db.transaction() as tx:
         for pid in (1, 2, 3, 4):
             await tx.execute(
@@ -209,9 +209,9 @@ async def test_a_send_recorded_after_its_campaign_was_cancelled_and_replaced_is_
     assert (await ledger.entries(KEY, [who["eve"].id]))[who["eve"].id].state == "sent"
 
 
-async def test_migration_0007_counts_cancelled_campaigns_that_delivered(unmigrated: Database) -> None:
+async def test_migration_0008_counts_cancelled_campaigns_that_delivered(unmigrated: Database) -> None:
     db = unmigrated
-    await db.migrate(up_to=6)
+    await db.migrate(up_to=7)
     campaigns, _, who = await _setup(db)
     # Ana's campaign delivered, then was cancelled; Bor's delivered and was cancelled, then he made another.
     ana_first = await _create(campaigns, who["ana"], to=who["eve"])

@@ -90,7 +90,10 @@ async def test_backup_copies_a_consistent_checked_database(tmp_path: Path) -> No
     db = await Database.open(path)
     try:
         async with db.transaction() as tx:
-            await tx.execute("INSERT INTO players VALUES (1, 42, 'Ana', 't', 't')")
+            await tx.execute(
+                "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
+                " VALUES (1, 42, 'Ana', 't', 't')"
+            )
         result = backup(path, tmp_path / "copies" / "one.sqlite3")  # while the database is open
     finally:
         await db.close()

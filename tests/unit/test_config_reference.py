@@ -48,6 +48,13 @@ NOTES: dict[str, str] = {
     "discord.oauth_client_secret": "OAuth2 client secret of the application (Developer Portal → OAuth2).",
     "discord.oauth_redirect_uri": "Must also be listed under OAuth2 → Redirects in the Developer Portal. "
     "With `https` the login's cookies are marked Secure.",
+    "discord.global_rate_per_second": "Every request counts, discord.py's own retries included; answers to "
+    "slash commands and buttons do not (Discord does not count them either). Raise it only if Discord raised "
+    "your bot's limit. See docs/delivery.md.",
+    "discord.dm_open_rate_per_second": "A DM channel is opened once per player and stored; only first DMs "
+    "wait for this pace.",
+    "discord.invalid_requests_pause_at": "While paused, Telegram and Signal go on; Discord sends wait until "
+    "older answers leave the 10-minute window.",
     "promotion.max_lateness_minutes": "See the send-by deadlines in docs/delivery.md.",
     "storage.path": "SQLite database file (WAL mode: `-wal` and `-shm` files appear beside it). A relative "
     "path is relative to the working directory; the directory is created if missing.",
@@ -168,6 +175,11 @@ def _label(annotation: Any, metadata: list[Any], validators: list[str], where: s
         if low is not None and high is not None:
             return f"integer {low}–{high}"
         return "integer" if low is None else f"integer ≥ {low}"
+    if annotation is float:
+        ge, gt, le, lt = _bounds(metadata)
+        low = f"≥ {ge:g}" if ge is not None else (f"> {gt:g}" if gt is not None else "")
+        high = f"≤ {le:g}" if le is not None else (f"< {lt:g}" if lt is not None else "")
+        return " and ".join(["number " + low if low else "number", *([high] if high else [])])
     if annotation is str:
         names = validators + [getattr(getattr(m, "func", None), "__name__", "") for m in metadata]
         for name in names:
@@ -335,6 +347,8 @@ def test_type_labels() -> None:
     assert rows["discord.admin_ids"]["type"] == "list of Discord ids"
     assert rows["api.service_tokens"]["type"] == "list of secret strings"
     assert rows["promotion.max_attempts"]["type"] == "integer 1–100"
+    assert rows["discord.invalid_requests_pause_at"]["type"] == "integer 1–4999"
+    assert rows["discord.dm_open_rate_per_second"]["type"] == "number > 0 and ≤ 10000"
     assert rows["promotion.reminder_time"]["type"] == "time `HH:MM` (24-hour)"
     assert rows["promotion.timezone"]["type"] == "IANA time zone name"
     assert rows["signal.number"]["type"] == "E.164 phone number or empty"

@@ -8,6 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.fanout_plan import (
+    DM_CLOSED,
     INTERRUPTED_TOO_LATE,
     INTERRUPTED_UNKNOWN,
     NO_START_PING,
@@ -225,3 +226,44 @@ def test_a_stored_timezone_that_does_not_load_falls_back_for_that_recipient(
     )
     assert what(plan_for_ana) == expected
     assert plan.bad_zones == (((ANA.id, stored),) if falls_back else ())
+# Discord answered 50007 to this player and they have not interacted since: (case, preferences,
+# addresses, ledger entry, dry run, expected, whether the send notes that Discord was left out).
+CLOSED_CASES = [
+    ("Discord is their only link", opted_in(), {}, None, False, ("skip", D, DM_CLOSED), False),
+    ("prefers Telegram: Discord left off the end", TELEGRAM_FIRST, LINKED, None, False, ("send", (T, S)), True),
+    ("prefers Discord: straight to the fallback", opted_in(preferred_channel=PreferredChannel.DISCORD), LINKED,
+     None, False, ("send", (T, S)), True),
+    ("in quiet hours as well", QUIET_NOW, {}, None, False, ("skip", D, QUIET_HOURS), False),
+    ("promotions turned off as well", NO_THANKS, {}, None, False, ("skip", D, OPTED_OUT),
+     False),
+    ("a dry run is on Discord alone", opted_in(), LINKED, None, True, ("skip", D, DM_CLOSED), False),
+    ("interrupted on Discord, refused since, no fallback", opted_in(), {}, entry(LedgerState.CLAIMED), False,
+     ("skipped", D, DM_CLOSED), False),
+    ("interrupted on Discord, refused since, with a fallback", opted_in(preferred_channel=PreferredChannel.DISCORD),
+     LINKED, entry(LedgerState.CLAIMED), False, ("resend", (T, S)), True),
+    ("interrupted before Telegram's request", TELEGRAM_FIRST, LINKED, entry(LedgerState.CLAIMED, channel=T), False,
+     ("resend", (T, S)), True),
+    ("another campaign sent it", opted_in(), {}, entry(LedgerState.SENT, OTHER_JOB_ID, D), False,
+     ("note", D, f"already handled for {KEY} by campaign 2 (sent)"), False),
+]
+
+
+@pytest.mark.parametrize(("case", "prefs", "addresses", "ledger", "dry_run", "expected", "noted"), CLOSED_CASES,
+                         ids=[c[0] for c in CLOSED_CASES])
+def test_plan_while_discord_dms_are_closed(case, prefs, addresses, ledger, dry_run, expected, noted) -> None:
+    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, dry_run, ZONE, SEND_BY)
+    recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
+    contexts = {ANA.id: DeliveryContext(ANA, prefs, addresses, discord_dms_closed=True)}
+    entries = {} if ledger is None else {ANA.id: ledger}
+    plan = plan_chunk(job, [recipient], contexts, entries, ALL, NOW)
+    assert what(plan) == expected
+    assert [s.dm_closed for s in (*plan.fresh, *plan.resend)] == ([noted] if expected[0] in ("send", "resend") else [])
+
+
+def test_a_send_refused_by_discord_since_its_claim_is_skipped_when_too_late() -> None:
+    # The 50007 was noted, the outcome was not: nothing arrived, and it is too late for the fallback.
+    job = FanoutJob(1, JOB_ID, JobType.REMINDER, KEY, False, ZONE, SEND_BY)
+    recipient = SnapshotRecipient(ANA, PlayerStatus.LOOKING, D)
+    contexts = {ANA.id: DeliveryContext(ANA, TELEGRAM_FIRST, LINKED, discord_dms_closed=True)}
+    plan = plan_chunk(job, [recipient], contexts, {ANA.id: entry(LedgerState.CLAIMED)}, ALL, LATE)
+    assert what(plan) == ("skipped", D, TOO_LATE)

@@ -22,6 +22,11 @@ FAMILIES = {
     "rallypoint_jobs_running",
     "rallypoint_rate_limit_wait_seconds",
     "rallypoint_discord_invalid_requests",
+    "rallypoint_discord_requests",
+    "rallypoint_discord_limiter_wait_seconds",
+    "rallypoint_discord_global_rate_limits",
+    "rallypoint_discord_invalid_requests_recent",
+    "rallypoint_discord_sends_paused",
     "rallypoint_gateway_latency_seconds",
 }
 ALLOWED_LABELS = {"channel", "outcome", "job_type", "status", "le"}  # never a player, an id or an address
@@ -42,6 +47,10 @@ def test_every_family_is_exposed_with_labels_that_name_nobody() -> None:
     m.job_finished(JobType.START, JobStatus.SENT)
     m.fanout_took(JobType.START, 1.5)
     m.discord_invalid_request(403)
+    m.discord_request(0.5)
+    m.discord_global_rate_limit()
+    m.discord_sends_paused(True)
+    m.discord_invalid_recent_from(lambda: 7)
     m.gateway_latency_from(lambda: 0.042)
     families = parsed(m)
     assert set(families) >= FAMILIES

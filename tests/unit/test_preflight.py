@@ -80,7 +80,11 @@ async def test_players_preferring_a_channel_this_server_lacks(tmp_path: Path) ->
     await db.close()
     conn = sqlite3.connect(tmp_path / "rp.sqlite3")
     for i, channel in enumerate(["telegram", "telegram", "signal", "discord", "any"], start=1):
-        conn.execute("INSERT INTO players VALUES (?, ?, ?, 't', 't')", (i, 100 + i, f"P{i}"))
+        conn.execute(
+            "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
+            " VALUES (?, ?, ?, 't', 't')",
+            (i, 100 + i, f"P{i}"),
+        )
         conn.execute(
             "INSERT INTO preferences (player_id, preferred_channel, updated_at) VALUES (?, ?, 't')", (i, channel)
         )

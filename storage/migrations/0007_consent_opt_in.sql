@@ -1,4 +1,4 @@
--- 0006: consent is opt-in (promotions stay off until the player turns them on) and quiet hours need a start that is not their end.
+-- 0007: consent is opt-in (promotions stay off until the player turns them on) and quiet hours need a start that is not their end.
 
 -- SQLite cannot change a column's default or add a CHECK to a table: the table is rebuilt.
 CREATE TABLE preferences_v4 (

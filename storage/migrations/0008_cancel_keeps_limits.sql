@@ -1,4 +1,4 @@
--- 0007: a campaign cancelled after its first message went out keeps counting toward the anti-spam limits.
+-- 0008: a campaign cancelled after its first message went out keeps counting toward the anti-spam limits.
 
 -- When the campaign's first message went out (sent, or handed to a platform without dedup).
 ALTER TABLE campaigns ADD COLUMN delivered_at TEXT;
