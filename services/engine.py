@@ -15,9 +15,11 @@ from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
 from services.linking import LinkingService
 from services.metrics import Metrics
 from services.models import Channel
+from services.need import NeedService
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
+from services.rsvp import RsvpService
 from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
@@ -26,7 +28,9 @@ from storage.jobs import JobStore
 from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
+from storage.needs import NeedStore
 from storage.players import PlayerStore
+from storage.rsvps import RsvpStore
 from storage.web_sessions import WebSessionStore
 
 
@@ -42,9 +46,13 @@ class Engine:
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
+    rsvp_store: RsvpStore
+    need_store: NeedStore
     web_session_store: WebSessionStore
     players: PlayerService
     promote: PromoteService
+    rsvp: RsvpService
+    need: NeedService
     linking: LinkingService
     web_sessions: WebSessionService
     dispatcher: Dispatcher
@@ -91,13 +99,16 @@ def build_engine(
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
+    rsvp_store = RsvpStore(db)
+    need_store = NeedStore(db)
     web_session_store = WebSessionStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
         concurrency=send_concurrency, metrics=metrics, rng=rng, flush_interval=flush_interval,
     )
     dispatcher = Dispatcher(
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, fanout=fanout,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, rsvp_store=rsvp_store,
+        need_store=need_store, fanout=fanout,
         senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, metrics=metrics, owner=owner,
         rng=rng,
     )
@@ -106,9 +117,17 @@ def build_engine(
         clock=clock, changes=db.changes, cipher=cipher,
     )
     promote = PromoteService(
-        players=players, player_store=player_store, campaign_store=campaign_store, config=promotion,
-        policy=policy, channels=frozenset(senders), clock=clock, changes=db.changes,
-        on_jobs_created=dispatcher.wake,
+        players=players, player_store=player_store, campaign_store=campaign_store, rsvp_store=rsvp_store,
+        need_store=need_store, config=promotion, policy=policy, channels=frozenset(senders), clock=clock,
+        changes=db.changes, on_jobs_created=dispatcher.wake,
+    )
+    rsvp = RsvpService(
+        campaign_store=campaign_store, player_store=player_store, link_store=link_store, rsvp_store=rsvp_store,
+        cipher=cipher, zone=promotion.zone, clock=clock, metrics=metrics,
+    )
+    need = NeedService(
+        promote=promote, player_store=player_store, campaign_store=campaign_store, need_store=need_store,
+        channels=frozenset(senders), max_attempts=promotion.max_attempts, clock=clock, on_jobs_created=dispatcher.wake,
     )
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
@@ -118,8 +137,9 @@ def build_engine(
     return Engine(
         db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
         link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
-        ledger_store=ledger_store, web_session_store=web_session_store, players=players, promote=promote,
-        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
+        ledger_store=ledger_store, rsvp_store=rsvp_store, need_store=need_store, web_session_store=web_session_store,
+        players=players, promote=promote, rsvp=rsvp, need=need, linking=linking,
+        web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
         dispatcher=dispatcher,
         senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

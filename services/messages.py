@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.models import Channel, JobType
+from services.models import Channel, JobType, RsvpAnswer, RsvpRecorded, RsvpRefusal
 
 DISCORD_LIMIT = 2000
 # The error a job records when its runs keep dying (the dispatcher writes it, the promoter's DM reads it).
@@ -38,21 +38,59 @@ def _discord_stamp(when: datetime, channel: Channel) -> str:
     return f" (<t:{int(when.timestamp())}:t> your time)" if channel is Channel.DISCORD else ""
 
 
+# The three answers every invitation offers (button labels on Discord and Telegram).
+RSVP_LABELS = {RsvpAnswer.IN: "I'm in", RsvpAnswer.LATE: "Running late", RsvpAnswer.OUT: "Can't tonight"}
+# Signal has no buttons: its texts end with this, and a bare digit answers.
+SIGNAL_RSVP_PROMPT = "Reply 1 = I'm in, 2 = running late, 3 = can't tonight"
+RSVP_CONFIRMATIONS = {
+    RsvpAnswer.IN: "You're in. See you in voice!",
+    RsvpAnswer.LATE: "Noted: you're running late. No nudge will follow; join when you can.",
+    RsvpAnswer.OUT: "Noted: you can't make it tonight. No more messages about this session.",
+}
+RSVP_REFUSALS = {
+    RsvpRefusal.NOT_YOURS: "This invitation is not yours, so there is nothing to answer.",
+    RsvpRefusal.CANCELLED: "This session was called off; there is nothing to answer.",
+    RsvpRefusal.NO_INVITATION: "You have no invitation today to answer.",
+}
+
+
+def rsvp_reply_text(result: RsvpRecorded | RsvpRefusal) -> str:
+    """What a player reads after answering (an ephemeral reply, a Telegram toast, a Signal text)."""
+    if isinstance(result, RsvpRefusal):
+        return RSVP_REFUSALS[result]
+    return RSVP_CONFIRMATIONS[result.answer]
+
+
+def _answers(channel: Channel) -> str:
+    # Discord and Telegram show the answers as buttons under the text.
+    return f"\n{SIGNAL_RSVP_PROMPT}" if channel is Channel.SIGNAL else ""
+
+
 def reminder_text(start: datetime, now: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
     minutes = max(1, round((start - now).total_seconds() / 60))
     prefix = "[dry run] " if dry_run else ""
     return (
         f"{prefix}⏰ Game night kicks off in {minutes} minute{'s' if minutes != 1 else ''}, "
         f"at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
-        "See you in voice!"
+        f"See you in voice!{_answers(channel)}"
     )
 
 
 def start_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
     prefix = "[dry run] " if dry_run else ""
     return (
-        f"{prefix}🎮 We are starting now ({local_time_label(start, zone)}"
-        f"{_discord_stamp(start, channel)}). Jump into the voice channel!"
+        f"{prefix}🎮 We are starting now, at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
+        f"Jump into the voice channel!{_answers(channel)}"
+    )
+
+
+def need_text(count: int, start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+    """"We need N more": the ask to players outside the snapshot, with the answers."""
+    prefix = "[dry run] " if dry_run else ""
+    players = "player" if count == 1 else "players"
+    return (
+        f"{prefix}🙋 Tonight's game needs {count} more {players}: it starts at "
+        f"{local_time_label(start, zone)}{_discord_stamp(start, channel)}. Can you join?{_answers(channel)}"
     )
 
 
@@ -73,26 +111,27 @@ def summary_text(
     followups_sent: int,
     dry_run: bool,
     start_failed: bool = False,
+    late: Sequence[str] = (),
+    declined: Sequence[str] = (),
     limit: int = DISCORD_LIMIT,
 ) -> str:
-    """One message: who is in voice, whom we wait on, follow-ups sent out of missing; fits `limit`."""
+    """One message: who is in voice, who said they are late or cannot come, whom we wait on, and
+    follow-ups sent out of those waited on; fits `limit`."""
     prefix = "[dry run] " if dry_run else ""
     head = f"{prefix}📋 Voice check for the {local_time_label(start, zone)} start"
     if start_failed:
         tail = "The start ping failed, so no follow-ups were sent."
     else:
         tail = f"Follow-ups sent: {followups_sent} of {len(missing)} missing."
-    # Share the room left between the two name lists; each list ends with "and N more" if cut.
-    room = limit - len(head) - len(tail) - 80
-    in_voice_line = _name_list([discord_literal(n) for n in in_voice], room // 2)
-    missing_line = _name_list([discord_literal(n) for n in missing], room - len(in_voice_line))
-    text = (
-        f"{head}\n"
-        f"In voice ({len(in_voice)}): {in_voice_line}\n"
-        f"Waiting on ({len(missing)}): {missing_line}\n"
-        f"{tail}"
-    )
-    return text[:limit]
+    lists = (("In voice", in_voice), ("Running late", late), ("Can't tonight", declined), ("Waiting on", missing))
+    # Share the room left among the name lists; each list ends with "and N more" if cut.
+    room = limit - len(head) - len(tail) - 40 * len(lists)
+    lines = []
+    for i, (title, names) in enumerate(lists):
+        shown = _name_list([discord_literal(n) for n in names], room // (len(lists) - i))
+        room -= len(shown)
+        lines.append(f"{title} ({len(names)}): {shown}")
+    return "\n".join([head, *lines, tail])[:limit]
 
 
 def _name_list(names: Sequence[str], room: int) -> str:
@@ -135,6 +174,7 @@ _JOB_IN_WORDS = {
     JobType.REMINDER: "the reminder",
     JobType.START: "the start ping",
     JobType.VOICE_CHECK: "the voice check",
+    JobType.NEED: "the \"we need more\" message",
 }
 
 # What a job's stored error means, for the promoter (the log keeps the exact error for the operator).

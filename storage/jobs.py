@@ -10,12 +10,13 @@ from storage.campaigns import job_from_row
 from storage.db import Database, from_db_time, json_ids, to_db_time
 
 # A job is runnable when it is due and every earlier job of its campaign is over: the voice
-# check never starts before the start job has finished.
+# check never starts before the start job has finished. A job with a negative seq ("we need N
+# more") stands outside that order: it waits for nothing and holds nothing up.
 _RUNNABLE = """
     (   (j.status = 'pending' AND j.run_at <= :now)
      OR (j.status = 'running' AND j.lease_until <= :now))
     AND NOT EXISTS (SELECT 1 FROM jobs e
-                     WHERE e.campaign_id = j.campaign_id AND e.seq < j.seq
+                     WHERE e.campaign_id = j.campaign_id AND e.seq >= 0 AND e.seq < j.seq
                        AND e.status IN ('pending', 'running'))
     AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
 """
@@ -73,7 +74,7 @@ class JobStore:
                     SELECT min(j.run_at) AS t FROM jobs j
                      WHERE j.status = 'pending'
                        AND NOT EXISTS (SELECT 1 FROM jobs e
-                                        WHERE e.campaign_id = j.campaign_id AND e.seq < j.seq
+                                        WHERE e.campaign_id = j.campaign_id AND e.seq >= 0 AND e.seq < j.seq
                                           AND e.status IN ('pending', 'running'))
                        AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
                     UNION ALL
