@@ -40,7 +40,8 @@ async def serve(db_path: Path, conn: Connection) -> None:
     db = await Database.open(db_path)
     engine = engine_for(settings, db, SystemClock(), senders={})
     deps = ApiDeps(
-        promote=engine.promote, players=engine.players, linking=engine.linking, sessions=engine.web_sessions,
+        promote=engine.promote, need=engine.need, players=engine.players, linking=engine.linking,
+        sessions=engine.web_sessions,
         membership=StaticMembership(), clock=engine.clock,
     )
     app = create_app(deps, settings)

@@ -54,6 +54,11 @@ RSVP_REFUSALS = {
 }
 
 
+def rsvp_label(answer: RsvpAnswer, chosen: RsvpAnswer | None) -> str:
+    """A button's label: the answer, ticked when it is the player's current one."""
+    return f"✓ {RSVP_LABELS[answer]}" if answer is chosen else RSVP_LABELS[answer]
+
+
 def rsvp_reply_text(result: RsvpRecorded | RsvpRefusal) -> str:
     """What a player reads after answering (an ephemeral reply, a Telegram toast, a Signal text)."""
     if isinstance(result, RsvpRefusal):

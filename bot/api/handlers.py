@@ -16,7 +16,7 @@ from bot.api.conditional import ANSWERS, Answer
 from bot.api.deps import DEPS, OPENAPI, SETTINGS, actor_of, package_version
 from bot.api.events import stream_answers
 from services.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from services.models import UNSET, CampaignStatusView, Channel, PlayerStatus, PreferencesView
+from services.models import UNSET, CampaignStatusView, Channel, PlayerStatus, PreferencesView, RsvpAnswer
 from services.models import QuietHours as DomainQuietHours
 from services.quiet_hours import format_hhmm, parse_hhmm
 
@@ -232,6 +232,9 @@ def _campaign(view: CampaignStatusView, zone: ZoneInfo) -> m.CampaignView:
         recipient_count=c.recipient_count,
         channels_summary=m.ChannelsSummaryModel(**c.channels_summary.as_dict()),
         delivery=m.DeliveryCounts(**{s.value: n for s, n in view.delivery.items()}),
+        rsvp=m.RsvpCounts(**{"in": view.rsvp[RsvpAnswer.IN], "late": view.rsvp[RsvpAnswer.LATE],
+                             "out": view.rsvp[RsvpAnswer.OUT]}),
+        need=m.NeedView(asked=view.need.asked, joined=view.need.joined),
         jobs=[
             m.JobView(
                 job_type=j.job_type,
@@ -274,6 +277,11 @@ async def cancel_campaign(
 ) -> m.CampaignView:
     view = await request.app[DEPS].promote.cancel(actor_of(request), path.campaign_id)
     return _campaign(view, _zone(request))
+
+
+async def need_more(request: web.Request, path: m.CampaignPath, body: m.NeedRequest) -> m.NeedResponse:
+    asked = await request.app[DEPS].need.ask(actor_of(request), body.count, path.campaign_id)
+    return m.NeedResponse(messaged=asked.messaged)
 
 
 async def openapi(request: web.Request) -> web.Response:

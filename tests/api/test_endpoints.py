@@ -350,6 +350,7 @@ DOCUMENTED_OPERATIONS = {
     ("get", "/api/availability/promotions/campaign"),
     ("get", "/api/availability/promotions/campaign/events"),
     ("post", "/api/availability/promotions/campaigns/{campaign_id}/cancel"),
+    ("post", "/api/availability/promotions/campaigns/{campaign_id}/need"),
     ("get", "/api/openapi.json"),
 }
 

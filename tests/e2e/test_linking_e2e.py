@@ -118,7 +118,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
                 telegram_bot_username=deep_link_username("", bot),
             )
             stack.push_async_callback(h.engine.db.close)
-            await stack.enter_async_context(TelegramSide(bot, h.engine.linking))
+            await stack.enter_async_context(TelegramSide(bot, h.engine.linking, h.engine.rsvp))
         yield Rig(h, telegram, signal)
     finally:
         async with asyncio.timeout(BOUND):
