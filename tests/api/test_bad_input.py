@@ -22,6 +22,7 @@ PREVIEW = f"{AV}/promotions/preview"
 CREATE = f"{AV}/promotions/campaigns"
 STATUS = f"{AV}/promotions/campaign"
 CANCEL = f"{AV}/promotions/campaigns/1/cancel"
+NEED = f"{AV}/promotions/campaigns/1/need"
 BAD = "invalid_input"
 JSON = "invalid_json"
 OUT_OF_RANGE = "date_out_of_range"
@@ -159,6 +160,22 @@ CASES = [
     case("POST", f"{AV}/promotions/campaigns/{10**30}/cancel", 400, BAD, "path.campaign_id"),
     case("POST", CANCEL, 400, BAD, "body.reason", json={"reason": "x"}),
     case("POST", CANCEL, 400, JSON, "not valid JSON", data=b"please"),
+    # -- need
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 0}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 51}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": -3}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": "2"}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": True}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 2.5}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 10**30}),
+    case("POST", NEED, 400, BAD, "body.count", json={}),
+    case("POST", NEED, 400, BAD, "body.who", json={"count": 2, "who": "everyone"}),
+    case("POST", NEED, 400, BAD, "body", json=[2]),
+    case("POST", NEED, 400, JSON, "not valid JSON", data=b"count=2"),
+    case("POST", f"{AV}/promotions/campaigns/0/need", 400, BAD, "path.campaign_id", json={"count": 2}),
+    case("POST", f"{AV}/promotions/campaigns/x/need", 404, "not_found", json={"count": 2}),
+    case("POST", f"{AV}/promotions/campaigns/99/need", 404, "not_found", "no campaign 99", json={"count": 2}),
+    case("POST", NEED, 409, "dry_run", "nobody to ask", json={"count": 2}),  # campaign 1 is a rehearsal
     # -- routing
     case("GET", f"{AV}/nope", 404, "not_found"),
     case("DELETE", AV, 405, "method_not_allowed"),
