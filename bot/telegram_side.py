@@ -197,7 +197,12 @@ class TelegramSide:
             return
         campaign_id, answer = parsed
         result = await self._rsvp.answer_on_telegram(query.message.chat.id, campaign_id, answer)
-        await query.answer(rsvp_reply_text(result))
+        try:
+            await query.answer(rsvp_reply_text(result))
+        except BadRequest as exc:
+            # Answered already, or too old (an update handed over again after a restart): the answer
+            # is stored all the same; only the toast is lost.
+            log.info("an answer's confirmation could not be shown: %s", exc.message)
         if not isinstance(result, RsvpRecorded):
             return
         keyboard = rsvp_keyboard(campaign_id, answer)
