@@ -225,8 +225,10 @@ class Dispatcher:
             await self._finish(job, status)
 
     async def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
-        await self.job_store.finish(job.id, self.owner, status, self.clock.now(), error)
-        self.metrics.job_finished(job.job_type, status)
+        # A run whose lease was taken (a dead-looking process resumed elsewhere, or a "need" asked
+        # again) closes nothing: the job's next run will.
+        if await self.job_store.finish(job.id, self.owner, status, self.clock.now(), error):
+            self.metrics.job_finished(job.job_type, status)
 
     async def _fail_or_retry(self, job: Job, error: str) -> None:
         now = self.clock.now()
@@ -468,7 +470,7 @@ class _LeaseKeeper:
                 self.extended_at = now
                 until = now + self.d.config.lease
                 if not await self.d.job_store.extend_lease(self.job.id, self.d.owner, until):
-                    log.warning("job %d: lease lost; stopping this run", self.job.id)
+                    log.warning("job %d: lease lost (taken over, or due again); stopping this run", self.job.id)
                     return False
             # Checked per chunk and per retry, so a cancel stops a long fan-out promptly.
             campaign = await self.d.campaign_store.get(self.job.campaign_id)
