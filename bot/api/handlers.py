@@ -173,6 +173,12 @@ async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.Li
     return m.LinkConfirmResponse()
 
 
+async def unlink(request: web.Request, body: m.UnlinkRequest) -> m.PreferencesResponse:
+    deps, actor = request.app[DEPS], actor_of(request)
+    await deps.linking.unlink(actor, Channel(body.channel))
+    return _preferences(await deps.players.preferences(actor), _zone(request))
+
+
 async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewResponse:
     result = await request.app[DEPS].promote.preview(
         actor_of(request), include_available=query.include_available, include_maybe=query.include_maybe

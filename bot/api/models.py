@@ -254,6 +254,10 @@ class LinkConfirmRequest(_Request):
     ]
 
 
+class UnlinkRequest(_Request):
+    channel: Literal["telegram", "signal"] = Field(description="The linked channel to remove.")
+
+
 class CreateCampaignRequest(_Request):
     include_available: StrictBool = False
     include_maybe: StrictBool = False

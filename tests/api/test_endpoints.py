@@ -173,6 +173,27 @@ async def test_signal_link_sends_a_code_to_the_normalised_number(api: Api) -> No
     assert body["links"]["signal"]["linked"] is True
 
 
+async def test_unlink_removes_a_link_and_answers_the_preferences(api: Api) -> None:
+    await api.post("/api/availability/link-token", json={"channel": "signal", "address": "+38640123456"})
+    await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": last_code(api, "+38640123456")})
+    status, body = await api.post("/api/availability/unlink", json={"channel": "signal"})
+    assert status == 200
+    assert body["links"]["signal"] == {"linked": False, "verified_at": None, "number_masked": None}
+    status, again = await api.get("/api/availability/promotion-preferences")
+    assert again == body
+    # Nothing left to remove is no error: the answer says how things are.
+    status, body = await api.post("/api/availability/unlink", json={"channel": "signal"})
+    assert (status, body["links"]["signal"]["linked"]) == (200, False)
+
+
+async def test_unlink_telegram_leaves_signal_alone(api: Api) -> None:
+    await api.h.add_player(PROMOTER_ID, "Promoter", telegram="5001", signal="+38640123456")
+    status, body = await api.post("/api/availability/unlink", json={"channel": "telegram"})
+    assert status == 200
+    assert body["links"]["telegram"]["linked"] is False
+    assert body["links"]["signal"]["linked"] is True and body["links"]["signal"]["number_masked"]
+
+
 async def test_link_requests_are_throttled_per_player(api: Api) -> None:
     for _ in range(5):
         status, _ = await api.post("/api/availability/link-token", json={"channel": "telegram"})
@@ -345,6 +366,7 @@ DOCUMENTED_OPERATIONS = {
     ("post", "/api/availability/promotion-preferences"),
     ("post", "/api/availability/link-token"),
     ("post", "/api/availability/link-confirm"),
+    ("post", "/api/availability/unlink"),
     ("get", "/api/availability/promotions/preview"),
     ("post", "/api/availability/promotions/campaigns"),
     ("get", "/api/availability/promotions/campaign"),
