@@ -304,6 +304,7 @@ class AccessResponse(_Response):
     linked: bool
     can_promote: bool
     discord_user_id: str
+    display_name: str | None = Field(description="the name the community knows the caller by; null: not a member")
 
 
 class AvailabilityEntryResponse(_Response):
@@ -328,6 +329,7 @@ class BoardResponse(_Response):
     date: date
     counts: StatusCounts
     players: list[BoardPlayer] | None = Field(description="names, for linked users only; else null")
+    my_status: PlayerStatus | None = Field(description="the caller's own status that day; null: none, or not linked")
 
 
 class TelegramLinkState(_Response):

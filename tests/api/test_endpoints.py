@@ -40,10 +40,14 @@ async def test_setting_a_status_answers_the_players_entry_and_shows_on_the_board
             {"display_name": "Mia", "status": "LOOKING"},
             {"display_name": "Promoter", "status": "MAYBE"},
         ],
+        "my_status": "LOOKING",
     }
+    _, promoters = await api.get("/api/availability")
+    assert promoters["my_status"] == "MAYBE"
     status, body = await api.get("/api/availability", params={"date": "2026-11-25"})
     assert body["counts"]["AVAILABLE"] == 1
     assert body["players"] == [{"display_name": "Mia", "status": "AVAILABLE"}]
+    assert body["my_status"] is None  # the promoter said nothing about the 25th
 
 
 async def test_a_null_status_clears_it(api: Api) -> None:
