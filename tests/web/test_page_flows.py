@@ -3,7 +3,8 @@
 Players sign in through the Discord emulator's authorize page, set their status, opt in, choose how
 they are pinged and link Telegram (a `/start` through the Telegram emulator) and Signal (a code
 through the Signal emulator). A promoter previews, schedules a dry run, watches its jobs run and
-cancels it. Each step is checked in the page and in what the bot really did (its API, the emulators).
+cancels it; for a real campaign they see the answers and ask for more players. Each step is checked
+in the page and in what the bot really did (its API, the emulators).
 """
 
 from __future__ import annotations
@@ -260,3 +261,30 @@ def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, w
     user_id = PLAYERS[name]
     assert world.api("GET", "/api/availability", user_id)["my_status"] == "AVAILABLE"
     assert world.api("GET", PREFS, user_id)["allow_promotions"] is True
+
+
+@pytest.mark.parametrize("width", [pytest.param(DESKTOP, id="desktop")])
+def test_a_promoter_asks_for_more_players_and_sees_the_answers(visit: Visit, world: World, width: Width) -> None:
+    # The last test of the module: a real campaign (the others schedule dry runs), which runs its evening.
+    world.player_says("Fran", "LOOKING")
+    world.player_says("Hugo", "AVAILABLE")  # outside a campaign of the players looking: one to ask
+    page = sign_in(visit, PROMOTER_NAME)
+    dms_before = len(world.discord_dms(PLAYERS["Hugo"]))
+    created = world.api("POST", "/api/availability/promotions/campaigns", PROMOTER_ID, {"dry_run": False})
+    campaign_id = created["campaign_id"]
+    expect(page.locator("#campaign-headline")).to_contain_text(f"campaign {campaign_id}")
+    answers = page.locator("#campaign-answers")
+    expect(answers).to_have_text("in 0 · running late 0 · can't tonight 0")
+    # The compressed evening runs the voice check about 23 s after scheduling; the ask comes well before.
+    page.get_by_label("We need more players: how many?").fill("2")
+    page.get_by_role("button", name="Ask players outside the campaign").click()
+    expect(page.locator("#notice")).to_contain_text(re.compile(rf"Asked \d+ players? to join campaign {campaign_id}"))
+    asked = world.api("GET", "/api/availability/promotions/campaign", PROMOTER_ID)["campaign"]["need"]["asked"]
+    assert asked >= 1
+    expect(answers).to_contain_text(f"asked for more {asked}, joined 0")
+    expect(page.locator('#campaign-jobs li[data-job="send_need"]')).to_contain_text(": sent", timeout=JOB_WAIT_MS)
+    assert len(world.discord_dms(PLAYERS["Hugo"])) == dms_before + 1
+    assert "needs 2 more players" in world.discord_dms(PLAYERS["Hugo"])[-1]
+    visit.snap("asked-for-more")
+    # Once the voice check has run it is too late to ask: the form goes away.
+    expect(page.locator("#need-form")).to_be_hidden(timeout=JOB_WAIT_MS)
