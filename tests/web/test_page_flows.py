@@ -249,6 +249,7 @@ def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, w
     tab_to(page, name)
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_contain_text(name)
+    expect(page.get_by_role("heading", name="Ping me tonight?")).to_be_visible()  # the page has loaded
 
     tab_to(page, "Ping me tonight")
     page.keyboard.press("Enter")
@@ -260,3 +261,5 @@ def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, w
     user_id = PLAYERS[name]
     assert world.api("GET", "/api/availability", user_id)["my_status"] == "AVAILABLE"
     assert world.api("GET", PREFS, user_id)["allow_promotions"] is True
+    # On through every control of the preferences (time fields included) to the last of the page.
+    tab_to(page, "Send me a code")
