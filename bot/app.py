@@ -85,6 +85,7 @@ def promotion_config(settings: Settings) -> PromotionConfig:
         global_cooldown=p.global_cooldown,
         max_attempts=p.max_attempts,
         dry_run_daily_limit=p.dry_run_daily_limit,
+        standing_decision_lead=timedelta(minutes=p.standing_decision_minutes),
     )
 
 

@@ -613,6 +613,17 @@ class StandingDecision:
 
 
 @dataclass(frozen=True, slots=True)
+class Evening:
+    """What is on for a day: the campaign promoted (and when it starts), else the standing sessions whose
+    decision for that day is still to come."""
+
+    day: date
+    campaign: Campaign | None = None
+    start: datetime | None = None
+    standing: tuple[StandingView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class StandingView:
     """A standing session with its next decision (None once removed) and its latest outcome."""
 

@@ -236,10 +236,6 @@ class PromoteService:
         since = self.players.today() - timedelta(days=1)
         return await self.campaign_store.unfinished(since, prefer_initiator)
 
-    async def tonight(self, day: date | None = None) -> Campaign | None:
-        """The evening promoted for `day` (default today): its newest real campaign that is not cancelled."""
-        return await self.campaign_store.live_for_date(day or self.players.today())
-
     async def _view(self, campaign: Campaign) -> CampaignStatusView:
         delivery = await self.campaign_store.delivery_counts(campaign.id)
         jobs = await self.campaign_store.jobs(campaign.id)

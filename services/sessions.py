@@ -27,6 +27,8 @@ TITLE_RULE: Final = (
 )
 
 MAX_QUORUM: Final = 1000
+# Standing sessions a server may have: more than a week can hold, and as many as one Discord list shows.
+MAX_STANDING: Final = 25
 AUTOCOMPLETE_STEP: Final = timedelta(minutes=30)
 AUTOCOMPLETE_CHOICES: Final = 7  # the configured start and three half hours either side
 

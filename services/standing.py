@@ -23,8 +23,10 @@ from services.messages import below_quorum_text, failure_in_words
 from services.models import (
     Actor,
     DecisionOutcome,
+    Evening,
     Job,
     JobStatus,
+    JobType,
     Occurrence,
     StandingDecision,
     StandingLimit,
@@ -34,7 +36,7 @@ from services.models import (
 )
 from services.promote import PromoteService
 from services.schedule import local_datetime
-from services.sessions import MAX_QUORUM, clean_title, decision_deadline, occurrence, session_label
+from services.sessions import MAX_QUORUM, MAX_STANDING, clean_title, decision_deadline, occurrence, session_label
 from storage.campaigns import CampaignStore
 from storage.standing import StandingStore
 
@@ -57,7 +59,7 @@ class StandingConfig:
     decision_lead: timedelta  # promotion.standing_decision_minutes
     max_lateness: timedelta  # a decision later than its start plus this is too late
     max_attempts: int
-    max_sessions: int = 50
+    max_sessions: int = MAX_STANDING
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,10 +155,16 @@ class StandingService:
         log.info("standing session %d removed by player %d", session_id, remover.id)
         return (await self._views([session]))[0]
 
-    async def on(self, day: date) -> list[StandingView]:
-        """The sessions whose decision for `day` is still to come (the board shows them)."""
+    async def evening(self, day: date) -> Evening:
+        """What is on for `day` (the board shows it): the real campaign promoted that day, not cancelled,
+        with its start; else the sessions whose decision for that day is still to come."""
+        campaign = await self.campaign_store.live_for_date(day)
+        if campaign is not None:
+            jobs = await self.campaign_store.jobs(campaign.id)
+            start = next((j.due_at for j in jobs if j.job_type is JobType.START), None)
+            return Evening(day, campaign, start)
         views = await self._views(await self.store.active())
-        return [v for v in views if v.next is not None and v.next.session_date == day]
+        return Evening(day, standing=tuple(v for v in views if v.next is not None and v.next.session_date == day))
 
     async def _views(self, sessions: list[StandingSession]) -> list[StandingView]:
         ids = [s.id for s in sessions]

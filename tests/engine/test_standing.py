@@ -408,10 +408,10 @@ async def test_one_session_per_weekday_and_time(h: Harness) -> None:
     ]
 
 
-async def test_a_server_has_at_most_fifty_sessions(h: Harness) -> None:
-    for n in range(50):
+async def test_a_server_has_at_most_25_sessions(h: Harness) -> None:
+    for n in range(25):
         await add(h, weekday=list(Weekday)[n % 7], start_at=time(n // 7, 0))
-    with pytest.raises(TooManyStanding, match="This server has 50 standing sessions"):
+    with pytest.raises(TooManyStanding, match="This server has 25 standing sessions"):
         await add(h, start_at=time(23, 59))
 
 

@@ -92,10 +92,11 @@ async def test_a_bad_title_is_refused_and_nothing_is_stored(evening: Harness, ti
 async def test_the_evening_of_the_day_is_its_live_real_campaign(evening: Harness) -> None:
     h = evening
     await _community(h)
-    assert await h.engine.promote.tonight() is None
+    assert (await h.engine.standing.evening(DAY)).campaign is None
     await h.engine.promote.create(h.actor(), dry_run=True)
-    assert await h.engine.promote.tonight() is None  # a rehearsal is nobody's evening
-    real = await h.engine.promote.create(h.actor(), title="Raid night")
-    assert await h.engine.promote.tonight() == real.campaign
+    assert (await h.engine.standing.evening(DAY)).campaign is None  # a rehearsal is nobody's evening
+    real = await h.engine.promote.create(h.actor(), title="Raid night", start_at=time(21, 30))
+    tonight = await h.engine.standing.evening(DAY)
+    assert (tonight.campaign, tonight.start) == (real.campaign, local(DAY, 21, 30))
     await h.engine.promote.cancel(h.actor(), real.campaign.id)
-    assert await h.engine.promote.tonight() is None
+    assert (await h.engine.standing.evening(DAY)).campaign is None
