@@ -318,6 +318,7 @@ async def _api(
     )
     deps = ApiDeps(
         promote=engine.promote,
+        standing=engine.standing,
         players=engine.players,
         linking=engine.linking,
         sessions=engine.web_sessions,

@@ -23,6 +23,7 @@ from services.metrics import Metrics
 from services.models import Actor
 from services.players import PlayerService
 from services.promote import PromoteService
+from services.standing import StandingService
 from services.web_sessions import WebSessionService
 from storage.changes import Changes
 
@@ -83,6 +84,7 @@ class ReadinessProbe(Protocol):
 @dataclass(frozen=True, slots=True)
 class ApiDeps:
     promote: PromoteService
+    standing: StandingService
     players: PlayerService
     linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up
     sessions: WebSessionService  # browser sessions (used when `oauth` is set)
