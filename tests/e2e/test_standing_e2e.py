@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import re
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +23,7 @@ import aiohttp
 from bot.api import bound_port
 from bot.app import Running, started
 from bot.sandbox.stack import FOLLOWUP_CHANNEL_ID, GUILD_ID, PROMOTER_ID, SERVICE_TOKEN, Member, SandboxStack
-from services.clock import SystemClock
+from services.clock import LeapingClock
 from services.models import Weekday
 from tests.e2e.e2e_helpers import (
     BOT_START_TIMEOUT,
@@ -45,23 +45,6 @@ TITLE = "E2E **raid** @everyone"
 SHOWN_TITLE = "E2E \\*\\*raid\\*\\* @\u200beveryone"  # as Discord receives it: formats nothing, pings nobody
 AHEAD_OF_THE_MINUTE = timedelta(seconds=6)
 EVENING_BOUND = 60.0  # decision, reminder (+10 s), start ping (+20 s), voice check (+3 s), with room
-
-
-class LeapingClock(SystemClock):
-    """The real clock, `ahead` in front: it only ever leaps forward, as a clock that waited would."""
-
-    def __init__(self) -> None:
-        self.ahead = timedelta(0)
-
-    def now(self) -> datetime:
-        return super().now() + self.ahead
-
-    def leap_before_a_minute(self, lead: timedelta) -> datetime:
-        """Leap to `lead` before the next whole minute at least `lead` away; return that minute."""
-        now = self.now()
-        minute = (now + lead + timedelta(minutes=1)).replace(second=0, microsecond=0)
-        self.ahead += minute - lead - now
-        return minute
 
 
 async def test_a_standing_session_decides_by_itself_and_its_evening_runs(tmp_path: Path) -> None:
@@ -125,7 +108,7 @@ async def _the_evening(stack: SandboxStack, clock: LeapingClock, db_path: Path) 
         assert (website["title"], website["initiator"]) == (TITLE, "Rally")
 
         # The next day a second session finds nobody up for it: one note, and nothing else.
-        clock.ahead += timedelta(days=1)
+        clock.leap(timedelta(days=1))
         tomorrow = clock.leap_before_a_minute(AHEAD_OF_THE_MINUTE).astimezone(zone)
         tomorrow_weekday = Weekday.of(tomorrow.date())
         await slash(
