@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 
 from bot.sandbox.stack import GUILD_ID
+from services.fanout_plan import NO_START_PING
 from services.models import Channel
 from tests.e2e.fault_helpers import (
     MARKER,
@@ -68,8 +69,9 @@ async def test_closed_dms_cost_one_request_then_none_until_the_player_is_back(tm
             assert reminder["status"] == "failed" and "50007" in reminder["reason"]
             start = stack.finals(campaign_id, START)[pid]
             assert (start["status"], start["reason"]) == ("skipped", "dm_closed")
+            # No start ping reached them, so no follow-up says "we started" (and none was tried).
             followup = stack.finals(campaign_id, VOICE_CHECK).get(pid)
-            assert followup is None or (followup["status"], followup["reason"]) == ("skipped", "dm_closed")
+            assert followup is None or (followup["status"], followup["reason"]) == ("skipped", NO_START_PING)
         assert stack.discord.global_rate_limited == 0
 
         # One of them uses Rallypoint: /notify show tells them, and their Discord counts as open again.
@@ -154,4 +156,9 @@ async def test_discord_sends_pause_before_the_invalid_request_budget_runs_out(tm
             assert stack.discord.requests_to_user(by_player[pid].discord_id) == 0
             assert not any(MARKER[REMINDER] in (m.get("content") or "") for m in stack.discord.dm_messages(
                 by_player[pid].discord_id))
-        assert stack.jobs(campaign_id)[REMINDER]["status"] == "running"  # waiting out the 10 minutes
+        # The pause outlasts the reminder's send-by time (the start): rather than wait it out and go
+        # late, the paused reminders end skipped, too_late, and still nothing more reaches Discord.
+        await wait_until(lambda: stack.jobs(campaign_id)[REMINDER]["status"] == "sent", EVENING, "the reminder job")
+        finals = stack.finals(campaign_id, REMINDER)
+        assert {(finals[pid]["status"], finals[pid]["reason"]) for pid in paused} == {("skipped", "too_late")}
+        assert stack.discord.invalid_requests <= pause_at + SEND_CONCURRENCY
