@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 CONFIG ?= config.toml
 
-.PHONY: venv test lint unit demo run bench migrate check-config openapi clean
+.PHONY: venv test lint unit demo demo-serve run bench migrate check-config openapi clean
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,10 @@ unit: venv
 
 demo: venv
 	PTB_TIMEDELTA=1 $(BIN)/python -m bot demo
+
+# The rehearsal, then the emulated world keeps running with the bot's page (until Ctrl-C).
+demo-serve: venv
+	PTB_TIMEDELTA=1 $(BIN)/python -m bot demo --serve
 
 run: venv
 	PTB_TIMEDELTA=1 $(BIN)/python -m bot run --config $(CONFIG)

@@ -97,12 +97,17 @@ def _parser() -> argparse.ArgumentParser:
         "id and Signal number with it (safe while the bot runs). Exit code 2 if an address cannot be decrypted.",
         _rotate_keys,
     )
-    command(
+    demo = command(
         "demo", "rehearse a whole campaign offline",
         "Start the built-in Discord, Telegram and Signal emulators on loopback and run a compressed evening "
         "against them with the real bot, printing what players receive. Needs no configuration.",
         _demo,
         configured=False,
+    )
+    demo.add_argument(
+        "--serve", action="store_true",
+        help="afterwards keep the emulated world running and print the address of the bot's page, where "
+        "you sign in as any demo player or the promoter (until Ctrl-C)",
     )
     return parser
 
@@ -180,7 +185,7 @@ def _rotate_keys(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return asyncio.run(run_demo())
+    return asyncio.run(run_demo(serve=args.serve))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,16 @@ the evening: the promoter adds a standing weekly session for the coming minute, 
 the bot counts the players and creates the campaign by itself. The evening is compressed: the bot's
 clock leaps to a few seconds before that minute instead of waiting for it, the session is decided at
 its start, the reminder and the start ping fall due seconds after, the voice check 10 s later.
+
+With `--serve` the world keeps running afterwards and the bot's page can be visited: signing in
+goes through the Discord emulator's authorize page, where a visitor picks any member to be.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
+import signal
 import tempfile
 import time
 from collections.abc import Iterable
@@ -74,15 +78,15 @@ def _say(text: str = "") -> None:
     print(text, flush=True)
 
 
-async def run_demo() -> int:
+async def run_demo(*, serve: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="rallypoint-demo-") as tmp:
-        return await _run(Path(tmp))
+        return await _run(Path(tmp), serve=serve)
 
 
-async def _run(workdir: Path) -> int:
+async def _run(workdir: Path, *, serve: bool) -> int:
     began = time.monotonic()
     # Times in the past shift to now + 10 s / now + 20 s (as the schedule rule has it): a compressed evening.
-    stack = SandboxStack(workdir, promotion=STANDING)
+    stack = SandboxStack(workdir, promotion=STANDING, login=serve)
     clock = LeapingClock()
     members = [Member(PROMOTER_ID, "rally", nick="Rally (promoter)", promoter=True)]
     members += [Member(BASE_ID + i, name.lower(), nick=name) for i, (name, *_rest) in enumerate(PLAYERS)]
@@ -106,6 +110,8 @@ async def _run(workdir: Path) -> int:
             _received(stack, clock)
             await _outcomes(app, campaign)
             await _website_view(app)
+            if serve:
+                await _serve(stack)
     finally:
         await stack.stop()
     _say(f"\n== done in {time.monotonic() - began:.0f}s")
@@ -349,3 +355,38 @@ async def _website_view(app: Running) -> None:
     _say(f"   status {c['status']}, {c['recipient_count']} recipients, delivery {c['delivery']}")
     for job in c["jobs"]:
         _say(f"   {job['job_type']}: {job['status']} (attempt {job['attempts']}/{job['max_attempts']})")
+
+
+async def _serve(stack: SandboxStack) -> None:
+    """Keep the world running for visitors of the page until SIGINT (Ctrl-C) or SIGTERM."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    names = ", ".join(name for name, *_rest in PLAYERS)
+    _say(f"\n== the world keeps running: open {stack.page_url}")
+    _say("   Sign in with Discord opens the emulator's page: pick Rally (promoter) to promote, or a player")
+    _say(f"   ({names}). The rehearsal used Rally's campaign of the day; dry runs are still possible.")
+    _say("   Signal codes the bot sends appear below. Telegram deep links point at t.me, which is not emulated.")
+    _say("   Ctrl-C stops it.")
+    try:
+        await _echo_signal_codes(stack, stop)
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _echo_signal_codes(stack: SandboxStack, stop: asyncio.Event) -> None:
+    """Print each text the emulated Signal delivers from now on: the phones of the visitors."""
+    seen = {number: len(stack.signal.messages_to(number)) for number in stack.signal.recipients()}
+    while not stop.is_set():
+        for number in stack.signal.recipients():
+            texts = stack.signal.messages_to(number)
+            for text in texts[seen.get(number, 0):]:
+                _say(f"   Signal to {number}: {text}")
+            seen[number] = len(texts)
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=0.5)
+        except TimeoutError:
+            continue

@@ -28,6 +28,7 @@ from bot.api.errors import MAX_BODY_BYTES, error_middleware
 from bot.api.events import STREAMS, Streams
 from bot.api.oauth import OAUTH_PATHS, setup_oauth
 from bot.api.openapi import build_openapi
+from bot.api.page import setup_web
 from bot.api.routes import METRICS_PATH, OPERATIONS, Operation, setup_routes
 from bot.api.sessions import CookieSigner
 from bot.config import Settings
@@ -46,7 +47,7 @@ def served_operations(settings: Settings) -> tuple[Operation, ...]:
 
 
 def create_app(deps: ApiDeps, settings: Settings, limits: ServerLimits | None = None) -> web.Application:
-    """Build the API: routes, middlewares, the login flow when configured, the document.
+    """Build the API: routes, middlewares, the page at `/`, the login flow when configured, the document.
 
     `limits` default to the settings' (tests pass tighter ones).
     """
@@ -67,6 +68,7 @@ def create_app(deps: ApiDeps, settings: Settings, limits: ServerLimits | None = 
     setup_routes(app, operations)
     app[SERVICE_ROUTES] = frozenset(op.path for op in operations if op.service_only)
     public = {op.path for op in operations if op.public}
+    public |= setup_web(app, login=deps.oauth is not None)
     if deps.oauth is not None:
         app[SIGNER] = CookieSigner(deps.oauth.session_secret.get_secret_value(), deps.clock)
         setup_oauth(app)

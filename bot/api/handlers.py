@@ -71,13 +71,13 @@ async def metrics(request: web.Request) -> web.Response:
 async def access(request: web.Request) -> m.AccessResponse:
     deps = request.app[DEPS]
     actor = actor_of(request)
-    if actor.is_member:
-        await deps.players.player_for(actor)
+    player = await deps.players.player_for(actor) if actor.is_member else None
     return m.AccessResponse(
         authenticated=True,
         linked=actor.is_member,
         can_promote=await deps.promote.can_promote(actor),
         discord_user_id=str(actor.discord_user_id),
+        display_name=player.display_name if player is not None else None,
     )
 
 
@@ -94,19 +94,21 @@ async def board(request: web.Request, query: m.BoardQuery) -> m.BoardResponse:
     deps = request.app[DEPS]
     actor = actor_of(request)
     result = await deps.players.board(query.date)
-    players = None
+    players, mine = None, None
     if actor.is_member:
-        await deps.players.player_for(actor)
+        me = await deps.players.player_for(actor)
         players = [
             m.BoardPlayer(display_name=e.player.display_name, status=e.status)
             for e in result.entries
             if e.status is not None
         ]
+        mine = next((e.status for e in result.entries if e.player.id == me.id), None)
     counts = result.counts()
     return m.BoardResponse(
         date=result.day,
         counts=m.StatusCounts(**{s.value: counts[s] for s in PlayerStatus}),
         players=players,
+        my_status=mine,
     )
 
 
@@ -183,6 +185,10 @@ async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.Li
 
 def _time(value: str | None) -> time | None:
     return parse_hhmm(value) if value is not None else None
+async def unlink(request: web.Request, body: m.UnlinkRequest) -> m.PreferencesResponse:
+    deps, actor = request.app[DEPS], actor_of(request)
+    await deps.linking.unlink(actor, Channel(body.channel))
+    return _preferences(await deps.players.preferences(actor), _zone(request))
 
 
 async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewResponse:

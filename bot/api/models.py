@@ -307,6 +307,10 @@ class LinkConfirmRequest(_Request):
     ]
 
 
+class UnlinkRequest(_Request):
+    channel: Literal["telegram", "signal"] = Field(description="The linked channel to remove.")
+
+
 class CreateCampaignRequest(_Request):
     include_available: StrictBool = False
     include_maybe: StrictBool = False
@@ -370,6 +374,7 @@ class AccessResponse(_Response):
     linked: bool
     can_promote: bool
     discord_user_id: str
+    display_name: str | None = Field(description="the name the community knows the caller by; null: not a member")
 
 
 class AvailabilityEntryResponse(_Response):
@@ -394,6 +399,7 @@ class BoardResponse(_Response):
     date: date
     counts: StatusCounts
     players: list[BoardPlayer] | None = Field(description="names, for linked users only; else null")
+    my_status: PlayerStatus | None = Field(description="the caller's own status that day; null: none, or not linked")
 
 
 class TelegramLinkState(_Response):

@@ -137,6 +137,11 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(e.NOT_LINKED, e.CHANNEL_UNAVAILABLE, e.NO_CODE_PENDING, e.WRONG_CODE, e.CODE_EXPIRED, e.CODE_LOCKED),
     ),
     Operation(
+        "POST", f"{_AVAILABILITY}/unlink", "unlink",
+        "Remove the caller's Telegram or Signal link (nothing to remove is no error); answers the preferences.",
+        h.unlink, (m.PreferencesResponse,), body=m.UnlinkRequest, errors=(e.NOT_LINKED,),
+    ),
+    Operation(
         "GET", f"{_PROMOTIONS}/preview", "previewCampaign",
         "Who tonight's campaign would reach, and on which channel (promoters).", h.preview,
         (m.PreviewResponse,), query=m.PreviewQuery, errors=(e.NOT_LINKED, e.NOT_PROMOTER),

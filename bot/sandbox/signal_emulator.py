@@ -107,6 +107,10 @@ class SignalEmulator:
         """The texts delivered to `number`, oldest first."""
         return list(self._inbox.get(number, ()))
 
+    def recipients(self) -> list[str]:
+        """Every number that was sent something, in the order they first were."""
+        return list(self._inbox)
+
     @property
     def mode(self) -> Mode:
         """The server's mode: "json-rpc" (receive is a WebSocket) or "normal"/"native" (receive is a GET)."""

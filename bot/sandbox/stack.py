@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import secrets
+import socket
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -45,22 +47,45 @@ class Member:
     promoter: bool = False
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nobody listens on right now (for a server whose address must be known before it starts)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind((host, 0))
+        return int(probe.getsockname()[1])
+
+
 @dataclass
 class SandboxStack:
+    """The emulators and the bot's configuration against them.
+
+    With `login`, the bot's page can be signed in to: Discord OAuth is configured against the Discord
+    emulator's authorize page, so the API listens on a port chosen up front (the redirect URI names it).
+    """
+
     workdir: Path
     telegram_enabled: bool = True
     signal_enabled: bool = True
     promotion: dict[str, Any] = field(default_factory=dict)
     discord_settings: dict[str, Any] = field(default_factory=dict)  # more [discord] keys, e.g. its limits
+    login: bool = False
+    api_port: int = 0  # 0: any free port (with `login`: one picked now)
     discord: DiscordEmulator = field(init=False)
     telegram: TelegramEmulator = field(init=False)
     signal: SignalEmulator = field(init=False)
     encryption_key: str = field(default_factory=ContactCipher.generate_key)
+    session_secret: str = field(default_factory=lambda: secrets.token_urlsafe(32))
 
     def __post_init__(self) -> None:
         self.discord = DiscordEmulator()
         self.telegram = TelegramEmulator(token=TELEGRAM_TOKEN, bot_username="rallypoint_sandbox_bot")
         self.signal = SignalEmulator(number=SIGNAL_BOT_NUMBER)
+        if self.login and not self.api_port:
+            self.api_port = free_port()
+
+    @property
+    def page_url(self) -> str:
+        """Where the bot serves its page (known before the start only with `login` or a set `api_port`)."""
+        return f"http://127.0.0.1:{self.api_port}/"
 
     async def start(self, members: list[Member], *, discord_port: int = 0) -> None:
         """Build the world and start the emulators (Discord on `discord_port`; 0: any free port)."""
@@ -102,11 +127,12 @@ class SandboxStack:
                 "voice_channel_ids": [VOICE_CHANNEL_ID],
                 "api_base_url": self.discord.api_base_url,
                 "gateway_url": self.discord.gateway_url,
+                **(self._login_settings() if self.login else {}),
                 **self.discord_settings,
             },
             "promotion": promotion,
             "storage": {"path": str(self.workdir / "rallypoint.sqlite3")},
-            "api": {"enabled": True, "host": "127.0.0.1", "port": 0, "service_tokens": [SERVICE_TOKEN]},
+            "api": {"enabled": True, "host": "127.0.0.1", "port": self.api_port, "service_tokens": [SERVICE_TOKEN]},
             "telegram": {
                 "token": TELEGRAM_TOKEN if self.telegram_enabled else "",
                 "api_base_url": self.telegram.base_url if self.telegram_enabled else "",
@@ -116,7 +142,17 @@ class SandboxStack:
                 "api_url": self.signal.api_url if self.signal_enabled else "",
                 "number": SIGNAL_BOT_NUMBER if self.signal_enabled else "",
             },
-            "security": {"contact_encryption_key": self.encryption_key},
+            "security": {
+                "contact_encryption_key": self.encryption_key,
+                "session_secret": self.session_secret if self.login else "",
+            },
+        }
+
+    def _login_settings(self) -> dict[str, str]:
+        return {
+            "oauth_client_id": self.discord.oauth_client_id,
+            "oauth_client_secret": self.discord.oauth_client_secret,
+            "oauth_redirect_uri": f"{self.page_url}auth/callback",
         }
 
     def settings(self) -> Settings:

@@ -52,7 +52,7 @@ async def test_a_token_configured_as_its_sha256_digest_is_accepted(api: Api) -> 
         "/api/availability/access", headers=api.auth(MEMBER_ID, token=HASHED_TOKEN)
     )
     assert status == 200
-    assert body["discord_user_id"] == str(MEMBER_ID)
+    assert (body["discord_user_id"], body["display_name"]) == (str(MEMBER_ID), "Mia")
 
 
 async def test_the_bearer_scheme_is_case_insensitive(api: Api) -> None:
@@ -81,7 +81,10 @@ async def test_a_non_member_is_told_so_and_never_gets_a_profile(api: Api) -> Non
     status, body = await api.get("/api/availability/access", as_user=OUTSIDER_ID)
     assert (status, body) == (
         200,
-        {"authenticated": True, "linked": False, "can_promote": False, "discord_user_id": str(OUTSIDER_ID)},
+        {
+            "authenticated": True, "linked": False, "can_promote": False, "discord_user_id": str(OUTSIDER_ID),
+            "display_name": None,
+        },
     )
     for method, path, kwargs in [
         ("POST", "/api/availability", {"json": {"status": "LOOKING"}}),
@@ -104,7 +107,7 @@ async def test_a_non_member_sees_the_counts_but_not_the_names(api: Api) -> None:
     status, body = await api.get("/api/availability", as_user=OUTSIDER_ID)
     assert status == 200
     assert body["counts"]["LOOKING"] == 1
-    assert body["players"] is None
+    assert body["players"] is None and body["my_status"] is None
     _, member_view = await api.get("/api/availability", as_user=MEMBER_ID)
     assert member_view["players"] == [{"display_name": "Ana", "status": "LOOKING"}]
 

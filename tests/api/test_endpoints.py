@@ -40,10 +40,14 @@ async def test_setting_a_status_answers_the_players_entry_and_shows_on_the_board
             {"display_name": "Mia", "status": "LOOKING"},
             {"display_name": "Promoter", "status": "MAYBE"},
         ],
+        "my_status": "LOOKING",
     }
+    _, promoters = await api.get("/api/availability")
+    assert promoters["my_status"] == "MAYBE"
     status, body = await api.get("/api/availability", params={"date": "2026-11-25"})
     assert body["counts"]["AVAILABLE"] == 1
     assert body["players"] == [{"display_name": "Mia", "status": "AVAILABLE"}]
+    assert body["my_status"] is None  # the promoter said nothing about the 25th
 
 
 async def test_a_null_status_clears_it(api: Api) -> None:
@@ -171,6 +175,27 @@ async def test_signal_link_sends_a_code_to_the_normalised_number(api: Api) -> No
     assert (status, body) == (200, {"linked": True})
     status, body = await api.get("/api/availability/promotion-preferences")
     assert body["links"]["signal"]["linked"] is True
+
+
+async def test_unlink_removes_a_link_and_answers_the_preferences(api: Api) -> None:
+    await api.post("/api/availability/link-token", json={"channel": "signal", "address": "+38640123456"})
+    await api.post("/api/availability/link-confirm", json={"channel": "signal", "code": last_code(api, "+38640123456")})
+    status, body = await api.post("/api/availability/unlink", json={"channel": "signal"})
+    assert status == 200
+    assert body["links"]["signal"] == {"linked": False, "verified_at": None, "number_masked": None}
+    status, again = await api.get("/api/availability/promotion-preferences")
+    assert again == body
+    # Nothing left to remove is no error: the answer says how things are.
+    status, body = await api.post("/api/availability/unlink", json={"channel": "signal"})
+    assert (status, body["links"]["signal"]["linked"]) == (200, False)
+
+
+async def test_unlink_telegram_leaves_signal_alone(api: Api) -> None:
+    await api.h.add_player(PROMOTER_ID, "Promoter", telegram="5001", signal="+38640123456")
+    status, body = await api.post("/api/availability/unlink", json={"channel": "telegram"})
+    assert status == 200
+    assert body["links"]["telegram"]["linked"] is False
+    assert body["links"]["signal"]["linked"] is True and body["links"]["signal"]["number_masked"]
 
 
 async def test_link_requests_are_throttled_per_player(api: Api) -> None:
@@ -347,6 +372,7 @@ DOCUMENTED_OPERATIONS = {
     ("post", "/api/availability/promotion-preferences"),
     ("post", "/api/availability/link-token"),
     ("post", "/api/availability/link-confirm"),
+    ("post", "/api/availability/unlink"),
     ("get", "/api/availability/promotions/preview"),
     ("post", "/api/availability/promotions/campaigns"),
     ("get", "/api/availability/promotions/campaign"),

@@ -1,0 +1,262 @@
+"""The page in Chromium against the real bot and the emulators, at desktop width and at 360 px.
+
+Players sign in through the Discord emulator's authorize page, set their status, opt in, choose how
+they are pinged and link Telegram (a `/start` through the Telegram emulator) and Signal (a code
+through the Signal emulator). A promoter previews, schedules a dry run, watches its jobs run and
+cancels it. Each step is checked in the page and in what the bot really did (its API, the emulators).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import yarl
+from playwright.sync_api import Locator, Page, expect
+
+from bot.sandbox.stack import PROMOTER_ID
+from tests.web.conftest import DESKTOP, WIDTHS, Visit, Width
+from tests.web.world import PLAYERS, PROMOTER_NAME, World
+
+PREFS = "/api/availability/promotion-preferences"
+# Per width, a player of its own: the tests share one world.
+PLAYER = {"desktop": "Ana", "phone": "Bor"}
+TELEGRAM_CHAT = {"desktop": 731_955_201, "phone": 731_955_202}
+SIGNAL_NUMBER = {"desktop": "+38640917201", "phone": "+38640917202"}
+JOB_WAIT_MS = 45_000  # the compressed evening sends the reminder 10 s after scheduling
+
+
+def sign_in(visit: Visit, name: str) -> Page:
+    """Open the page signed out, follow "Sign in with Discord" and pick `name` on the emulator's page."""
+    page = visit.page
+    page.goto(visit.world.url)
+    expect(page.get_by_role("heading", name="Game night, organised")).to_be_visible()
+    visit.snap("signed-out")
+    page.get_by_role("link", name="Sign in with Discord").click()
+    expect(page).to_have_title("Sign in with Discord (sandbox)")
+    page.get_by_role("link", name=name, exact=True).click()
+    expect(page.locator("#who")).to_contain_text(name)
+    assert yarl.URL(page.url).path == "/"
+    return page
+
+
+def status_button(page: Page, name: str) -> Locator:
+    return page.get_by_role("group", name="My status tonight").get_by_role("button", name=name, exact=True)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_player_signs_in_says_looking_opts_in_and_links_telegram_and_signal(
+    visit: Visit, world: World, width: Width
+) -> None:
+    name = PLAYER[width.name]
+    user_id = PLAYERS[name]
+    page = sign_in(visit, name)
+
+    # Consent is opt-in: a newcomer is asked, and nothing is on until they say yes.
+    expect(page.get_by_role("heading", name="Ping me tonight?")).to_be_visible()
+    assert world.api("GET", PREFS, user_id)["allow_promotions"] is False
+    visit.snap("asked-to-opt-in")
+    page.get_by_role("button", name="Ping me tonight").click()
+    expect(page.get_by_role("heading", name="Ping me tonight?")).to_be_hidden()
+    expect(page.get_by_label("Ping me when a game night is promoted")).to_be_checked()
+    assert world.api("GET", PREFS, user_id)["allow_promotions"] is True
+
+    status_button(page, "Looking").click()
+    expect(status_button(page, "Looking")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#board-players")).to_contain_text(name)
+    board = world.api("GET", "/api/availability", user_id)
+    assert board["my_status"] == "LOOKING" and {"display_name": name, "status": "LOOKING"} in board["players"]
+    visit.snap("looking")
+
+    page.get_by_label("Where to ping me first").select_option("telegram")
+    page.get_by_label("Never ping me between").check()
+    page.get_by_label("From").fill("22:30")
+    page.get_by_label("to", exact=True).fill("06:30")
+    page.get_by_role("button", name="Use this device's").click()
+    expect(page.get_by_label("My timezone (for quiet hours)")).to_have_value("America/New_York")
+    page.get_by_role("button", name="Save my pings").click()
+    expect(page.locator("#notice")).to_have_text("Saved.")
+    prefs = world.api("GET", PREFS, user_id)
+    assert prefs["preferred_channel"] == "telegram"
+    assert prefs["quiet_hours"] == {"start": "22:30", "end": "06:30"}
+    assert prefs["timezone"] == "America/New_York"
+
+    # Telegram: the page shows a deep link; the player presses Start in Telegram (the emulator).
+    page.get_by_role("button", name="Link Telegram").click()
+    deep_link = page.get_by_role("link", name="this link in Telegram")
+    expect(deep_link).to_be_visible()
+    # The link expires at a time shown in the viewer's zone, the community's beside it (by offset: a
+    # player's page does not know the community's zone by name).
+    expect(page.locator("#telegram-expires")).to_have_text(
+        re.compile(r"\d\d:\d\d your time \(\d\d:\d\d UTC[+-]\d\d:\d\d\)")
+    )
+    href = deep_link.get_attribute("href") or ""
+    found = re.fullmatch(r"https://t\.me/rallypoint_sandbox_bot\?start=([A-Za-z0-9_-]+)", href)
+    assert found, href
+    visit.snap("telegram-link-shown")
+    world.telegram_start(TELEGRAM_CHAT[width.name], found.group(1))
+    expect(page.locator("#telegram-state")).to_have_text("Linked.")  # the page notices by itself
+    expect(page.get_by_role("button", name="Unlink Telegram")).to_be_visible()
+    assert world.api("GET", PREFS, user_id)["links"]["telegram"]["linked"] is True
+
+    # Signal: a number, then the code that arrived on it.
+    number = SIGNAL_NUMBER[width.name]
+    page.get_by_label("My Signal number").fill(number)
+    page.get_by_role("button", name="Send me a code").click()
+    code_box = page.get_by_label("The 6-digit code Signal brought")
+    expect(code_box).to_be_focused()
+    texts = world.signal_texts(number)
+    code = re.search(r"\b(\d{6})\b", texts[-1] if texts else "")
+    assert code, texts
+    code_box.fill(code.group(1))
+    visit.snap("signal-code")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#signal-state")).to_contain_text("Linked: ")
+    assert number not in page.locator("#signal").inner_text()  # masked, as the API answers it
+    expect(page.get_by_label("My Signal number")).to_have_value("")
+    visit.snap("linked")
+
+    page.get_by_role("button", name="Unlink Telegram").click()
+    expect(page.locator("#telegram-state")).to_have_text("Not linked.")
+    links = world.api("GET", PREFS, user_id)["links"]
+    assert links["telegram"]["linked"] is False and links["signal"]["linked"] is True
+
+    page.get_by_role("button", name="Sign out").click()
+    expect(page.get_by_role("link", name="Sign in with Discord")).to_be_visible()
+    page.reload()
+    expect(page.get_by_role("link", name="Sign in with Discord")).to_be_visible()  # the session is over
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_a_promoter_previews_schedules_a_dry_run_watches_it_run_and_cancels_it(
+    visit: Visit, world: World, width: Width
+) -> None:
+    world.player_says("Cene", "LOOKING")
+    world.player_says("Dora", "AVAILABLE")
+    world.player_says("Eva", "MAYBE")
+    page = sign_in(visit, PROMOTER_NAME)
+    expect(page.get_by_role("heading", name="Promote tonight")).to_be_visible()
+    recipients = page.locator("#preview-recipients")
+    expect(recipients).to_contain_text("Cene")
+    expect(recipients).not_to_contain_text("Dora")
+    page.get_by_label("players who are available").check()
+    expect(recipients).to_contain_text("Dora")
+    expect(recipients).not_to_contain_text("Eva")
+    expect(page.locator("#preview-times")).to_contain_text("(Europe/Ljubljana)")
+    visit.snap("preview")
+
+    dms_before = len(world.discord_dms(PROMOTER_ID))
+    page.get_by_label("Dry run: only I get the messages, on Discord").check()
+    page.get_by_role("button", name="Schedule…").click()
+    expect(page.locator("#confirm-text")).to_contain_text("Dry run: only you get")
+    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#notice")).to_contain_text("(dry run)")
+    campaign_id = _campaign_id(page)
+    headline = page.locator("#campaign-headline")
+    expect(headline).to_contain_text(f"dry run {campaign_id} by {PROMOTER_NAME}")
+    reminder = page.locator('#campaign-jobs li[data-job="send_reminder_2045"]')
+    expect(reminder).to_contain_text("pending")
+    # Times in the viewer's zone (New York), the community's beside them.
+    expect(reminder).to_contain_text(re.compile(r"at \d\d:\d\d your time \(\d\d:\d\d Europe/Ljubljana\)"))
+    visit.snap("scheduled")
+
+    # The reminder goes out to the promoter alone, and the page shows it without being reloaded.
+    expect(reminder).to_contain_text("sent", timeout=JOB_WAIT_MS)
+    expect(page.locator("#campaign-delivery")).to_contain_text("sent 1 ·")
+    expect(headline).to_contain_text("running")
+    assert len(world.discord_dms(PROMOTER_ID)) == dms_before + 1
+    assert page.locator("#live-mode").inner_text() == "Live: updates as they happen."
+    visit.snap("reminder-sent")
+
+    page.get_by_role("button", name="Cancel this campaign").click()
+    expect(headline).to_contain_text("cancelled")
+    expect(page.locator('#campaign-jobs li[data-job="send_start_2100"]')).to_contain_text("cancelled")
+    expect(page.get_by_role("button", name="Cancel this campaign")).to_be_hidden()
+    campaign = world.api("GET", "/api/availability/promotions/campaign", PROMOTER_ID)["campaign"]
+    assert (campaign["id"], campaign["status"]) == (campaign_id, "cancelled")
+    visit.snap("cancelled")
+
+
+def _campaign_id(page: Page) -> int:
+    found = re.search(r"Campaign (\d+) is scheduled", page.locator("#notice").inner_text())
+    assert found
+    return int(found.group(1))
+
+
+@pytest.mark.parametrize("width", [pytest.param(DESKTOP, id="desktop")])
+def test_without_server_sent_events_the_page_polls_with_etags(visit: Visit, world: World, width: Width) -> None:
+    # A proxy that refuses event streams: the page falls back to asking, with If-None-Match.
+    events = "/api/availability/promotions/campaign/events"
+    visit.allowed_failures.add(events)
+    visit.context.route(f"**{events}*", lambda route: route.fulfill(status=503, body="no streams here"))
+    world.player_says("Fran", "LOOKING")
+    page = sign_in(visit, PROMOTER_NAME)
+    expect(page.locator("#live-mode")).to_have_text("Refreshing every 5 seconds.")
+    # While nothing changes, the answer is 304 to the tag the page holds.
+    with page.expect_response(lambda r: _is_status_read(r.url) and r.status == 304, timeout=15_000) as unchanged:
+        pass
+    assert unchanged.value.request.headers.get("if-none-match")
+    # A dry run scheduled elsewhere (the promoter's other tab) shows up by polling, and so does its cancel.
+    created = world.api("POST", "/api/availability/promotions/campaigns", PROMOTER_ID, {"dry_run": True})
+    headline = page.locator("#campaign-headline")
+    expect(headline).to_contain_text(f"dry run {created['campaign_id']}", timeout=15_000)
+    expect(headline).to_contain_text("scheduled")
+    visit.snap("polling")
+    world.api("POST", f"/api/availability/promotions/campaigns/{created['campaign_id']}/cancel", PROMOTER_ID)
+    expect(headline).to_contain_text("cancelled", timeout=15_000)
+
+
+def _is_status_read(url: str) -> bool:
+    return yarl.URL(url).path == "/api/availability/promotions/campaign"
+
+
+KEYBOARD_PLAYER = {"desktop": "Gaja", "phone": "Hugo"}
+_FOCUSED = """() => {
+    const e = document.activeElement;
+    const style = getComputedStyle(e);
+    return {
+        tag: e.tagName,
+        text: (e.innerText || e.getAttribute("aria-label") || "").trim(),
+        outline: style.outlineStyle,
+        width: parseFloat(style.outlineWidth),
+    };
+}"""
+
+
+def tab_to(page: Page, text: str, limit: int = 60) -> None:
+    """Press Tab until the control showing `text` has the focus; every stop on the way shows its focus."""
+    for _ in range(limit):
+        page.keyboard.press("Tab")
+        focused = page.evaluate(_FOCUSED)
+        assert focused["outline"] != "none" and focused["width"] >= 2, f"focus not visible on {focused}"
+        if focused["text"] == text:
+            return
+    raise AssertionError(f"{text!r} was not reached in {limit} presses of Tab")
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, world: World, width: Width) -> None:
+    name = KEYBOARD_PLAYER[width.name]
+    page = visit.page
+    page.goto(visit.world.url)
+    expect(page.get_by_role("link", name="Sign in with Discord")).to_be_visible()
+    tab_to(page, "Skip to content")
+    page.keyboard.press("Enter")
+    assert page.evaluate("document.activeElement.id") == "content"
+    tab_to(page, "Sign in with Discord")
+    page.keyboard.press("Enter")
+    expect(page).to_have_title("Sign in with Discord (sandbox)")
+    tab_to(page, name)
+    page.keyboard.press("Enter")
+    expect(page.locator("#who")).to_contain_text(name)
+
+    tab_to(page, "Ping me tonight")
+    page.keyboard.press("Enter")
+    expect(page.get_by_role("heading", name="Ping me tonight?")).to_be_hidden()
+    tab_to(page, "Available")
+    page.keyboard.press("Space")
+    expect(status_button(page, "Available")).to_have_attribute("aria-pressed", "true")
+    visit.snap("keyboard")
+    user_id = PLAYERS[name]
+    assert world.api("GET", "/api/availability", user_id)["my_status"] == "AVAILABLE"
+    assert world.api("GET", PREFS, user_id)["allow_promotions"] is True
