@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 import yarl
-from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request
+from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, Request, sync_playwright
 
 from bot.api.oauth import OAUTH_PATHS
 from bot.api.page import INDEX_PATH, STATIC_PREFIX
@@ -55,6 +55,22 @@ def browser_type_launch_args() -> dict[str, Any]:
             pytest.fail(f"{CHROMIUM} is missing: .ci/run installs Debian's chromium package before the tests")
         pytest.skip(f"browser tests need Debian's Chromium at {CHROMIUM}: apt-get install chromium")
     return {"executable_path": str(CHROMIUM), "args": CHROMIUM_ARGS, "headless": True}
+
+
+@pytest.fixture(scope="module")
+def browser(browser_type_launch_args: dict[str, Any]) -> Iterator[Browser]:
+    """Chromium for one module, not (as pytest-playwright's own) for the whole session.
+
+    Playwright's synchronous API keeps an event loop running on the test thread while it is started;
+    `make test` runs the suite on pytest-xdist workers, and an async test that a worker runs after
+    the browser tests would otherwise find that loop and fail. Stopped with its module, it is gone.
+    """
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(**browser_type_launch_args)
+        try:
+            yield launched
+        finally:
+            launched.close()
 
 
 @pytest.fixture(scope="session")
