@@ -185,6 +185,8 @@ async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.Li
 
 def _time(value: str | None) -> time | None:
     return parse_hhmm(value) if value is not None else None
+
+
 async def unlink(request: web.Request, body: m.UnlinkRequest) -> m.PreferencesResponse:
     deps, actor = request.app[DEPS], actor_of(request)
     await deps.linking.unlink(actor, Channel(body.channel))
