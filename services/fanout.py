@@ -278,6 +278,10 @@ class Fanout:
         finally:
             for task in in_flight:
                 task.cancel()
+            # Wait until they have ended: a send can outlive its cancellation (asyncio.wait_for in
+            # Python 3.11 loses one that races with its result), and nothing may write after the
+            # caller has gone on to close the database.
+            await asyncio.gather(*in_flight, return_exceptions=True)
         if done or lost:
             await self._record(job, done, lost)
 

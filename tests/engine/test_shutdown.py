@@ -7,6 +7,7 @@ from datetime import date
 
 import pytest
 
+from services.delivery.base import OutgoingMessage
 from services.dispatcher import Dispatcher
 from services.models import JobStatus, JobType
 from tests.support import PROMOTER_ID, Harness, local, make_harness
@@ -85,3 +86,29 @@ async def test_shutdown_wakes_an_idle_loop_and_claims_nothing(h: Harness) -> Non
     h.clock.set(local(DAY, 23, 0))
     await dispatcher.run_until(local(DAY, 23, 30))
     assert [j.status for j in await h.engine.campaign_store.jobs(created.campaign.id)] == [JobStatus.PENDING] * 3
+
+
+async def test_a_send_deaf_to_its_cancellation_ends_before_shutdown_does(h: Harness) -> None:
+    # asyncio.wait_for in Python 3.11 can lose a cancellation that races with its result, so a send
+    # may go on after it was cancelled. Shutdown waits for it: the database closes right after.
+    started = asyncio.Event()
+    finished: list[str] = []
+
+    async def deaf_to_cancel(message: OutgoingMessage) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            for _ in range(200):  # still busy for a while, as a send finishing its request would be
+                await asyncio.sleep(0)
+        finished.append(message.address)
+
+    h.discord.before_send = deaf_to_cancel
+    await h.engine.promote.create(h.actor())
+    h.clock.set(local(DAY, 20, 45))
+    dispatcher = h.engine.dispatcher
+    async with asyncio.timeout(BOUND):
+        await dispatcher.start_due()
+        await started.wait()
+        await dispatcher.shutdown()
+        assert finished == ["1"]
