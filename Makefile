@@ -18,11 +18,12 @@ lint: venv
 	$(BIN)/mypy
 
 # Workers for the suite: its end-to-end tests mostly wait on a real bot process, so two workers
-# halve its time even on a two-core machine. TEST_WORKERS=0 runs it in this process.
+# halve its time even on a two-core machine. TEST_WORKERS=0 runs it in this process. The browser
+# tests are one group (one worker): one bot, one Chromium and one screenshot folder for all of them.
 TEST_WORKERS ?= 2
 
 test: lint
-	PTB_TIMEDELTA=1 $(BIN)/pytest -q -n $(TEST_WORKERS)
+	PTB_TIMEDELTA=1 $(BIN)/pytest -q -n $(TEST_WORKERS) --dist loadgroup
 
 unit: venv
 	PTB_TIMEDELTA=1 $(BIN)/pytest -q tests/unit tests/storage

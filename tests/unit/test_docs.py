@@ -46,35 +46,36 @@ def prose(page: Path) -> str:
     return page.read_text(encoding="utf-8")
 
 
-@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_relative_link_points_to_something(page: Path) -> None:
+# `doc`, not `page`: pytest-playwright owns a fixture named `page` (and would tie these to a browser).
+@pytest.mark.parametrize("doc", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_relative_link_points_to_something(doc: Path) -> None:
     dead = []
-    for target in LINK.findall(prose(page)):
+    for target in LINK.findall(prose(doc)):
         if re.match(r"^[a-z]+:", target):  # https:, mailto:: outside links are not checked here
             continue
         path_part, _, anchor = target.partition("#")
-        destination = (page.parent / path_part).resolve() if path_part else page
+        destination = (doc.parent / path_part).resolve() if path_part else doc
         exists = destination.exists() and destination.is_relative_to(ROOT)
         if not exists or (anchor and destination.suffix == ".md" and anchor not in anchors(destination)):
             dead.append(target)
-    assert not dead, f"{page.relative_to(ROOT)}: dead links {dead}"
+    assert not dead, f"{doc.relative_to(ROOT)}: dead links {dead}"
 
 
-@pytest.mark.parametrize("page", PAGES + PLAIN, ids=lambda p: str(p.relative_to(ROOT)))
-def test_every_path_named_in_passing_exists(page: Path) -> None:
+@pytest.mark.parametrize("doc", PAGES + PLAIN, ids=lambda p: str(p.relative_to(ROOT)))
+def test_every_path_named_in_passing_exists(doc: Path) -> None:
     missing = [
         path
-        for path in MENTION.findall(prose(page))
+        for path in MENTION.findall(prose(doc))
         if not any(marker in path for marker in ("NNNN", "…", "*", "<"))
         and not (ROOT / path).exists()
-        and not (page.parent / path).exists()
+        and not (doc.parent / path).exists()
     ]
-    assert not missing, f"{page.relative_to(ROOT)} names paths that do not exist: {missing}"
+    assert not missing, f"{doc.relative_to(ROOT)} names paths that do not exist: {missing}"
 
 
-@pytest.mark.parametrize("page", PAGES + PLAIN, ids=lambda p: str(p.relative_to(ROOT)))
-def test_nothing_points_outside_the_repository(page: Path) -> None:
-    text = prose(page)
+@pytest.mark.parametrize("doc", PAGES + PLAIN, ids=lambda p: str(p.relative_to(ROOT)))
+def test_nothing_points_outside_the_repository(doc: Path) -> None:
+    text = prose(doc)
     assert not [marker for marker in OUTSIDE if marker in text]
 
 

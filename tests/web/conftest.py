@@ -146,24 +146,50 @@ class Visit:
         self.problems.append(f"console error at {where}: {message.text}")
 
 
+class Visits:
+    """The browser contexts of one test: each at its width, watched, closed after the test."""
+
+    def __init__(self, browser: Browser, world: World, test_name: str) -> None:
+        self.browser = browser
+        self.world = world
+        self.test_name = test_name
+        self.opened: list[Visit] = []
+
+    def open(self, width: Width, tab: str = "") -> Visit:
+        """A fresh context (no cookies: signed out) at `width`; `tab` names it when a test opens two alike."""
+        context = self.browser.new_context(
+            viewport={"width": width.width, "height": width.height}, timezone_id=VIEWER_ZONE, locale="en-GB"
+        )
+        context.set_default_timeout(15_000)
+        page = context.new_page()
+        shots = ARTIFACTS / width.name / "-".join(filter(None, [self.test_name, tab]))
+        shots.mkdir(parents=True, exist_ok=True)
+        # Signed out, the page's first question (who am I?) is answered 401: expected, not a fault.
+        watched = Visit(self.world, width, context, page, shots, allowed_failures={"/api/availability/access"})
+        context.on("request", watched.on_request)
+        page.on("console", watched.on_console)
+        page.on("pageerror", lambda error: watched.problems.append(f"script error: {error}"))
+        self.opened.append(watched)
+        return watched
+
+    def close(self) -> list[str]:
+        """Close every context; answer what went wrong in any of them."""
+        for opened in self.opened:
+            opened.context.close()
+        return [problem for opened in self.opened for problem in opened.problems]
+
+
 @pytest.fixture
-def visit(
-    request: pytest.FixtureRequest, browser: Browser, world: World, width: Width
-) -> Iterator[Visit]:
-    context = browser.new_context(
-        viewport={"width": width.width, "height": width.height}, timezone_id=VIEWER_ZONE, locale="en-GB"
-    )
-    context.set_default_timeout(15_000)
-    page = context.new_page()
-    shots = ARTIFACTS / width.name / request.node.originalname.removeprefix("test_")
-    shots.mkdir(parents=True, exist_ok=True)
-    # Signed out, the page's first question (who am I?) is answered 401: expected, not a fault.
-    watched = Visit(world, width, context, page, shots, allowed_failures={"/api/availability/access"})
-    context.on("request", watched.on_request)
-    page.on("console", watched.on_console)
-    page.on("pageerror", lambda error: watched.problems.append(f"script error: {error}"))
+def visits(request: pytest.FixtureRequest, browser: Browser, world: World) -> Iterator[Visits]:
+    opener = Visits(browser, world, request.node.originalname.removeprefix("test_"))
     try:
-        yield watched
+        yield opener
     finally:
-        context.close()
-    assert watched.problems == []
+        problems = opener.close()
+    assert problems == []
+
+
+@pytest.fixture
+def visit(visits: Visits, width: Width) -> Visit:
+    """One context at the test's `width`."""
+    return visits.open(width)

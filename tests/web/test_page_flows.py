@@ -3,7 +3,9 @@
 Players sign in through the Discord emulator's authorize page, set their status, opt in, choose how
 they are pinged and link Telegram (a `/start` through the Telegram emulator) and Signal (a code
 through the Signal emulator). A promoter previews, schedules a dry run, watches its jobs run and
-cancels it. Each step is checked in the page and in what the bot really did (its API, the emulators).
+cancels it, in three tabs at once (a phone, a desktop, a desktop that must poll). Each step is
+checked in the page and in what the bot really did (its API, the emulators). The tests share one
+world, so each uses players of its own.
 """
 
 from __future__ import annotations
@@ -12,13 +14,19 @@ import re
 
 import pytest
 import yarl
-from playwright.sync_api import Locator, Page, expect
+from playwright.sync_api import Locator, Page, Response, expect
 
 from bot.sandbox.stack import PROMOTER_ID
-from tests.web.conftest import DESKTOP, WIDTHS, Visit, Width
+from tests.web.conftest import DESKTOP, PHONE, WIDTHS, Visit, Visits, Width
 from tests.web.world import PLAYERS, PROMOTER_NAME, World
 
+# One worker runs them all (make test's --dist loadgroup): one world, one browser, one artifacts/web/.
+pytestmark = pytest.mark.xdist_group("browser")
+
 PREFS = "/api/availability/promotion-preferences"
+CAMPAIGN = "/api/availability/promotions/campaign"
+EVENTS = f"{CAMPAIGN}/events"
+POLL_MS = 5_000  # the page's refresh when it cannot have server-sent events
 # Per width, a player of its own: the tests share one world.
 PLAYER = {"desktop": "Ana", "phone": "Bor"}
 TELEGRAM_CHAT = {"desktop": 731_955_201, "phone": 731_955_202}
@@ -127,14 +135,29 @@ def test_a_player_signs_in_says_looking_opts_in_and_links_telegram_and_signal(
     expect(page.get_by_role("link", name="Sign in with Discord")).to_be_visible()  # the session is over
 
 
-@pytest.mark.parametrize("width", WIDTHS)
 def test_a_promoter_previews_schedules_a_dry_run_watches_it_run_and_cancels_it(
-    visit: Visit, world: World, width: Width
+    visits: Visits, world: World
 ) -> None:
+    """One evening in three tabs: on a phone the promoter previews and schedules a dry run; a desktop tab
+    watches it live (server-sent events) and cancels it; a third tab, behind a proxy that refuses event
+    streams, follows it by polling with ETags (its timers on Playwright's clock: no 5 s waits)."""
     world.player_says("Cene", "LOOKING")
     world.player_says("Dora", "AVAILABLE")
     world.player_says("Eva", "MAYBE")
-    page = sign_in(visit, PROMOTER_NAME)
+    phone, desktop, polling = visits.open(PHONE), visits.open(DESKTOP), visits.open(DESKTOP, "polling")
+    polling.allowed_failures.add(EVENTS)
+    polling.context.route(f"**{EVENTS}*", lambda route: route.fulfill(status=503, body="no streams here"))
+    polling.context.clock.install()
+    watching = sign_in(desktop, PROMOTER_NAME)
+    expect(watching.locator("#live-mode")).to_have_text("Live: updates as they happen.")
+    expect(watching.locator("#no-campaign")).to_be_visible()
+    with polling.page.expect_response(is_status_read):  # its first read, which has no tag yet
+        asking = sign_in(polling, PROMOTER_NAME)
+    expect(asking.locator("#live-mode")).to_have_text("Refreshing every 5 seconds.")
+    unchanged = poll(asking)  # nothing changed: 304 to the tag the page holds
+    assert unchanged.status == 304 and unchanged.request.headers.get("if-none-match")
+
+    page = sign_in(phone, PROMOTER_NAME)
     expect(page.get_by_role("heading", name="Promote tonight")).to_be_visible()
     recipients = page.locator("#preview-recipients")
     expect(recipients).to_contain_text("Cene")
@@ -143,7 +166,7 @@ def test_a_promoter_previews_schedules_a_dry_run_watches_it_run_and_cancels_it(
     expect(recipients).to_contain_text("Dora")
     expect(recipients).not_to_contain_text("Eva")
     expect(page.locator("#preview-times")).to_contain_text("(Europe/Ljubljana)")
-    visit.snap("preview")
+    phone.snap("preview")
 
     dms_before = len(world.discord_dms(PROMOTER_ID))
     page.get_by_label("Dry run: only I get the messages, on Discord").check()
@@ -152,62 +175,58 @@ def test_a_promoter_previews_schedules_a_dry_run_watches_it_run_and_cancels_it(
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator("#notice")).to_contain_text("(dry run)")
     campaign_id = _campaign_id(page)
-    headline = page.locator("#campaign-headline")
-    expect(headline).to_contain_text(f"dry run {campaign_id} by {PROMOTER_NAME}")
-    reminder = page.locator('#campaign-jobs li[data-job="send_reminder_2045"]')
-    expect(reminder).to_contain_text("pending")
+    headlines = [tab.locator("#campaign-headline") for tab in (page, watching, asking)]
+    reminders = [tab.locator('#campaign-jobs li[data-job="send_reminder_2045"]') for tab in (page, watching, asking)]
+    expect(headlines[0]).to_contain_text(f"dry run {campaign_id} by {PROMOTER_NAME}")
+    expect(reminders[0]).to_contain_text("pending")
     # Times in the viewer's zone (New York), the community's beside them.
-    expect(reminder).to_contain_text(re.compile(r"at \d\d:\d\d your time \(\d\d:\d\d Europe/Ljubljana\)"))
-    visit.snap("scheduled")
+    expect(reminders[0]).to_contain_text(re.compile(r"at \d\d:\d\d your time \(\d\d:\d\d Europe/Ljubljana\)"))
+    phone.snap("scheduled")
+    expect(headlines[1]).to_contain_text(f"dry run {campaign_id}")  # the desktop tab, by itself
+    assert poll(asking).status == 200
+    expect(headlines[2]).to_contain_text(f"dry run {campaign_id}")
+    expect(headlines[2]).to_contain_text("scheduled")
 
-    # The reminder goes out to the promoter alone, and the page shows it without being reloaded.
-    expect(reminder).to_contain_text("sent", timeout=JOB_WAIT_MS)
-    expect(page.locator("#campaign-delivery")).to_contain_text("sent 1 ·")
-    expect(headline).to_contain_text("running")
+    # The reminder goes out to the promoter alone, and the tabs show it without being reloaded.
+    expect(reminders[1]).to_contain_text("sent", timeout=JOB_WAIT_MS)
+    expect(watching.locator("#campaign-delivery")).to_contain_text("sent 1 ·")
+    expect(headlines[1]).to_contain_text("running")
+    expect(reminders[0]).to_contain_text("sent")
     assert len(world.discord_dms(PROMOTER_ID)) == dms_before + 1
-    assert page.locator("#live-mode").inner_text() == "Live: updates as they happen."
-    visit.snap("reminder-sent")
+    desktop.snap("reminder-sent")
+    phone.snap("reminder-sent")
+    poll(asking)
+    expect(reminders[2]).to_contain_text("sent")
 
-    page.get_by_role("button", name="Cancel this campaign").click()
-    expect(headline).to_contain_text("cancelled")
-    expect(page.locator('#campaign-jobs li[data-job="send_start_2100"]')).to_contain_text("cancelled")
+    watching.get_by_role("button", name="Cancel this campaign").click()
+    expect(headlines[1]).to_contain_text("cancelled")
+    expect(watching.locator('#campaign-jobs li[data-job="send_start_2100"]')).to_contain_text("cancelled")
+    expect(watching.get_by_role("button", name="Cancel this campaign")).to_be_hidden()
+    expect(headlines[0]).to_contain_text("cancelled")
     expect(page.get_by_role("button", name="Cancel this campaign")).to_be_hidden()
-    campaign = world.api("GET", "/api/availability/promotions/campaign", PROMOTER_ID)["campaign"]
+    campaign = world.api("GET", CAMPAIGN, PROMOTER_ID)["campaign"]
     assert (campaign["id"], campaign["status"]) == (campaign_id, "cancelled")
-    visit.snap("cancelled")
+    desktop.snap("cancelled")
+    poll(asking)
+    expect(headlines[2]).to_contain_text("cancelled")
+    polling.snap("cancelled")
+
+
+def poll(page: Page) -> Response:
+    """Let the polling tab's next refresh fall due now, and answer what the status read got."""
+    with page.expect_response(is_status_read) as answered:
+        page.clock.fast_forward(POLL_MS)
+    return answered.value
+
+
+def is_status_read(response: Response) -> bool:
+    return yarl.URL(response.url).path == CAMPAIGN
 
 
 def _campaign_id(page: Page) -> int:
     found = re.search(r"Campaign (\d+) is scheduled", page.locator("#notice").inner_text())
     assert found
     return int(found.group(1))
-
-
-@pytest.mark.parametrize("width", [pytest.param(DESKTOP, id="desktop")])
-def test_without_server_sent_events_the_page_polls_with_etags(visit: Visit, world: World, width: Width) -> None:
-    # A proxy that refuses event streams: the page falls back to asking, with If-None-Match.
-    events = "/api/availability/promotions/campaign/events"
-    visit.allowed_failures.add(events)
-    visit.context.route(f"**{events}*", lambda route: route.fulfill(status=503, body="no streams here"))
-    world.player_says("Fran", "LOOKING")
-    page = sign_in(visit, PROMOTER_NAME)
-    expect(page.locator("#live-mode")).to_have_text("Refreshing every 5 seconds.")
-    # While nothing changes, the answer is 304 to the tag the page holds.
-    with page.expect_response(lambda r: _is_status_read(r.url) and r.status == 304, timeout=15_000) as unchanged:
-        pass
-    assert unchanged.value.request.headers.get("if-none-match")
-    # A dry run scheduled elsewhere (the promoter's other tab) shows up by polling, and so does its cancel.
-    created = world.api("POST", "/api/availability/promotions/campaigns", PROMOTER_ID, {"dry_run": True})
-    headline = page.locator("#campaign-headline")
-    expect(headline).to_contain_text(f"dry run {created['campaign_id']}", timeout=15_000)
-    expect(headline).to_contain_text("scheduled")
-    visit.snap("polling")
-    world.api("POST", f"/api/availability/promotions/campaigns/{created['campaign_id']}/cancel", PROMOTER_ID)
-    expect(headline).to_contain_text("cancelled", timeout=15_000)
-
-
-def _is_status_read(url: str) -> bool:
-    return yarl.URL(url).path == "/api/availability/promotions/campaign"
 
 
 KEYBOARD_PLAYER = {"desktop": "Gaja", "phone": "Hugo"}
@@ -249,6 +268,7 @@ def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, w
     tab_to(page, name)
     page.keyboard.press("Enter")
     expect(page.locator("#who")).to_contain_text(name)
+    expect(page.get_by_role("heading", name="Ping me tonight?")).to_be_visible()  # the page has loaded
 
     tab_to(page, "Ping me tonight")
     page.keyboard.press("Enter")
@@ -260,3 +280,5 @@ def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, w
     user_id = PLAYERS[name]
     assert world.api("GET", "/api/availability", user_id)["my_status"] == "AVAILABLE"
     assert world.api("GET", PREFS, user_id)["allow_promotions"] is True
+    # On through every control of the preferences (time fields included) to the last of the page.
+    tab_to(page, "Send me a code")
