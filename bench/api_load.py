@@ -152,6 +152,7 @@ async def serve(db_path: Path, conn: Connection) -> None:
     deps = ApiDeps(
         promote=engine.promote,
         standing=engine.standing,
+        need=engine.need,
         players=engine.players,
         linking=engine.linking,
         sessions=engine.web_sessions,

@@ -41,9 +41,9 @@ async def serve(db_path: Path, conn: Connection) -> None:
     db = await Database.open(db_path)
     engine = engine_for(settings, db, SystemClock(), senders={})
     deps = ApiDeps(
-        promote=engine.promote, standing=engine.standing, players=engine.players, linking=engine.linking,
-        sessions=engine.web_sessions, membership=StaticMembership(), clock=engine.clock, readiness=NoGateway(),
-        metrics=engine.metrics, changes=db.changes,
+        promote=engine.promote, standing=engine.standing, need=engine.need, players=engine.players,
+        linking=engine.linking, sessions=engine.web_sessions, membership=StaticMembership(), clock=engine.clock,
+        readiness=NoGateway(), metrics=engine.metrics, changes=db.changes,
     )
     app = create_app(deps, settings)
     runner = await start_api(app, "127.0.0.1", 0)

@@ -1,7 +1,7 @@
 """Composition root: each part is built in order, complete, and closed in the exact reverse order.
 
-checks → database → Discord bot → Telegram bot → senders → engine (services, linking) → cogs →
-Telegram side → API → gateway. Every start registers its own close on one `AsyncExitStack`; the
+checks → database → Discord bot → Telegram bot → Signal client → senders → engine (services, linking)
+→ cogs → Telegram side → Signal side → API → gateway. Every start registers its own close on one `AsyncExitStack`; the
 scheduler, which the gateway sets going, is stopped first of all.
 
 What stops start-up is a `ConfigError` naming the key (exit code 2, never a traceback): the checks
@@ -37,10 +37,12 @@ from bot.discord_endpoints import apply_discord_endpoints
 from bot.guild_membership import GuildMembership
 from bot.preflight import check_run
 from bot.readiness import Readiness
+from bot.signal_side import SignalSide
 from bot.telegram_side import TelegramSide, deep_link_username
 from cogs.availability import AvailabilityCog
 from cogs.notify import NotifyCog
 from cogs.promote import PromoteCog
+from cogs.rsvp import RsvpCog
 from cogs.scheduler import SchedulerCog
 from services.clock import Clock, SystemClock
 from services.contacts import ContactCipher
@@ -196,6 +198,7 @@ class Running:
     bot: RallypointBot
     engine: Engine
     telegram: TelegramSide | None  # None: Telegram is not configured (or no contact key)
+    signal: SignalSide | None  # None: Signal is not configured (or no contact key)
     api: web.AppRunner | None  # None: api.enabled is false
     gateway: asyncio.Task[None]  # the Discord connection; it ends only on a fatal error or at close
 
@@ -231,7 +234,12 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
         )
 
         telegram_bot = await _telegram_bot(stack, settings, clock) if cipher is not None else None
-        senders = await _senders(stack, settings, db, bot, telegram_bot, cipher, clock)
+        # One HTTP session for signal-cli-rest-api: sends (promotions, codes, confirmations) and receives.
+        signal_http = signal_client = None
+        if settings.signal.enabled and cipher is not None:
+            signal_http = await stack.enter_async_context(aiohttp.ClientSession())
+            signal_client = SignalClient(signal_http, settings.signal.api_url, settings.signal.number)
+        senders = _senders(settings, db, bot, telegram_bot, signal_client, clock)
         engine = engine_for(
             settings, db, clock,
             senders=senders,
@@ -244,19 +252,26 @@ async def started(settings: Settings, clock: Clock | None = None) -> AsyncIterat
             metrics=metrics,
         )
         for cog in (
-            PromoteCog(bot, engine), AvailabilityCog(bot, engine), NotifyCog(bot, engine), SchedulerCog(bot, engine)
+            PromoteCog(bot, engine), AvailabilityCog(bot, engine), NotifyCog(bot, engine), RsvpCog(bot, engine),
+            SchedulerCog(bot, engine),
         ):
             await bot.add_cog(cog)
 
         side = None
         if telegram_bot is not None:
-            side = TelegramSide(telegram_bot, engine.linking)
+            side = TelegramSide(telegram_bot, engine.linking, engine.rsvp)
             await stack.enter_async_context(side)
+        replies = None
+        if signal_http is not None and signal_client is not None:
+            replies = SignalSide(
+                signal_http, settings.signal.api_url, settings.signal.number, engine.rsvp, signal_client, clock
+            )
+            await stack.enter_async_context(replies)
         readiness = Readiness(bot=bot, db=db, dispatcher=engine.dispatcher, clock=clock)
         api = await _api(stack, settings, engine, bot, clock, readiness) if settings.api.enabled else None
         gateway = await _gateway(stack, settings, bot, engine, clock)
         try:
-            yield Running(settings, clock, metrics, db, bot, engine, side, api, gateway)
+            yield Running(settings, clock, metrics, db, bot, engine, side, replies, api, gateway)
         finally:
             log.info("shutting down")
 
@@ -283,25 +298,24 @@ async def _telegram_bot(stack: contextlib.AsyncExitStack, settings: Settings, cl
     return bot
 
 
-async def _senders(
-    stack: contextlib.AsyncExitStack,
+def _senders(
     settings: Settings,
     db: Database,
     bot: RallypointBot,
     telegram_bot: telegram.Bot | None,
-    cipher: ContactCipher | None,
+    signal_client: SignalClient | None,
     clock: Clock,
 ) -> dict[Channel, Sender]:
     """One sender per configured channel: the channels a campaign may use are exactly these.
 
-    Telegram and Signal need the contact key (no address can be read without it).
+    Telegram and Signal need the contact key (no address can be read without it): without it their
+    clients are never built.
     """
     senders: dict[Channel, Sender] = {Channel.DISCORD: DiscordDMSender(bot, bot.limits, DiscordDMStore(db), clock)}
     if telegram_bot is not None:
         senders[Channel.TELEGRAM] = TelegramSender(telegram_bot, Pacer(clock))
-    if settings.signal.enabled and cipher is not None:
-        http = await stack.enter_async_context(aiohttp.ClientSession())
-        senders[Channel.SIGNAL] = SignalSender(SignalClient(http, settings.signal.api_url, settings.signal.number))
+    if signal_client is not None:
+        senders[Channel.SIGNAL] = SignalSender(signal_client)
     return senders
 
 
@@ -319,6 +333,7 @@ async def _api(
     deps = ApiDeps(
         promote=engine.promote,
         standing=engine.standing,
+        need=engine.need,
         players=engine.players,
         linking=engine.linking,
         sessions=engine.web_sessions,

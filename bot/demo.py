@@ -18,10 +18,10 @@ import re
 import signal
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from bot.app import Running, started
@@ -37,8 +37,20 @@ from bot.sandbox.stack import (
 )
 from cogs.availability import CONSENT_NO, CONSENT_YES
 from services.clock import LeapingClock
-from services.models import Campaign, CampaignStatus, DeliveryStatus, JobType, SendLogEntry, Weekday
+from services.messages import RSVP_LABELS
+from services.models import (
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    JobStatus,
+    JobType,
+    RsvpAnswer,
+    SendLogEntry,
+    Weekday,
+)
+from services.rsvp import discord_custom_id, telegram_callback_data
 
+T = TypeVar("T")
 ZONE_NAME = "Europe/Ljubljana"
 ZONE = ZoneInfo(ZONE_NAME)
 BASE_ID = 810_000_000_000_000_000
@@ -53,6 +65,8 @@ DECISION_BOUND_SECONDS = 30
 JOB_NAMES = {JobType.REMINDER: "reminder", JobType.START: "start ping", JobType.VOICE_CHECK: "follow-up"}
 # How each message begins (services/messages.py), to tell them apart in the players' inboxes.
 MESSAGE_MARKS = {"⏰": "reminder", "🎮": "start ping", "👋": "follow-up"}
+# After the reminder, one player answers on each channel, from the message itself.
+ANSWERS: list[tuple[str, RsvpAnswer]] = [("Ana", RsvpAnswer.IN), ("Bor", RsvpAnswer.LATE), ("Luka", RsvpAnswer.OUT)]
 _DISCORD_STAMP = re.compile(r"<t:(-?\d+)(?::([tTdDfFR]))?>")
 
 # (username, status, settings, link, in voice at the check, note). Consent is opt-in: the bot asks each
@@ -106,6 +120,7 @@ async def _run(workdir: Path, *, serve: bool) -> int:
             await _players_set_up(stack)
             await _preview(stack, clock)
             await _standing_session(stack, app, clock)
+            await _answer_the_reminder(stack, app)
             campaign = await _wait_for_evening(app)
             _received(stack, clock)
             await _outcomes(app, campaign)
@@ -225,8 +240,66 @@ def _say_embeds(message: dict[str, Any], now: datetime) -> None:
             _say(render(f"   {f['name']}: {f['value']}", now).replace("\n", "\n      "))
 
 
+async def _answer_the_reminder(stack: SandboxStack, app: Running) -> None:
+    """Once the reminder is out, Ana answers in Telegram, Bor on Signal and Luka in his Discord DM."""
+    _say("\n-- the reminder goes out; three players answer from the message itself")
+    deadline = time.monotonic() + 60
+    while True:
+        campaign = await app.engine.campaign_store.for_date(app.engine.players.today())
+        jobs = {j.job_type: j for j in await app.engine.campaign_store.jobs(campaign.id)} if campaign else {}
+        if campaign is not None and jobs[JobType.REMINDER].status is JobStatus.SENT:
+            break
+        if time.monotonic() > deadline:
+            raise RuntimeError("the reminder did not go out in time")
+        await asyncio.sleep(0.2)
+    names = [name for name, *_ in PLAYERS]
+    for name, answer in ANSWERS:
+        i = names.index(name)
+        link = PLAYERS[i][3]
+        if link == "telegram":
+            how, reply = await _answer_on_telegram(stack, TELEGRAM_CHAT_BASE + i, campaign.id, answer)
+        elif link == "signal":
+            how, reply = await _answer_on_signal(stack, _signal_number(i), answer)
+        else:
+            how, reply = await _answer_on_discord(stack, BASE_ID + i, campaign.id, answer)
+        _say(f"   {name:<5} {how} → “{reply}”")
+
+
+async def _answer_on_telegram(stack: SandboxStack, chat: int, campaign_id: int, answer: RsvpAnswer) -> tuple[str, str]:
+    update = stack.telegram.press_button(chat, telegram_callback_data(campaign_id, answer))
+    toast = await _poll(lambda: stack.telegram.callback_answer(update["callback_query"]["id"]), "the Telegram toast")
+    return f'taps "{RSVP_LABELS[answer]}" under the Telegram reminder', str(toast["text"])
+
+
+async def _answer_on_signal(stack: SandboxStack, number: str, answer: RsvpAnswer) -> tuple[str, str]:
+    digit = {RsvpAnswer.IN: "1", RsvpAnswer.LATE: "2", RsvpAnswer.OUT: "3"}[answer]
+    await stack.signal.wait_for_receiver()  # the bot listens for replies
+    before = len(stack.signal.messages_to(number))
+    stack.signal.queue_text(number, digit)
+    reply = await _poll(lambda: stack.signal.messages_to(number)[before:], "the Signal confirmation")
+    return f'replies "{digit}" on Signal', reply[-1]
+
+
+async def _answer_on_discord(
+    stack: SandboxStack, user_id: int, campaign_id: int, answer: RsvpAnswer
+) -> tuple[str, str]:
+    record = await stack.discord.press_dm_button(user_id, discord_custom_id(campaign_id, answer))
+    await record.wait_for(lambda e: e.kind == "followup", 10, "the confirmation")
+    return f'presses "{RSVP_LABELS[answer]}" in the Discord DM', record.ephemeral_texts()[-1]
+
+
+async def _poll(read: Callable[[], T | None], what: str) -> T:
+    """The first value `read()` gives that is not empty, looked for every 50 ms for 10 s."""
+    for _ in range(200):
+        value = read()
+        if value:
+            return value
+        await asyncio.sleep(0.05)
+    raise RuntimeError(f"{what} did not come")
+
+
 async def _wait_for_evening(app: Running) -> Campaign:
-    _say("\n-- waiting for the reminder, the start ping and the voice check (about 30 s)")
+    _say("\n-- waiting for the start ping and the voice check (about 20 s)")
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         campaign = await app.engine.campaign_store.for_date(app.engine.players.today())
@@ -289,7 +362,7 @@ def _received(stack: SandboxStack, clock: LeapingClock) -> None:
     _say("\n-- what the players received, each text once (Discord shows the time stamp in the reader's own zone)")
     for text, readers in sorted(seen.items(), key=lambda item: _order(item[0])):
         kind = next(kind for mark, kind in MESSAGE_MARKS.items() if mark in text)
-        _say(f"   {kind}: “{text}”")
+        _say(f"   {kind}: “{text}”".replace("\n", "\n      "))
         _say(f"      to {', '.join(readers)}")
     for post in stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID):
         _say("   the summary in #game-night:")
@@ -352,7 +425,7 @@ async def _website_view(app: Running) -> None:
         f"   “{c['title']}”, from standing session {standing['id']} ({standing['weekday']} {standing['start_time']}), "
         f"started by {c['initiator']}"
     )
-    _say(f"   status {c['status']}, {c['recipient_count']} recipients, delivery {c['delivery']}")
+    _say(f"   status {c['status']}, {c['recipient_count']} recipients, delivery {c['delivery']}, answers {c['rsvp']}")
     for job in c["jobs"]:
         _say(f"   {job['job_type']}: {job['status']} (attempt {job['attempts']}/{job['max_attempts']})")
 

@@ -1,7 +1,9 @@
-"""The bot's Telegram side: long polling for `/start <token>` (link) and `/stop` (unlink).
+"""The bot's Telegram side: long polling for `/start <token>` (link), `/stop` (unlink) and the answers
+pressed under an invitation (I'm in, running late, can't tonight).
 
 Every link confirmation names the Discord account the chat now serves. A chat already linked to
-another account is asked first, with two inline buttons (move / keep); only "move" moves it.
+another account is asked first, with two inline buttons (move / keep); only "move" moves it. An
+answer is confirmed with `answerCallbackQuery`, and the invitation's keyboard is edited to tick it.
 
 One python-telegram-bot `Application` runs inside our event loop (initialize → start polling →
 start, and the reverse on stop; never `run_polling`, which would own the loop). It is built on the
@@ -16,14 +18,17 @@ import logging
 import re
 from typing import Final
 
-from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Update
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup, Message, Update
 from telegram.constants import ChatType
-from telegram.error import TelegramError
+from telegram.error import BadRequest, TelegramError
 from telegram.ext import ApplicationBuilder, CallbackQueryHandler, CommandHandler, ContextTypes, filters
 
 from services.contacts import mask_chat_id
+from services.delivery.telegram import rsvp_keyboard
 from services.linking import LinkingService
-from services.models import TelegramLinked, TelegramMoveAsked
+from services.messages import rsvp_reply_text
+from services.models import RsvpRecorded, TelegramLinked, TelegramMoveAsked
+from services.rsvp import TELEGRAM_TEMPLATE, RsvpService, parse_answer
 
 log = logging.getLogger(__name__)
 
@@ -72,8 +77,11 @@ def deep_link_username(configured: str, bot: Bot) -> str | None:
 class TelegramSide:
     """Run the Telegram bot's update handling next to the Discord bot."""
 
-    def __init__(self, bot: Bot, linking: LinkingService, *, poll_timeout: int = POLL_TIMEOUT_SECONDS) -> None:
+    def __init__(
+        self, bot: Bot, linking: LinkingService, rsvp: RsvpService, *, poll_timeout: int = POLL_TIMEOUT_SECONDS
+    ) -> None:
         self._linking = linking
+        self._rsvp = rsvp
         self._poll_timeout = poll_timeout
         self._started = False
         self._app = ApplicationBuilder().bot(bot).job_queue(None).build()
@@ -81,6 +89,7 @@ class TelegramSide:
         self._app.add_handler(CommandHandler("start", self._on_start, filters=private))
         self._app.add_handler(CommandHandler("stop", self._on_stop, filters=private))
         self._app.add_handler(CallbackQueryHandler(self._on_link_choice, pattern=_CHOICE))
+        self._app.add_handler(CallbackQueryHandler(self._on_answer, pattern=re.compile(f"^{TELEGRAM_TEMPLATE}$")))
         self._app.add_error_handler(self._on_error)
 
     @property
@@ -176,6 +185,35 @@ class TelegramSide:
             text = KEPT if await self._linking.keep_telegram_chat(token_id, chat.id) else CHOICE_STALE
         await query.answer()
         await query.edit_message_text(text)  # the buttons go with the question
+
+    async def _on_answer(self, update: Update, context: Context) -> None:
+        """A button under an invitation: store the answer, confirm it, tick it on the keyboard."""
+        query = update.callback_query
+        parsed = parse_answer(TELEGRAM_TEMPLATE, query.data or "") if query is not None else None
+        if query is None or parsed is None or query.message is None:
+            return
+        if query.message.chat.type != ChatType.PRIVATE:  # invitations only ever go to private chats
+            await query.answer()
+            return
+        campaign_id, answer = parsed
+        result = await self._rsvp.answer_on_telegram(query.message.chat.id, campaign_id, answer)
+        try:
+            await query.answer(rsvp_reply_text(result))
+        except BadRequest as exc:
+            # Answered already, or too old (an update handed over again after a restart): the answer
+            # is stored all the same; only the toast is lost.
+            log.info("an answer's confirmation could not be shown: %s", exc.message)
+        if not isinstance(result, RsvpRecorded):
+            return
+        keyboard = rsvp_keyboard(campaign_id, answer)
+        shown = query.message.reply_markup if isinstance(query.message, Message) else None
+        if shown == keyboard:
+            return  # the same answer again: Telegram refuses an edit that changes nothing
+        try:
+            await query.edit_message_reply_markup(keyboard)
+        except BadRequest as exc:
+            # The answer is stored either way; only the tick is out of date (a message too old to edit).
+            log.info("the keyboard of an answered invitation could not be updated: %s", exc.message)
 
     async def _on_stop(self, update: Update, context: Context) -> None:
         message, chat = update.effective_message, update.effective_chat

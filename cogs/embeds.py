@@ -7,7 +7,7 @@ from zoneinfo import ZoneInfo
 
 import discord
 
-from services.messages import discord_literal, local_time_label
+from services.messages import RSVP_LABELS, discord_literal, local_time_label
 from services.models import (
     Board,
     CampaignCreated,
@@ -15,9 +15,11 @@ from services.models import (
     Channel,
     DeliveryStatus,
     Evening,
+    NeedAsked,
     PlayerStatus,
     PreferencesView,
     Preview,
+    RsvpAnswer,
     StandingDecision,
     StandingSession,
     StandingView,
@@ -121,7 +123,8 @@ def created_embed(created: CampaignCreated, zone: ZoneInfo) -> discord.Embed:
     return embed
 
 
-def status_embed(view: CampaignStatusView, zone: ZoneInfo) -> discord.Embed:
+def status_embed(view: CampaignStatusView, zone: ZoneInfo, joined: list[str] | None = None) -> discord.Embed:
+    """The campaign in counts; `joined`, for a promoter, names who said yes to "we need N more"."""
     c = view.campaign
     embed = discord.Embed(
         title=f"Campaign {c.id} · {c.campaign_date.isoformat()}" + (" (dry run)" if c.dry_run else ""),
@@ -140,6 +143,16 @@ def status_embed(view: CampaignStatusView, zone: ZoneInfo) -> discord.Embed:
         inline=False,
     )
     embed.add_field(
+        name="Answers",
+        value=" · ".join(f"{RSVP_LABELS[a]}: {view.rsvp[a]}" for a in RsvpAnswer),
+        inline=False,
+    )
+    if view.need.asked:
+        said_yes = f"{view.need.joined} said yes"
+        if joined:
+            said_yes += ": " + _fit_lines([_escape(n) for n in joined], separator=", ", limit=FIELD_LIMIT - 60)
+        embed.add_field(name="We need more", value=f"Asked {view.need.asked} · {said_yes}", inline=False)
+    embed.add_field(
         name="Jobs",
         value="\n".join(
             f"`{j.job_type.value}` {local_time_label(j.run_at, zone)} — {j.status.value}"
@@ -149,6 +162,20 @@ def status_embed(view: CampaignStatusView, zone: ZoneInfo) -> discord.Embed:
         inline=False,
     )
     return embed
+
+
+def need_text(asked: NeedAsked) -> str:
+    """The promoter's answer to /promote need."""
+    if not asked.messaged:
+        return (
+            f"Nobody else can be asked for campaign {asked.campaign.id}: every AVAILABLE or MAYBE player who allows "
+            "promotions is in it already or was asked today."
+        )
+    players = "player" if asked.messaged == 1 else "players"
+    return (
+        f"Asking {asked.messaged} {players} to join campaign {asked.campaign.id} (you need {asked.count} more). "
+        "Those who say they are in get the start ping; `/promote status` shows who said yes."
+    )
 
 
 def board_embed(board: Board, evening: Evening, zone: ZoneInfo) -> discord.Embed:

@@ -1,4 +1,4 @@
-"""/promote preview | schedule | status | cancel | standing — thin: parse → service → render."""
+"""/promote preview | schedule | status | cancel | need | standing — thin: parse → service → render."""
 
 from __future__ import annotations
 
@@ -12,10 +12,18 @@ from discord import app_commands
 from discord.ext import commands
 
 from cogs.common import PoliteView, actor_from, parse_date_option, parse_time_option
-from cogs.embeds import created_embed, preview_embed, standing_embed, standing_list_embed, status_embed
+from cogs.embeds import (
+    created_embed,
+    need_text,
+    preview_embed,
+    standing_embed,
+    standing_list_embed,
+    status_embed,
+)
 from services.engine import Engine
 from services.errors import RallypointError
 from services.models import Actor, Weekday
+from services.need import MAX_NEED
 from services.sessions import MAX_QUORUM, MAX_TITLE, session_label, usual_start_times
 
 if TYPE_CHECKING:
@@ -181,11 +189,23 @@ class PromoteCog(commands.GroupCog, name="promote", description="Promote tonight
     @app_commands.command(name="status", description="How tonight's campaign is going (counts only)")
     @app_commands.describe(date="YYYY-MM-DD (default: today)")
     async def status(self, interaction: discord.Interaction, date: str | None = None) -> None:
-        view = await self.engine.promote.status(self.actor(interaction), parse_date_option(date))
+        actor = self.actor(interaction)
+        view = await self.engine.promote.status(actor, parse_date_option(date))
         if view is None:
             await interaction.response.send_message("No campaign for that date.", ephemeral=True)
             return
-        await interaction.response.send_message(embed=status_embed(view, self.zone), ephemeral=True)
+        joined = None  # who said yes to "we need N more": promoters see names, everyone else counts
+        if view.need.asked and await self.engine.promote.can_promote(actor):
+            joined = await self.engine.need.joined(actor, view.campaign.id)
+        await interaction.response.send_message(embed=status_embed(view, self.zone, joined), ephemeral=True)
+
+    @app_commands.command(name="need", description="We need N more: ask the AVAILABLE and MAYBE players tonight")
+    @app_commands.describe(count="How many more players the session needs")
+    async def need(
+        self, interaction: discord.Interaction, count: app_commands.Range[int, 1, MAX_NEED]
+    ) -> None:
+        asked = await self.engine.need.ask(self.actor(interaction), count)
+        await interaction.response.send_message(need_text(asked), ephemeral=True)
 
     @app_commands.command(name="cancel", description="Cancel today's campaign; pending messages never go out")
     async def cancel(self, interaction: discord.Interaction) -> None:

@@ -19,13 +19,14 @@ from zoneinfo import ZoneInfo
 from services.clock import Clock
 from services.delivery.base import OutgoingMessage, Sender, VoiceProbe
 from services.fanout import Fanout, Tried
-from services.fanout_plan import NO_START_PING, START_FAILED, TOO_LATE, FanoutJob
+from services.fanout_plan import DECLINED, NO_START_PING, RUNNING_LATE, START_FAILED, TOO_LATE, FanoutJob
 from services.keys import job_failed_key, ledger_key, message_nonce, summary_key
 from services.messages import (
     INTERRUPTED_ATTEMPTS,
     followup_text,
     job_failed_text,
     local_time_label,
+    need_text,
     reminder_text,
     start_text,
     summary_text,
@@ -41,6 +42,7 @@ from services.models import (
     JobStatus,
     JobType,
     LedgerState,
+    RsvpAnswer,
     SnapshotRecipient,
 )
 from services.schedule import local_datetime, send_by
@@ -48,11 +50,15 @@ from services.standing import StandingService
 from storage.campaigns import CampaignStore
 from storage.jobs import JobStore
 from storage.ledger import LedgerStore
+from storage.needs import NeedStore
+from storage.rsvps import RsvpStore
 
 log = logging.getLogger(__name__)
 
 JOB_BACKOFF_BASE_SECONDS = 5.0
 JOB_BACKOFF_CAP_SECONDS = 300.0
+# The messages that carry the answers (I'm in, running late, can't tonight).
+OFFER_RSVP = frozenset({JobType.REMINDER, JobType.START, JobType.NEED})
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,6 +93,8 @@ class Dispatcher:
         campaign_store: CampaignStore,
         job_store: JobStore,
         ledger_store: LedgerStore,
+        rsvp_store: RsvpStore,
+        need_store: NeedStore,
         fanout: Fanout,
         senders: Mapping[Channel, Sender],
         poster: Sender | None,
@@ -104,6 +112,8 @@ class Dispatcher:
         self.campaign_store = campaign_store
         self.job_store = job_store
         self.ledger_store = ledger_store
+        self.rsvp_store = rsvp_store
+        self.need_store = need_store
         self.fanout = fanout
         self.senders = senders
         self.poster = poster
@@ -221,8 +231,10 @@ class Dispatcher:
             await self._finish(job, status)
 
     async def _finish(self, job: Job, status: JobStatus, error: str | None = None) -> None:
-        await self.job_store.finish(job.id, self.owner, status, self.clock.now(), error)
-        self.metrics.job_finished(job.job_type, status)
+        # A run whose lease was taken (a dead-looking process resumed elsewhere, or a "need" asked
+        # again) closes nothing: the job's next run will.
+        if await self.job_store.finish(job.id, self.owner, status, self.clock.now(), error):
+            self.metrics.job_finished(job.job_type, status)
 
     async def _fail_or_retry(self, job: Job, error: str) -> None:
         now = self.clock.now()
@@ -265,6 +277,9 @@ class Dispatcher:
             await self.campaign_store.set_status(campaign.id, CampaignStatus.RUNNING)
         if job.job_type is JobType.VOICE_CHECK:
             ran = await self._voice_check(job, campaign, jobs[JobType.START], deadline)
+        elif job.job_type is JobType.NEED:
+            recipients = await self.need_store.recipients(campaign.id)
+            ran = await self._message_job(job, campaign, start_at, deadline, recipients)
         else:
             ran = await self._message_job(job, campaign, start_at, deadline)
             if ran and job.job_type is JobType.START:
@@ -283,10 +298,15 @@ class Dispatcher:
         recipients: Sequence[SnapshotRecipient] | None = None,
         withheld: Mapping[int, str] | None = None,
     ) -> bool:
-        """Fan the job's message out to `recipients` (default: the snapshot); False if stopped midway."""
+        """Fan the job's message out to `recipients` (default: the snapshot); False if stopped midway.
+
+        Whoever answered "can't tonight" gets nothing more (read now, so a restart reads it too);
+        `withheld` adds the voice check's reasons.
+        """
         key = ledger_key(job.job_type, campaign.campaign_date, dry_run_campaign_id=_dry(campaign))
         zone = self.config.zone
-
+        # The newest call's count: a second "need" of the evening asks for what is still missing.
+        wanted = (await self.need_store.latest_count(campaign.id) or 1) if job.job_type is JobType.NEED else 0
         title = campaign.title
 
         def text_for(channel: Channel) -> str:
@@ -294,12 +314,17 @@ class Dispatcher:
                 return reminder_text(start_at, self.clock.now(), zone, channel, campaign.dry_run, title)
             if job.job_type is JobType.START:
                 return start_text(start_at, zone, channel, campaign.dry_run, title)
+            if job.job_type is JobType.NEED:
+                return need_text(wanted, start_at, zone, channel, campaign.dry_run, title)
             return followup_text(start_at, zone, channel, campaign.dry_run, title)
 
         if recipients is None:
             recipients = await self.campaign_store.recipients(campaign.id)
+        answers = await self.rsvp_store.latest(campaign.id)
+        declined = {pid: DECLINED for pid, answer in answers.items() if answer is RsvpAnswer.OUT}
         fanout_job = FanoutJob(
-            campaign.id, job.id, job.job_type, key, campaign.dry_run, zone, deadline, withheld or {}
+            campaign.id, job.id, job.job_type, key, campaign.dry_run, zone, deadline,
+            {**(withheld or {}), **declined}, offers_rsvp=job.job_type in OFFER_RSVP,
         )
         return await self.fanout.run(fanout_job, recipients, text_for, keep_alive=self._keep_alive(job))
 
@@ -317,23 +342,30 @@ class Dispatcher:
         in_voice = await self.voice.discord_ids_in_voice() if self.voice is not None else frozenset()
         present = frozenset(r.player.id for r in recipients if r.player.discord_user_id in in_voice)
         missing = [r for r in recipients if r.player.id not in present]
+        answers = await self.rsvp_store.latest(campaign.id)
+        late = [r for r in missing if answers.get(r.player.id) is RsvpAnswer.LATE]
+        declined = [r for r in missing if answers.get(r.player.id) is RsvpAnswer.OUT]
+        waiting = [r for r in missing if answers.get(r.player.id) not in (RsvpAnswer.LATE, RsvpAnswer.OUT)]
         start_failed = start_job.status is JobStatus.FAILED or campaign.status is CampaignStatus.FAILED
-        withheld = await self._without_start_ping(campaign, missing, start_failed)
+        withheld = await self._without_start_ping(campaign, waiting, start_failed)
+        withheld.update({r.player.id: RUNNING_LATE for r in late})
         if not await self._message_job(job, campaign, start_at, deadline, missing, withheld):
             return False
         # Counted on the day's key, not this job's: another campaign may have sent some of them.
         key = ledger_key(job.job_type, campaign.campaign_date, dry_run_campaign_id=_dry(campaign))
-        followed_up = await self.ledger_store.entries(key, [r.player.id for r in missing])
+        followed_up = await self.ledger_store.entries(key, [r.player.id for r in waiting])
         followups_sent = sum(1 for e in followed_up.values() if e.state is LedgerState.SENT)
         text = summary_text(
             start=start_at,
             zone=self.config.zone,
             in_voice=[r.player.display_name for r in recipients if r.player.id in present],
-            missing=[r.player.display_name for r in missing],
+            missing=[r.player.display_name for r in waiting],
             followups_sent=followups_sent,
             dry_run=campaign.dry_run,
             start_failed=start_failed,
             title=campaign.title,
+            late=[r.player.display_name for r in late],
+            declined=[r.player.display_name for r in declined],
         )
         await self._post_summary(job, campaign, text)
         if not start_failed:  # a failed start stays `failed`: the evening did not happen as planned
@@ -343,7 +375,7 @@ class Dispatcher:
     async def _without_start_ping(
         self, campaign: Campaign, missing: Sequence[SnapshotRecipient], start_failed: bool
     ) -> dict[int, str]:
-        """The missing recipients who get no follow-up: all after a failed start, else those whose
+        """Of those waited on, who gets no follow-up: all after a failed start, else those whose
         start ping was not `sent` (a follow-up says "we started", which they never heard)."""
         if start_failed:
             return {r.player.id: START_FAILED for r in missing}
@@ -493,7 +525,7 @@ class _LeaseKeeper:
                 self.extended_at = now
                 until = now + self.d.config.lease
                 if not await self.d.job_store.extend_lease(self.job.id, self.d.owner, until):
-                    log.warning("job %d: lease lost; stopping this run", self.job.id)
+                    log.warning("job %d: lease lost (taken over, or due again); stopping this run", self.job.id)
                     return False
             if self.job.campaign_id is None:
                 return True  # a standing decision's note: nothing to cancel it but a lost lease

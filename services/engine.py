@@ -16,9 +16,11 @@ from services.fanout import FLUSH_INTERVAL_SECONDS, Fanout
 from services.linking import LinkingService
 from services.metrics import Metrics
 from services.models import Channel
+from services.need import NeedService
 from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
+from services.rsvp import RsvpService
 from services.standing import StandingConfig, StandingService
 from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
@@ -28,7 +30,9 @@ from storage.jobs import JobStore
 from storage.ledger import LedgerStore
 from storage.link_requests import LinkRequestStore
 from storage.links import LinkStore
+from storage.needs import NeedStore
 from storage.players import PlayerStore
+from storage.rsvps import RsvpStore
 from storage.standing import StandingStore
 from storage.web_sessions import WebSessionStore
 
@@ -45,10 +49,14 @@ class Engine:
     campaign_store: CampaignStore
     job_store: JobStore
     ledger_store: LedgerStore
+    rsvp_store: RsvpStore
+    need_store: NeedStore
     web_session_store: WebSessionStore
     standing_store: StandingStore
     players: PlayerService
     promote: PromoteService
+    rsvp: RsvpService
+    need: NeedService
     standing: StandingService
     linking: LinkingService
     web_sessions: WebSessionService
@@ -96,6 +104,8 @@ def build_engine(
     campaign_store = CampaignStore(db)
     job_store = JobStore(db)
     ledger_store = LedgerStore(db)
+    rsvp_store = RsvpStore(db)
+    need_store = NeedStore(db)
     web_session_store = WebSessionStore(db)
     standing_store = StandingStore(db)
     fanout = Fanout(
@@ -109,8 +119,17 @@ def build_engine(
     # Set when a job is created: the services that create jobs are built before the dispatcher they wake.
     jobs_created = asyncio.Event()
     promote = PromoteService(
-        players=players, player_store=player_store, campaign_store=campaign_store, standing_store=standing_store,
-        config=promotion, policy=policy, channels=frozenset(senders), clock=clock, changes=db.changes,
+        players=players, player_store=player_store, campaign_store=campaign_store, rsvp_store=rsvp_store,
+        need_store=need_store, standing_store=standing_store, config=promotion, policy=policy,
+        channels=frozenset(senders), clock=clock, changes=db.changes, on_jobs_created=jobs_created.set,
+    )
+    rsvp = RsvpService(
+        campaign_store=campaign_store, player_store=player_store, link_store=link_store, rsvp_store=rsvp_store,
+        cipher=cipher, zone=promotion.zone, clock=clock, metrics=metrics,
+    )
+    need = NeedService(
+        promote=promote, player_store=player_store, campaign_store=campaign_store, need_store=need_store,
+        channels=frozenset(senders), max_attempts=promotion.max_attempts, clock=clock,
         on_jobs_created=jobs_created.set,
     )
     standing = StandingService(
@@ -122,9 +141,9 @@ def build_engine(
         on_jobs_created=jobs_created.set,
     )
     dispatcher = Dispatcher(
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, fanout=fanout,
-        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, metrics=metrics, owner=owner,
-        rng=rng, standing=standing, wakeup=jobs_created,
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, rsvp_store=rsvp_store,
+        need_store=need_store, fanout=fanout, senders=senders, poster=poster, voice=voice, config=dispatch,
+        clock=clock, metrics=metrics, owner=owner, rng=rng, standing=standing, wakeup=jobs_created,
     )
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
@@ -134,8 +153,9 @@ def build_engine(
     return Engine(
         db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
         link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
-        ledger_store=ledger_store, web_session_store=web_session_store, standing_store=standing_store,
-        players=players, promote=promote, standing=standing, linking=linking,
-        web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes), dispatcher=dispatcher,
+        ledger_store=ledger_store, rsvp_store=rsvp_store, need_store=need_store, web_session_store=web_session_store,
+        standing_store=standing_store, players=players, promote=promote, rsvp=rsvp, need=need, standing=standing,
+        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
+        dispatcher=dispatcher,
         senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

@@ -132,3 +132,17 @@ class CodeLocked(CodeRefused):
 
 class WrongCode(CodeRefused):
     code = "wrong_code"
+
+
+class TooLate(RallypointError):
+    """The moment for this has passed (a "need" once the voice check has begun)."""
+
+    code = "too_late"
+    http_status = 409
+
+
+class DryRunOnly(RallypointError):
+    """Something a rehearsal cannot do: it reaches its initiator alone."""
+
+    code = "dry_run"
+    http_status = 409

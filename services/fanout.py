@@ -328,7 +328,10 @@ class Fanout:
                 on_wire = functools.partial(self._mark_on_wire, job.key, pid, channel)
             elif position > 0:
                 await self.ledger_store.note_channel(job.key, pid, channel)
-            message = OutgoingMessage(channel, address, text_for(channel), nonce, pid, on_wire)
+            message = OutgoingMessage(
+                channel, address, text_for(channel), nonce, pid, on_wire,
+                rsvp_campaign_id=job.campaign_id if job.offers_rsvp else None,
+            )
             tried = await self.send(sender, message, keep_alive, job.send_by, dry_run=job.dry_run)
             attempts += [Attempt(pid, channel, DeliveryStatus.FAILED, reason) for reason in tried.failures]
             result = tried.result

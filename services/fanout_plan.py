@@ -37,6 +37,8 @@ QUIET_HOURS = "quiet hours"
 TOO_LATE = "too_late"  # past the message's send-by time (docs/delivery.md)
 NO_START_PING = "no follow-up: their start ping was not sent"
 START_FAILED = "no follow-up: the start job failed"
+DECLINED = "declined"  # the player answered "can't tonight": nothing more of this campaign reaches them
+RUNNING_LATE = "no follow-up: running late"  # they said so; the summary lists them
 # Discord refused this player a DM (50007) and they have not used Rallypoint since: no request to them.
 DM_CLOSED = "dm_closed"
 INTERRUPTED_UNKNOWN = "interrupted mid-send; not resent because the platform cannot deduplicate"
@@ -53,8 +55,9 @@ class FanoutJob:
     zone: ZoneInfo
     send_by: datetime  # no message of this job goes out from this instant on
     # Recipients who get nothing from this job whatever their preferences, and why (the follow-up
-    # goes only to those whose start ping was sent).
+    # goes only to those whose start ping was sent; nothing goes to those who declined).
     withheld: Mapping[int, str] = field(default_factory=dict)
+    offers_rsvp: bool = False  # its messages carry the campaign's answers (in / late / out)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ _KEY_PART: dict[JobType, str] = {
     JobType.REMINDER: "T-15",
     JobType.START: "T0",
     JobType.VOICE_CHECK: "FOLLOWUP",
+    JobType.NEED: "NEED",  # "we need N more": one ask per player and day, whichever campaign asks
 }
 
 NONCE_MAX_LENGTH = 25

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
-from services.models import Channel, JobType
+from services.models import Channel, JobType, RsvpAnswer, RsvpRecorded, RsvpRefusal
 
 DISCORD_LIMIT = 2000
 # The error a job records when its runs keep dying (the dispatcher writes it, the promoter's DM reads it).
@@ -38,6 +38,39 @@ def _discord_stamp(when: datetime, channel: Channel) -> str:
     return f" (<t:{int(when.timestamp())}:t> your time)" if channel is Channel.DISCORD else ""
 
 
+# The three answers every invitation offers (button labels on Discord and Telegram).
+RSVP_LABELS = {RsvpAnswer.IN: "I'm in", RsvpAnswer.LATE: "Running late", RsvpAnswer.OUT: "Can't tonight"}
+# Signal has no buttons: its texts end with this, and a bare digit answers.
+SIGNAL_RSVP_PROMPT = "Reply 1 = I'm in, 2 = running late, 3 = can't tonight"
+RSVP_CONFIRMATIONS = {
+    RsvpAnswer.IN: "You're in. See you in voice!",
+    RsvpAnswer.LATE: "Noted: you're running late. No nudge will follow; join when you can.",
+    RsvpAnswer.OUT: "Noted: you can't make it tonight. No more messages about this session.",
+}
+RSVP_REFUSALS = {
+    RsvpRefusal.NOT_YOURS: "This invitation is not yours, so there is nothing to answer.",
+    RsvpRefusal.CANCELLED: "This session was called off; there is nothing to answer.",
+    RsvpRefusal.NO_INVITATION: "You have no invitation today to answer.",
+}
+
+
+def rsvp_label(answer: RsvpAnswer, chosen: RsvpAnswer | None) -> str:
+    """A button's label: the answer, ticked when it is the player's current one."""
+    return f"✓ {RSVP_LABELS[answer]}" if answer is chosen else RSVP_LABELS[answer]
+
+
+def rsvp_reply_text(result: RsvpRecorded | RsvpRefusal) -> str:
+    """What a player reads after answering (an ephemeral reply, a Telegram toast, a Signal text)."""
+    if isinstance(result, RsvpRefusal):
+        return RSVP_REFUSALS[result]
+    return RSVP_CONFIRMATIONS[result.answer]
+
+
+def _answers(channel: Channel) -> str:
+    # Discord and Telegram show the answers as buttons under the text.
+    return f"\n{SIGNAL_RSVP_PROMPT}" if channel is Channel.SIGNAL else ""
+
+
 def shown_title(title: str | None, channel: Channel) -> str | None:
     """A campaign's title as `channel` shows it: escaped for Discord, as typed for Telegram and Signal."""
     if title is None:
@@ -59,15 +92,28 @@ def reminder_text(
     return (
         f"{prefix}⏰ {shown_title(title, channel) or 'Game night'} kicks off in {minutes} "
         f"minute{'s' if minutes != 1 else ''}, at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
-        "See you in voice!"
+        f"See you in voice!{_answers(channel)}"
     )
 
 
 def start_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool, title: str | None = None) -> str:
     prefix = "[dry run] " if dry_run else ""
     return (
-        f"{prefix}🎮 {_lead(title, channel, 'we are starting now')} ({local_time_label(start, zone)}"
-        f"{_discord_stamp(start, channel)}). Jump into the voice channel!"
+        f"{prefix}🎮 {_lead(title, channel, 'we are starting now')}, at {local_time_label(start, zone)}"
+        f"{_discord_stamp(start, channel)}. Jump into the voice channel!{_answers(channel)}"
+    )
+
+
+def need_text(
+    count: int, start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool, title: str | None = None
+) -> str:
+    """"We need N more": the ask to players outside the snapshot, with the answers."""
+    prefix = "[dry run] " if dry_run else ""
+    players = "player" if count == 1 else "players"
+    evening = shown_title(title, channel) or "Tonight's game"
+    return (
+        f"{prefix}🙋 {evening} needs {count} more {players}: it starts at "
+        f"{local_time_label(start, zone)}{_discord_stamp(start, channel)}. Can you join?{_answers(channel)}"
     )
 
 
@@ -91,9 +137,12 @@ def summary_text(
     dry_run: bool,
     start_failed: bool = False,
     title: str | None = None,
+    late: Sequence[str] = (),
+    declined: Sequence[str] = (),
     limit: int = DISCORD_LIMIT,
 ) -> str:
-    """One message: who is in voice, whom we wait on, follow-ups sent out of missing; fits `limit`."""
+    """One message: who is in voice, who said they are late or cannot come, whom we wait on, and
+    follow-ups sent out of those waited on; fits `limit`."""
     prefix = "[dry run] " if dry_run else ""
     evening = f"{discord_literal(title)}, " if title else ""
     head = f"{prefix}📋 Voice check for {evening}the {local_time_label(start, zone)} start"
@@ -101,17 +150,15 @@ def summary_text(
         tail = "The start ping failed, so no follow-ups were sent."
     else:
         tail = f"Follow-ups sent: {followups_sent} of {len(missing)} missing."
-    # Share the room left between the two name lists; each list ends with "and N more" if cut.
-    room = limit - len(head) - len(tail) - 80
-    in_voice_line = _name_list([discord_literal(n) for n in in_voice], room // 2)
-    missing_line = _name_list([discord_literal(n) for n in missing], room - len(in_voice_line))
-    text = (
-        f"{head}\n"
-        f"In voice ({len(in_voice)}): {in_voice_line}\n"
-        f"Waiting on ({len(missing)}): {missing_line}\n"
-        f"{tail}"
-    )
-    return text[:limit]
+    lists = (("In voice", in_voice), ("Running late", late), ("Can't tonight", declined), ("Waiting on", missing))
+    # Share the room left among the name lists; each list ends with "and N more" if cut.
+    room = limit - len(head) - len(tail) - 40 * len(lists)
+    lines = []
+    for i, (label, names) in enumerate(lists):
+        shown = _name_list([discord_literal(n) for n in names], room // (len(lists) - i))
+        room -= len(shown)
+        lines.append(f"{label} ({len(names)}): {shown}")
+    return "\n".join([head, *lines, tail])[:limit]
 
 
 def below_quorum_text(label: str, eligible: int, quorum: int, title: str | None = None) -> str:
@@ -162,6 +209,7 @@ _JOB_IN_WORDS = {
     JobType.START: "the start ping",
     JobType.VOICE_CHECK: "the voice check",
     JobType.STANDING_DECISION: "the decision whether to promote",
+    JobType.NEED: "the \"we need more\" message",
 }
 
 # What a job's stored error means, for the promoter (the log keeps the exact error for the operator).

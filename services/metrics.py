@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
-from services.models import Channel, JobStatus, JobType
+from services.models import Channel, JobStatus, JobType, RsvpAnswer
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 
@@ -92,8 +92,16 @@ class Metrics:
             "Discord gateway heartbeat latency (NaN before the first heartbeat).",
             registry=r,
         )
+        self._rsvps = Counter(
+            "rallypoint_rsvps",
+            "Answers players gave from the messages themselves, by answer (in, late, out) and channel.",
+            ["answer", "channel"],
+            registry=r,
+        )
         for channel in Channel:  # every series exists from the start, so rates work from the first scrape
             self._rate_limit_wait.labels(channel.value)
+            for answer in RsvpAnswer:
+                self._rsvps.labels(answer.value, channel.value)
 
     # -- recording ---------------------------------------------------------------------------------
 
@@ -116,6 +124,9 @@ class Metrics:
 
     def fanout_took(self, job_type: JobType, seconds: float) -> None:
         self._fanout.labels(job_type.value).observe(seconds)
+
+    def rsvp(self, answer: RsvpAnswer, channel: Channel) -> None:
+        self._rsvps.labels(answer.value, channel.value).inc()
 
     def discord_invalid_request(self, status: int) -> None:
         self._invalid.labels(str(status)).inc()

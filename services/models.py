@@ -56,12 +56,24 @@ class JobType(enum.StrEnum):
     REMINDER = "send_reminder_2045"
     START = "send_start_2100"
     VOICE_CHECK = "voice_check_2100"
+    # "We need N more": asks players outside the snapshot; outside the campaign's order (seq -1).
+    NEED = "send_need"
     # Not a campaign's: decides whether a standing session's evening is promoted (and creates it).
     STANDING_DECISION = "standing_decision"
 
 
-# A campaign's jobs, in the order they run.
+# The jobs every campaign gets at creation, in the order they run.
 JOB_ORDER: tuple[JobType, ...] = (JobType.REMINDER, JobType.START, JobType.VOICE_CHECK)
+# The seq of a job that stands outside that order: it waits for no job and no job waits for it.
+UNORDERED_SEQ: Final = -1
+
+
+class RsvpAnswer(enum.StrEnum):
+    """A player's answer to an invitation, from the message itself; the last one counts."""
+
+    IN = "in"  # I'm in
+    LATE = "late"  # running late
+    OUT = "out"  # can't tonight
 
 
 class Weekday(enum.StrEnum):
@@ -554,6 +566,14 @@ class CampaignCreated:
 
 
 @dataclass(frozen=True, slots=True)
+class NeedCounts:
+    """How "we need N more" went: players asked, and how many of them said they are in."""
+
+    asked: int = 0
+    joined: int = 0
+
+
+@dataclass(frozen=True, slots=True)
 class CampaignStatusView:
     """What anyone linked may see of a campaign: aggregates only (rule 10)."""
 
@@ -561,11 +581,54 @@ class CampaignStatusView:
     delivery: dict[DeliveryStatus, int]
     jobs: tuple[Job, ...]
     standing: StandingSession | None = None  # the standing session that created it
+    rsvp: dict[RsvpAnswer, int] = field(default_factory=lambda: {a: 0 for a in RsvpAnswer})
+    need: NeedCounts = NeedCounts()
 
     @property
     def start(self) -> datetime | None:
         """When the evening starts (the start job's due time)."""
         return next((j.due_at for j in self.jobs if j.job_type is JobType.START), None)
+
+
+# -- RSVP and "we need N more" ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Invitation:
+    """Why a player may answer a campaign: in its snapshot, or asked by "we need N more" (or both)."""
+
+    campaign: Campaign
+    player: Player
+    status: PlayerStatus  # their status when the snapshot (or the ask) took them
+    selected_channel: Channel
+    in_snapshot: bool
+
+
+class RsvpRefusal(enum.StrEnum):
+    """Why an answer was not recorded (each gets a polite reply)."""
+
+    NOT_YOURS = "not_yours"  # not a recipient of that campaign, or no such campaign
+    CANCELLED = "cancelled"  # the session was called off
+    NO_INVITATION = "no_invitation"  # (Signal) no campaign of today invites this player
+
+
+@dataclass(frozen=True, slots=True)
+class RsvpRecorded:
+    """An answer stored; `joined`: it added a player asked by "we need N more" to the snapshot."""
+
+    campaign: Campaign
+    player: Player
+    answer: RsvpAnswer
+    joined: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class NeedAsked:
+    """A "we need N more" call: the campaign, the count asked for, and how many new players it asks."""
+
+    campaign: Campaign
+    count: int
+    messaged: int
 
 
 # -- standing sessions -----------------------------------------------------------------------

@@ -29,7 +29,9 @@ from services.schedule import campaign_date, compute_schedule, local_datetime, r
 from services.sessions import clean_title
 from storage.campaigns import CampaignStore
 from storage.changes import Changes, Memo
+from storage.needs import NeedStore
 from storage.players import PlayerStore
+from storage.rsvps import RsvpStore
 from storage.standing import StandingStore
 
 log = logging.getLogger(__name__)
@@ -64,6 +66,8 @@ class PromoteService:
         players: PlayerService,
         player_store: PlayerStore,
         campaign_store: CampaignStore,
+        rsvp_store: RsvpStore,
+        need_store: NeedStore,
         standing_store: StandingStore,
         config: PromotionConfig,
         policy: PromoterPolicy,
@@ -76,6 +80,8 @@ class PromoteService:
         self.players = players
         self.player_store = player_store
         self.campaign_store = campaign_store
+        self.rsvp_store = rsvp_store
+        self.need_store = need_store
         self.standing_store = standing_store
         self.config = config
         self.policy = policy
@@ -242,7 +248,21 @@ class PromoteService:
         standing = None
         if campaign.standing_session_id is not None:
             standing = await self.standing_store.get(campaign.standing_session_id)
-        return CampaignStatusView(campaign, delivery, tuple(jobs), standing)
+        rsvp = await self.rsvp_store.counts(campaign.id)
+        need = await self.need_store.counts(campaign.id)
+        return CampaignStatusView(campaign, delivery, tuple(jobs), standing=standing, rsvp=rsvp, need=need)
+
+    async def in_reach(self, initiator: Player, campaign_id: int | None = None) -> Campaign | None:
+        """The campaign a promoter acts on: `campaign_id`'s, else the one whose jobs are not all
+        finished (their own first), else their own of today, else today's."""
+        if campaign_id is not None:
+            return await self.campaign_store.get(campaign_id)
+        today = self.players.today()
+        return (
+            await self._unfinished(prefer_initiator=initiator.id)
+            or await self.campaign_store.active_for_initiator(initiator.id, today)
+            or await self.campaign_store.for_date(today)
+        )
 
     async def cancel(self, actor: Actor, campaign_id: int | None = None) -> CampaignStatusView:
         """Cancel a campaign; its pending jobs never run.
@@ -250,15 +270,7 @@ class PromoteService:
         Without an id: the campaign whose jobs are not all finished (the promoter's own first), else today's.
         """
         initiator = await self.promoter(actor)
-        if campaign_id is None:
-            today = self.players.today()
-            campaign = (
-                await self._unfinished(prefer_initiator=initiator.id)
-                or await self.campaign_store.active_for_initiator(initiator.id, today)
-                or await self.campaign_store.for_date(today)
-            )
-        else:
-            campaign = await self.campaign_store.get(campaign_id)
+        campaign = await self.in_reach(initiator, campaign_id)
         if campaign is None:
             raise NotFound("There is no campaign to cancel.")
         if not await self.campaign_store.cancel(campaign.id, self.clock.now()):

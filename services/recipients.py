@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 
 from services.models import Candidate, Channel, Player, PlayerStatus, Preferences, Recipient
 from services.routing import fallback_chain
 
 # The statuses a campaign may reach (LOOKING always, AVAILABLE and MAYBE when asked).
 PROMOTABLE: frozenset[PlayerStatus] = frozenset({PlayerStatus.LOOKING, PlayerStatus.AVAILABLE, PlayerStatus.MAYBE})
+# Whom "we need N more" asks: the players who might play, not those already looking (the snapshot took them).
+NEED_STATUSES: frozenset[PlayerStatus] = frozenset({PlayerStatus.AVAILABLE, PlayerStatus.MAYBE})
 
 
 def ask_consent(status: PlayerStatus | None, preferences: Preferences) -> bool:
@@ -36,7 +38,20 @@ def select_recipients(
     enabled_channels: Iterable[Channel] = tuple(Channel),
 ) -> list[Recipient]:
     """Snapshot the players to promote to: wanted status, promotions allowed, a usable channel."""
-    statuses = wanted_statuses(include_available, include_maybe)
+    return _choose(candidates, wanted_statuses(include_available, include_maybe), enabled_channels)
+
+
+def select_need_recipients(
+    candidates: Iterable[Candidate], *, left_out: Collection[int], enabled_channels: Iterable[Channel] = tuple(Channel)
+) -> list[Recipient]:
+    """Whom "we need N more" asks: AVAILABLE and MAYBE players who allow promotions, but for the
+    `left_out` player ids (the snapshot, and whoever was asked already that day)."""
+    return _choose((c for c in candidates if c.player.id not in left_out), NEED_STATUSES, enabled_channels)
+
+
+def _choose(
+    candidates: Iterable[Candidate], statuses: frozenset[PlayerStatus], enabled_channels: Iterable[Channel]
+) -> list[Recipient]:
     enabled = tuple(enabled_channels)
     chosen: list[Recipient] = []
     for c in candidates:

@@ -115,10 +115,11 @@ def send_by(job_type: JobType, start: datetime, voice_check: datetime, max_laten
     """The instant from which a job's messages are too late to send (`start` and `voice_check` as due).
 
     The reminder only before the start; the start ping and the follow-up at most `max_lateness` after
-    their own due time. "Kicks off in 1 minute" at 21:14 is worse than no reminder at all.
+    their own due time; "we need N more" no later than the start ping. "Kicks off in 1 minute" at 21:14
+    is worse than no reminder at all.
     """
     if job_type is JobType.REMINDER:
         return start
-    if job_type is JobType.START:
+    if job_type in (JobType.START, JobType.NEED):
         return start + max_lateness
     return voice_check + max_lateness

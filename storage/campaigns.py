@@ -52,6 +52,11 @@ def _campaign(row: sqlite3.Row) -> Campaign:
     )
 
 
+def snapshot_recipient(row: sqlite3.Row) -> SnapshotRecipient:
+    """A recipient row (player columns, `status`, `selected_channel`) as the fan-out takes it."""
+    return SnapshotRecipient(player_from_row(row), PlayerStatus(row["status"]), Channel(row["selected_channel"]))
+
+
 def job_from_row(row: sqlite3.Row) -> Job:
     return Job(
         id=row["id"],
@@ -248,12 +253,7 @@ class CampaignStore:
                 """,
                 (campaign_id,),
             )
-        return [
-            SnapshotRecipient(
-                player_from_row(r), PlayerStatus(r["status"]), Channel(r["selected_channel"])
-            )
-            for r in rows
-        ]
+        return [snapshot_recipient(r) for r in rows]
 
     async def set_status(self, campaign_id: int, status: CampaignStatus) -> bool:
         """Move a campaign to `status` unless it was cancelled (a cancel always wins)."""
@@ -291,15 +291,16 @@ class CampaignStore:
         return changed == 1
 
     async def delivery_counts(self, campaign_id: int) -> dict[DeliveryStatus, int]:
-        """Final outcome of each (recipient, message job) pair; the summary post is not counted."""
+        """Final outcome of each (recipient, message job) pair over the reminder, start and follow-up;
+        neither the summary post nor the "we need N more" asks are counted."""
         async with self.db.read() as tx:
             rows = await tx.fetchall(
                 """
                 SELECT status, count(*) AS n FROM send_log
-                WHERE campaign_id = ? AND final = 1 AND player_id IS NOT NULL
+                WHERE campaign_id = ? AND final = 1 AND player_id IS NOT NULL AND job_type <> ?
                 GROUP BY status
                 """,
-                (campaign_id,),
+                (campaign_id, JobType.NEED.value),
             )
         counts = {s: 0 for s in DeliveryStatus}
         for r in rows:
@@ -310,7 +311,7 @@ class CampaignStore:
 async def _limit_that_matched(
     tx: Transaction, day: date, initiator_id: int, standing_session_id: int | None
 ) -> CampaignLimit:
-    """Which unique index refused a campaign: a standing session's own (migration 0010), else the two of
+    """Which unique index refused a campaign: a standing session's own (migration 0011), else the two of
     rule 6 (migration 0008), the promoter's own first."""
     if standing_session_id is not None:
         made = await tx.fetchone(

@@ -10,10 +10,12 @@ from storage.campaigns import job_from_row
 from storage.db import Database, from_db_time, json_ids, to_db_time
 
 # A job may run once every earlier job of its campaign is over (the voice check never starts before
-# the start job has finished) and its campaign is not cancelled. A standing decision has no campaign.
+# the start job has finished) and its campaign is not cancelled. A job with a negative seq ("we need N
+# more") stands outside that order: it waits for nothing and holds nothing up. A standing decision has
+# no campaign.
 _IN_TURN = """
     NOT EXISTS (SELECT 1 FROM jobs e
-                 WHERE e.campaign_id = j.campaign_id AND e.seq < j.seq
+                 WHERE e.campaign_id = j.campaign_id AND e.seq >= 0 AND e.seq < j.seq
                    AND e.status IN ('pending', 'running'))
     AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = j.campaign_id AND c.status = 'cancelled')
 """

@@ -21,6 +21,7 @@ from services.clock import Clock
 from services.linking import LinkingService
 from services.metrics import Metrics
 from services.models import Actor
+from services.need import NeedService
 from services.players import PlayerService
 from services.promote import PromoteService
 from services.standing import StandingService
@@ -85,6 +86,7 @@ class ReadinessProbe(Protocol):
 class ApiDeps:
     promote: PromoteService
     standing: StandingService
+    need: NeedService
     players: PlayerService
     linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up
     sessions: WebSessionService  # browser sessions (used when `oauth` is set)

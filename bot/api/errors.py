@@ -25,6 +25,7 @@ from services.errors import (
     CodeExpired,
     CodeLocked,
     DateOutOfRange,
+    DryRunOnly,
     EmptyQuietHours,
     InvalidInput,
     NoCodePending,
@@ -34,6 +35,7 @@ from services.errors import (
     NotPromoter,
     RallypointError,
     StandingExists,
+    TooLate,
     TooManyRequests,
     TooManyStanding,
     Unavailable,
@@ -221,6 +223,11 @@ CAMPAIGN_EXISTS = documented(CampaignExists, "You have already promoted a sessio
 DRY_RUNS_USED_UP = documented(TooManyRequests, "You have used today's 5 dry runs; try again tomorrow.")
 NO_RECIPIENTS = documented(NoRecipients)
 CAMPAIGN_NOT_FOUND = documented(NotFound, "Campaign 7 is already over (followup_sent).")
+NO_SUCH_CAMPAIGN = documented(NotFound, "There is no campaign 7.", name="no_such_campaign")
+NEED_TOO_LATE = documented(
+    TooLate, "Campaign 7 is past its voice check (followup_sent): it is too late to ask for more players."
+)
+NEED_DRY_RUN = documented(DryRunOnly, "A dry run reaches only you: there is nobody to ask for more.")
 CHANNEL_UNAVAILABLE = documented(Unavailable, "Signal is not set up on this server.", name="channel_unavailable")
 LINK_THROTTLED = documented(TooManyRequests, "Too many code requests; try again in 12 minutes.")
 NO_CODE_PENDING = documented(NoCodePending)

@@ -22,6 +22,7 @@ from services.models import (
     Channel,
     PlayerStatus,
     PreferencesView,
+    RsvpAnswer,
     StandingDecision,
     StandingView,
 )
@@ -267,6 +268,9 @@ def _campaign(view: CampaignStatusView, zone: ZoneInfo) -> m.CampaignView:
         recipient_count=c.recipient_count,
         channels_summary=m.ChannelsSummaryModel(**c.channels_summary.as_dict()),
         delivery=m.DeliveryCounts(**{s.value: n for s, n in view.delivery.items()}),
+        rsvp=m.RsvpCounts(**{"in": view.rsvp[RsvpAnswer.IN], "late": view.rsvp[RsvpAnswer.LATE],
+                             "out": view.rsvp[RsvpAnswer.OUT]}),
+        need=m.NeedView(asked=view.need.asked, joined=view.need.joined),
         jobs=[
             m.JobView(
                 job_type=j.job_type,
@@ -309,6 +313,11 @@ async def cancel_campaign(
 ) -> m.CampaignView:
     view = await request.app[DEPS].promote.cancel(actor_of(request), path.campaign_id)
     return _campaign(view, _zone(request))
+
+
+async def need_more(request: web.Request, path: m.CampaignPath, body: m.NeedRequest) -> m.NeedResponse:
+    asked = await request.app[DEPS].need.ask(actor_of(request), body.count, path.campaign_id)
+    return m.NeedResponse(messaged=asked.messaged)
 
 
 def _decision(decision: StandingDecision | None, zone: ZoneInfo) -> m.DecisionView | None:

@@ -38,6 +38,7 @@ from services.models import (
     PreferredChannel,
     Weekday,
 )
+from services.need import MAX_NEED
 from services.phone import E164_INPUT_PATTERN, MAX_INPUT, normalize_e164
 from services.players import FUTURE_DAYS, PAST_DAYS
 from services.quiet_hours import parse_hhmm
@@ -79,6 +80,15 @@ def _query_int(value: Any) -> Any:
     if not isinstance(value, str) or not _QUERY_INT.fullmatch(value):
         raise ValueError("expected a whole number written with the digits 0-9")
     return int(value)
+
+
+def _json_int(value: Any) -> Any:
+    # A whole JSON number, as JSON Schema's "integer" has it (5.0 too), never a string or a boolean.
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    raise ValueError("expected a whole number")
 
 
 def _hhmm(value: str) -> str:
@@ -338,6 +348,12 @@ class EmptyRequest(_Request):
     """No fields; an empty body is accepted too."""
 
 
+class NeedRequest(_Request):
+    count: Annotated[int, BeforeValidator(_json_int)] = Field(
+        ge=1, le=MAX_NEED, description="How many more players the session needs."
+    )
+
+
 # -- answers ---------------------------------------------------------------------------------
 
 
@@ -493,6 +509,27 @@ class DeliveryCounts(_Response):
     unknown: int
 
 
+class RsvpCounts(_Response):
+    """How many players answer I'm in, running late and can't tonight now (each player's last answer)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", serialize_by_alias=True, validate_by_name=True)
+
+    in_: int = Field(alias="in")
+    late: int
+    out: int
+
+
+class NeedView(_Response):
+    """"We need N more": players asked so far, and how many of them said they are coming."""
+
+    asked: int
+    joined: int
+
+
+class NeedResponse(_Response):
+    messaged: int = Field(description="players this call asks (those asked already today are not asked again)")
+
+
 class JobView(_Response):
     job_type: JobType
     run_at: datetime
@@ -527,6 +564,8 @@ class CampaignView(_Response):
     recipient_count: int
     channels_summary: ChannelsSummaryModel
     delivery: DeliveryCounts
+    rsvp: RsvpCounts
+    need: NeedView
     jobs: list[JobView]
 
 

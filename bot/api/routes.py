@@ -174,6 +174,14 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.CAMPAIGN_NOT_FOUND),
     ),
     Operation(
+        "POST", f"{_PROMOTIONS}/campaigns/{{campaign_id}}/need", "needMore",
+        "We need N more: ask the AVAILABLE and MAYBE players outside the campaign, once each a day, with the "
+        "answers in the message; those who say they are coming join it (promoters, until its voice check).",
+        h.need_more, (m.NeedResponse,), body=m.NeedRequest, path_params=m.CampaignPath,
+        route=f"{_PROMOTIONS}/campaigns/{{campaign_id:[0-9]+}}/need",
+        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.NO_SUCH_CAMPAIGN, e.NEED_DRY_RUN, e.NEED_TOO_LATE),
+    ),
+    Operation(
         "GET", f"{_PROMOTIONS}/standing", "listStandingSessions",
         "The standing weekly sessions, each with its next decision and its latest outcome (promoters).",
         h.standing_sessions, (m.StandingListResponse,), errors=(e.NOT_LINKED, e.NOT_PROMOTER),

@@ -51,6 +51,10 @@ class OutgoingMessage:
     `on_wire`, when set, must be awaited by a sender without dedup right before the request that
     could deliver the message (after any pacing wait): the dispatcher records that moment, so a
     crash before it is resent and only a crash after it is written off as `unknown`.
+
+    `rsvp_campaign_id`, when set, makes the message offer the answers to that campaign (I'm in,
+    running late, can't tonight) the channel's own way: Discord buttons, a Telegram inline keyboard
+    (Signal's text already asks for a digit). A resend carries them too.
     """
 
     channel: Channel
@@ -59,6 +63,7 @@ class OutgoingMessage:
     nonce: str
     player_id: int | None = None
     on_wire: Callable[[], Awaitable[None]] | None = None
+    rsvp_campaign_id: int | None = None
 
 
 class Sender(Protocol):

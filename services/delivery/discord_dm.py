@@ -30,6 +30,7 @@ from discord.http import handle_message_parameters
 from services.clock import Clock
 from services.delivery.base import OutgoingMessage, SendResult
 from services.delivery.discord_limits import DiscordLimits
+from services.delivery.discord_rsvp import rsvp_row
 from services.models import Channel
 from storage.discord_dms import DiscordDMStore
 
@@ -138,9 +139,13 @@ _FAILURES: tuple[type[BaseException], ...] = (
 _NO_PINGS = discord.AllowedMentions.none()
 
 
-async def _post(client: discord.Client, channel_id: int, text: str, nonce: str) -> MessagePayload:
-    # The client's default allowed_mentions does not reach this low-level call: say it here.
-    params = handle_message_parameters(content=fit_message(text), nonce=nonce, allowed_mentions=_NO_PINGS)
+async def _post(
+    client: discord.Client, channel_id: int, text: str, nonce: str, rsvp_campaign_id: int | None = None
+) -> MessagePayload:
+    # The client's default allowed_mentions does not reach this low-level call: say it here. A resend
+    # after a crash carries the same nonce and the same buttons.
+    view = rsvp_row(rsvp_campaign_id) if rsvp_campaign_id is not None else discord.utils.MISSING
+    params = handle_message_parameters(content=fit_message(text), nonce=nonce, allowed_mentions=_NO_PINGS, view=view)
     return await client.http.send_message(channel_id, params=params)
 
 
@@ -220,7 +225,7 @@ class DiscordDMSender(_DiscordSender):
         try:
             async with asyncio.timeout(self._max_wait):
                 channel_id = await self._dm_channel(user_id)
-                data = await _post(self._client, channel_id, message.text, message.nonce)
+                data = await _post(self._client, channel_id, message.text, message.nonce, message.rsvp_campaign_id)
         except _FAILURES as exc:
             result = classify_failure(exc, max_wait=self._max_wait)
             if isinstance(exc, discord.NotFound) and self._dm_channels.pop(user_id, None) is not None:

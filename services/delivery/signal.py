@@ -1,4 +1,5 @@
-"""Signal delivery through signal-cli-rest-api (`POST /v2/send`), one recipient per request.
+"""Signal delivery through signal-cli-rest-api (`POST /v2/send`), one recipient per request, and the
+reading of what arrives (`/v1/receive/<number>`).
 
 What the API answers (bbernhard/signal-cli-rest-api `src/api/api.go`, `SendV2`, and its issues):
 
@@ -13,6 +14,11 @@ What the API answers (bbernhard/signal-cli-rest-api `src/api/api.go`, `SendV2`, 
   modes report as 400 (retryable).
 
 Signal has no idempotent send: `supports_dedup` is False.
+
+What `/v1/receive/<number>` hands over is one JSON object per message, `{"envelope": {...},
+"account": "<our number>"}` â€” pushed over a WebSocket in json-rpc mode, or as a JSON array per GET in
+normal and native mode (served as text/plain). Only a data message with a text and a visible sender
+number (`sourceNumber`) can answer anything; receipts, typing and the rest are not texts.
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import json
 import logging
 import math
 import re
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -118,6 +125,34 @@ def classify_send_answer(status: int, body: str, headers: Any, masked: str = "â€
         return SendResult.retryable(_reason("Signal transient failure", message))
     log.info("Signal API answered %d sending to %s", status, masked)
     return SendResult.permanent(_reason(f"Signal API error {status}", message))
+
+
+@dataclass(frozen=True, slots=True)
+class IncomingText:
+    """A text someone sent the bot's number: who (E.164, as Signal gives it) and what."""
+
+    number: str
+    text: str
+
+
+def incoming_text(item: Any) -> IncomingText | None:
+    """The text and sender number of one received object, or None for anything that is not a plain text
+    from a visible number (a receipt, typing, a sender who hides their number, a malformed object)."""
+    envelope = item.get("envelope") if isinstance(item, dict) else None
+    if not isinstance(envelope, dict) or not isinstance(data := envelope.get("dataMessage"), dict):
+        return None
+    number, text = envelope.get("sourceNumber"), data.get("message")
+    if not isinstance(number, str) or not number or not isinstance(text, str):
+        return None
+    return IncomingText(number, text)
+
+
+def parse_received(body: str) -> list[Any]:
+    """The objects of one normal/native-mode answer (a JSON array); ValueError if it is not one."""
+    data = json.loads(body) if body.strip() else []
+    if not isinstance(data, list):
+        raise ValueError("the receive answer is not a JSON array")
+    return data
 
 
 class SignalClient:

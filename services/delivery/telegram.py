@@ -15,7 +15,7 @@ import math
 from collections import Counter
 from datetime import timedelta
 
-from telegram import Bot
+from telegram import Bot, InlineKeyboardButton, InlineKeyboardMarkup
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -31,7 +31,9 @@ from telegram.request import HTTPXRequest
 from services.clock import Clock
 from services.contacts import mask_chat_id
 from services.delivery.base import OutgoingMessage, SendResult
-from services.models import Channel
+from services.messages import rsvp_label
+from services.models import Channel, RsvpAnswer
+from services.rsvp import telegram_callback_data
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +50,14 @@ def retry_after_seconds(value: int | float | timedelta) -> float:
     if isinstance(value, timedelta):
         return value.total_seconds()
     return float(value)
+
+
+def rsvp_keyboard(campaign_id: int, chosen: RsvpAnswer | None = None) -> InlineKeyboardMarkup:
+    """The answers under an invitation, one row of three buttons; `chosen` is ticked (the current answer)."""
+    return InlineKeyboardMarkup([[
+        InlineKeyboardButton(rsvp_label(answer, chosen), callback_data=telegram_callback_data(campaign_id, answer))
+        for answer in RsvpAnswer
+    ]])
 
 
 class PacingSchedule:
@@ -147,7 +157,8 @@ class TelegramSender:
             await message.on_wire()
         masked = mask_chat_id(chat_id)
         try:
-            sent = await self._bot.send_message(chat_id=chat_id, text=message.text)
+            markup = rsvp_keyboard(message.rsvp_campaign_id) if message.rsvp_campaign_id is not None else None
+            sent = await self._bot.send_message(chat_id=chat_id, text=message.text, reply_markup=markup)
         except RetryAfter as exc:
             seconds = retry_after_seconds(exc.retry_after)
             log.warning("Telegram flood control for chat %s: retry in %.0f s", masked, seconds)

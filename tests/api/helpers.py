@@ -261,6 +261,7 @@ async def api_client(
     deps = ApiDeps(
         promote=h.engine.promote,
         standing=h.engine.standing,
+        need=h.engine.need,
         players=h.engine.players,
         linking=h.engine.linking,
         sessions=h.engine.web_sessions,

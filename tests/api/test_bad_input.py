@@ -26,6 +26,7 @@ STATUS = f"{AV}/promotions/campaign"
 CANCEL = f"{AV}/promotions/campaigns/1/cancel"
 STANDING = f"{AV}/promotions/standing"
 SESSION = {"weekday": "tue", "start_time": "21:00", "quorum": 3}
+NEED = f"{AV}/promotions/campaigns/1/need"
 BAD = "invalid_input"
 JSON = "invalid_json"
 OUT_OF_RANGE = "date_out_of_range"
@@ -206,6 +207,22 @@ CASES = [
     case("DELETE", f"{STANDING}/abc", 404, "not_found"),
     case("DELETE", f"{STANDING}/7", 404, "not_found", "There is no standing session 7."),
     case("DELETE", STANDING, 405, "method_not_allowed"),
+    # -- need
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 0}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 51}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": -3}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": "2"}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": True}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 2.5}),
+    case("POST", NEED, 400, BAD, "body.count", json={"count": 10**30}),
+    case("POST", NEED, 400, BAD, "body.count", json={}),
+    case("POST", NEED, 400, BAD, "body.who", json={"count": 2, "who": "everyone"}),
+    case("POST", NEED, 400, BAD, "body", json=[2]),
+    case("POST", NEED, 400, JSON, "not valid JSON", data=b"count=2"),
+    case("POST", f"{AV}/promotions/campaigns/0/need", 400, BAD, "path.campaign_id", json={"count": 2}),
+    case("POST", f"{AV}/promotions/campaigns/x/need", 404, "not_found", json={"count": 2}),
+    case("POST", f"{AV}/promotions/campaigns/99/need", 404, "not_found", "no campaign 99", json={"count": 2}),
+    case("POST", NEED, 409, "dry_run", "nobody to ask", json={"count": 2}),  # campaign 1 is a rehearsal
     # -- routing
     case("GET", f"{AV}/nope", 404, "not_found"),
     case("DELETE", AV, 405, "method_not_allowed"),

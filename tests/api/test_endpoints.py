@@ -378,6 +378,7 @@ DOCUMENTED_OPERATIONS = {
     ("get", "/api/availability/promotions/campaign"),
     ("get", "/api/availability/promotions/campaign/events"),
     ("post", "/api/availability/promotions/campaigns/{campaign_id}/cancel"),
+    ("post", "/api/availability/promotions/campaigns/{campaign_id}/need"),
     ("get", "/api/availability/promotions/standing"),
     ("post", "/api/availability/promotions/standing"),
     ("delete", "/api/availability/promotions/standing/{session_id}"),

@@ -425,3 +425,21 @@ async def test_voice_probe_reads_the_gateway_cache(emulator: DiscordEmulator) ->
 
         with pytest.raises(VoiceStateUnavailable):
             await GatewayVoiceProbe(client, OTHER_GUILD, []).discord_ids_in_voice()
+
+
+async def test_an_invitation_carries_its_answer_buttons_and_a_resend_carries_them_too(
+    emulator: DiscordEmulator, make: MakeSender
+) -> None:
+    invitation = OutgoingMessage(Channel.DISCORD, str(ALICE), "Kick-off", "n-rsvp", player_id=7, rsvp_campaign_id=42)
+    first = await make().send(invitation)
+    again = await make().send(invitation)  # a restarted process resends with the same nonce and buttons
+    assert first.outcome is again.outcome is Outcome.SENT and again.provider_message_id == first.provider_message_id
+    [sent] = emulator.dm_messages(ALICE)
+    assert [(b["custom_id"], b["label"], b["style"]) for b in emulator.buttons(int(sent["id"]))] == [
+        ("rp:rsvp:42:in", "I'm in", 3),
+        ("rp:rsvp:42:late", "Running late", 1),
+        ("rp:rsvp:42:out", "Can't tonight", 4),
+    ]
+    assert emulator.allowed_mentions(int(sent["id"])) == [{"parse": []}]
+    plain = await make().send(dm(BOB))
+    assert plain.outcome is Outcome.SENT and emulator.buttons(int(plain.provider_message_id or 0)) == []

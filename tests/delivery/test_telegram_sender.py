@@ -305,3 +305,19 @@ async def test_sender_waits_for_its_turn(bot: Bot, emulator: TelegramEmulator) -
     assert all(r.outcome is Outcome.SENT for r in results)
     assert [m["text"] for m in emulator.messages_to(1)] == ["to one #0", "to one #1", "to one #2"]
     assert clock.now == pytest.approx(2.0)  # three messages to one chat, one second apart
+
+
+@bounded
+async def test_an_invitation_carries_an_inline_keyboard_of_answers(
+    sender: TelegramSender, emulator: TelegramEmulator
+) -> None:
+    invitation = OutgoingMessage(Channel.TELEGRAM, "4242", "kick-off", nonce="n-1", player_id=1, rsvp_campaign_id=42)
+    assert (await sender.send(invitation)).outcome is Outcome.SENT
+    assert (await sender.send(message(4242, "plain"))).outcome is Outcome.SENT
+    invited, plain = emulator.messages_to(4242)
+    assert invited["reply_markup"] == {"inline_keyboard": [[
+        {"text": "I'm in", "callback_data": "rsvp:42:in"},
+        {"text": "Running late", "callback_data": "rsvp:42:late"},
+        {"text": "Can't tonight", "callback_data": "rsvp:42:out"},
+    ]]}
+    assert "reply_markup" not in plain

@@ -124,6 +124,15 @@ async def link_telegram(stack: SandboxStack, user_id: int, chat_id: int) -> None
     )
 
 
+async def link_signal(stack: SandboxStack, user_id: int, number: str) -> None:
+    """Link a Signal number the way a player does: /notify link signal, then /notify verify with the code."""
+    await slash(stack, user_id, "notify link signal", number=number)
+    code = re.search(r"\b(\d{6})\b", (stack.signal.messages_to(number) or [""])[-1])
+    assert code, f"no Signal code reached {number}"
+    answer = await slash(stack, user_id, "notify verify", code=code.group(1))
+    assert "linked" in (answer.get("content") or "").lower(), answer
+
+
 # -- reading what the bot answered ---------------------------------------------------------------
 
 

@@ -150,6 +150,18 @@ def test_the_demo_tells_the_evening_once_and_plainly(demo: ServedDemo) -> None:
     # Consent is opt-in: Mia never said yes and is left out, and the preview says so.
     assert not any(line.strip().startswith("Mia") for line in outcomes)
     assert any("Left out: 1 player" in line for line in out.splitlines())
+    # One answer on each channel, from the message itself: confirmed, and it changes what follows.
+    answers = section(out, "the reminder goes out")
+    assert [line.split()[0] for line in answers] == ["Ana", "Bor", "Luka"]
+    assert "Telegram" in answers[0] and "Signal" in answers[1] and "Discord" in answers[2]
+    assert all("→ “" in line for line in answers)
+    luka = [re.split(r"\s{2,}", line.strip()) for line in outcomes if line.strip().startswith("Luka")]
+    assert [outcome for _, _, outcome in luka] == ["sent on discord", "skipped: declined", "skipped: declined"]
+    assert any(line.strip().endswith("follow-up   skipped: no follow-up: running late") for line in outcomes
+               if line.strip().startswith("Bor"))
+    assert any("Running late (1): Bor" in line for line in received)
+    assert any("Can't tonight (1): Luka" in line for line in received)
+    assert any("answers {'in': 1, 'late': 1, 'out': 1}" in line for line in out.splitlines())
     iva = [line for line in outcomes if line.strip().startswith("Iva")]
     assert all("sent on discord (after telegram: Forbidden: bot was blocked by the user)" in line for line in iva)
 

@@ -43,7 +43,7 @@ from services.errors import (
     WrongCode,
 )
 from services.linking import LinkingService
-from services.models import Actor, Channel, PreferredChannel
+from services.models import Actor, Channel, PreferredChannel, RsvpAnswer
 from tests.emulators import bounded
 from tests.support import PROMOTER_ID, TEST_KEY, Harness, local, make_harness, opted_in
 
@@ -118,7 +118,7 @@ async def rig(tmp_path: Path) -> AsyncIterator[Rig]:
                 telegram_bot_username=deep_link_username("", bot),
             )
             stack.push_async_callback(h.engine.db.close)
-            await stack.enter_async_context(TelegramSide(bot, h.engine.linking))
+            await stack.enter_async_context(TelegramSide(bot, h.engine.linking, h.engine.rsvp))
         yield Rig(h, telegram, signal)
     finally:
         async with asyncio.timeout(BOUND):
@@ -407,3 +407,60 @@ async def test_logs_keep_tokens_chat_ids_numbers_and_codes_out(
     assert "services.linking" in logged  # it did log, at DEBUG and above
     for secret in (TOKEN, token, str(CHAT), NUMBER, "38641555666", f"is {code}"):
         assert secret not in logged
+
+
+# -- answers under an invitation (Telegram) -----------------------------------------------------
+
+
+async def answered(rig: Rig, data: str) -> dict[str, Any]:
+    """Press the newest button with `data` in Ana's chat; return the bot's answerCallbackQuery."""
+    query_id = rig.telegram.press_button(CHAT, data)["callback_query"]["id"]
+    while (answer := rig.telegram.callback_answer(query_id)) is None:
+        await asyncio.sleep(0.005)
+    return answer
+
+
+@bounded
+async def test_an_answer_pressed_in_telegram_is_stored_confirmed_and_ticked(rig: Rig) -> None:
+    await rig.h.add_player(
+        ANA, "Anastazija", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram=str(CHAT)
+    )
+    campaign_id = (await rig.h.engine.promote.create(rig.h.actor())).campaign.id
+    await rig.h.engine.dispatcher.run_until(local(DAY, 20, 46))  # the reminder, with its keyboard
+    [reminder] = rig.telegram.messages_to(CHAT)
+    assert [b["callback_data"] for b in reminder["reply_markup"]["inline_keyboard"][0]] == [
+        f"rsvp:{campaign_id}:in", f"rsvp:{campaign_id}:late", f"rsvp:{campaign_id}:out",
+    ]
+
+    answer = await answered(rig, f"rsvp:{campaign_id}:late")
+    assert answer["text"] == "Noted: you're running late. No nudge will follow; join when you can."
+    while not rig.telegram.edits_of(CHAT, reminder["message_id"]):
+        await asyncio.sleep(0.005)
+    [edit] = rig.telegram.edits_of(CHAT, reminder["message_id"])
+    assert edit.method == "editMessageReplyMarkup"
+    assert [b["text"] for b in edit.reply_markup["inline_keyboard"][0]] == ["I'm in", "✓ Running late", "Can't tonight"]
+    # The same answer again: confirmed, and no edit Telegram would refuse as "not modified".
+    assert (await answered(rig, f"rsvp:{campaign_id}:late"))["text"].startswith("Noted: you're running late")
+    await answered(rig, f"rsvp:{campaign_id}:in")
+    while len(rig.telegram.edits_of(CHAT, reminder["message_id"])) < 2:
+        await asyncio.sleep(0.005)
+    edits = rig.telegram.edits_of(CHAT, reminder["message_id"])
+    assert [e.reply_markup["inline_keyboard"][0][0]["text"] for e in edits] == ["I'm in", "✓ I'm in"]
+    player = await rig.h.engine.player_store.by_discord_id(ANA)
+    assert player is not None
+    assert await rig.h.engine.rsvp_store.latest(campaign_id) == {player.id: RsvpAnswer.IN}
+
+
+@bounded
+async def test_a_chat_no_longer_linked_is_told_the_invitation_is_not_its_own(rig: Rig) -> None:
+    await rig.h.add_player(
+        ANA, "Anastazija", prefs=opted_in(preferred_channel=PreferredChannel.TELEGRAM), telegram=str(CHAT)
+    )
+    campaign_id = (await rig.h.engine.promote.create(rig.h.actor())).campaign.id
+    await rig.h.engine.dispatcher.run_until(local(DAY, 20, 46))
+    assert await rig.say(CHAT, "/stop") == UNLINKED
+    answer = await answered(rig, f"rsvp:{campaign_id}:out")
+    assert answer["text"] == "This invitation is not yours, so there is nothing to answer."
+    [reminder, _] = rig.telegram.messages_to(CHAT)
+    assert rig.telegram.edits_of(CHAT, reminder["message_id"]) == []
+    assert await rig.h.engine.rsvp_store.latest(campaign_id) == {}

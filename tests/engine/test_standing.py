@@ -176,7 +176,7 @@ async def test_a_session_just_after_midnight_is_decided_the_evening_before_for_i
     jobs = await h.engine.campaign_store.jobs(campaign.id)
     assert [j.due_at for j in jobs] == [local(DAY, 23, 55), local(wednesday, 0, 10), local(wednesday, 0, 10, 30)]
     await h.run_evening()
-    assert h.discord.to("10")[1].text.startswith("🎮 We are starting now (00:10 CET")
+    assert h.discord.to("10")[1].text.startswith("🎮 We are starting now, at 00:10 CET")
 
 
 async def test_a_weekly_session_keeps_its_wall_time_across_the_spring_change(tmp_path: Path) -> None:

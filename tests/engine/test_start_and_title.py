@@ -33,7 +33,7 @@ async def test_a_campaign_at_its_own_start_keeps_the_configured_lead(evening: Ha
     await h.run_evening()
     reminder, start, followup = (m.text for m in h.telegram.to("5001"))
     assert reminder.startswith("⏰ Raid night kicks off in 15 minutes, at 22:30 CET")
-    assert start.startswith("🎮 Raid night: we are starting now (22:30 CET)")
+    assert start.startswith("🎮 Raid night: we are starting now, at 22:30 CET")
     assert followup.startswith("👋 Raid night: we started at 22:30 CET")
     [(channel, summary, _)] = h.poster.posts
     assert channel == FOLLOWUP_CHANNEL and summary.startswith("📋 Voice check for Raid night, the 22:30 CET start")

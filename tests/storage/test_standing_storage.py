@@ -1,4 +1,4 @@
-"""Standing sessions, their decisions and campaign titles as database rules (migrations 0009 and 0010)."""
+"""Standing sessions, their decisions and campaign titles as database rules (migrations 0010 and 0011)."""
 
 from __future__ import annotations
 
@@ -62,12 +62,12 @@ async def _rows(db: Database, sql: str, *params: object) -> list[tuple[object, .
         return [tuple(r) for r in await tx.fetchall(sql, params)]
 
 
-# -- migration 0010 rebuilds three tables: nothing is lost, every reference holds ----------------------
+# -- migration 0011 rebuilds three tables: nothing is lost, every reference holds ----------------------
 
 
-async def test_migration_0010_keeps_every_job_ledger_row_post_and_send_log_row(unmigrated: Database) -> None:
+async def test_migration_0011_keeps_every_job_ledger_row_post_and_send_log_row(unmigrated: Database) -> None:
     db = unmigrated
-    await db.migrate(up_to=9)
+    await db.migrate(up_to=10)
     async with db.transaction() as tx:
         await tx.execute(
             "INSERT INTO players (id, discord_user_id, display_name, created_at, updated_at)"
@@ -106,7 +106,7 @@ async def test_migration_0010_keeps_every_job_ledger_row_post_and_send_log_row(u
     tables = ("jobs", "ledger", "send_log", "post_ledger", "campaigns")
     before = {t: await _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}  # noqa: S608
 
-    assert await db.migrate() == ["0010_standing_sessions.sql"]
+    assert await db.migrate() == ["0011_standing_sessions.sql"]
 
     after = {t: await _rows(db, f"SELECT * FROM {t} ORDER BY 1, 2") for t in tables}  # noqa: S608
     assert {t: after[t] for t in tables if t != "campaigns"} == {t: before[t] for t in tables if t != "campaigns"}

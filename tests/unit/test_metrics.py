@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from services.dispatcher import Pulse
 from services.metrics import Metrics
-from services.models import Channel, JobStatus, JobType
+from services.models import Channel, JobStatus, JobType, RsvpAnswer
 
 T0 = datetime(2026, 11, 24, 20, 0, tzinfo=UTC)
 BOUND = timedelta(seconds=10)
@@ -28,8 +28,9 @@ FAMILIES = {
     "rallypoint_discord_invalid_requests_recent",
     "rallypoint_discord_sends_paused",
     "rallypoint_gateway_latency_seconds",
+    "rallypoint_rsvps",
 }
-ALLOWED_LABELS = {"channel", "outcome", "job_type", "status", "le"}  # never a player, an id or an address
+ALLOWED_LABELS = {"channel", "outcome", "job_type", "status", "answer", "le"}  # never a player, an id or an address
 
 
 def parsed(metrics: Metrics) -> dict[str, list[tuple[str, dict[str, str], float]]]:
@@ -52,6 +53,7 @@ def test_every_family_is_exposed_with_labels_that_name_nobody() -> None:
     m.discord_sends_paused(True)
     m.discord_invalid_recent_from(lambda: 7)
     m.gateway_latency_from(lambda: 0.042)
+    m.rsvp(RsvpAnswer.LATE, Channel.SIGNAL)
     families = parsed(m)
     assert set(families) >= FAMILIES
     labels = {name for samples in families.values() for _, found, _ in samples for name in found}
@@ -69,12 +71,16 @@ def test_recorded_values_come_back() -> None:
     m.rate_limited(Channel.TELEGRAM, 3.0)
     m.rate_limited(Channel.TELEGRAM, -1.0)  # never negative
     m.gateway_latency_from(lambda: 0.25)
+    m.rsvp(RsvpAnswer.OUT, Channel.TELEGRAM)
+    m.rsvp(RsvpAnswer.OUT, Channel.TELEGRAM)
     values = {
         (name, tuple(sorted(labels.items()))): value
         for samples in parsed(m).values()
         for name, labels, value in samples
     }
     assert values[("rallypoint_sends_total", (("channel", "discord"), ("outcome", "sent")))] == 3
+    assert values[("rallypoint_rsvps_total", (("answer", "out"), ("channel", "telegram")))] == 2
+    assert values[("rallypoint_rsvps_total", (("answer", "in"), ("channel", "discord")))] == 0  # there from the start
     assert values[("rallypoint_sends_total", (("channel", "discord"), ("outcome", "permanent")))] == 1
     assert values[("rallypoint_job_lateness_seconds_count", (("job_type", "send_reminder_2045"),))] == 1
     assert values[("rallypoint_job_lateness_seconds_sum", (("job_type", "send_reminder_2045"),))] == pytest.approx(0.05)

@@ -7,7 +7,14 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from services.messages import below_quorum_text, followup_text, reminder_text, start_text, summary_text
+from services.messages import (
+    below_quorum_text,
+    followup_text,
+    need_text,
+    reminder_text,
+    start_text,
+    summary_text,
+)
 from services.models import Channel, Weekday
 from services.schedule import compute_schedule
 from services.sessions import (
@@ -226,6 +233,7 @@ def test_the_title_is_in_every_message_escaped_on_discord_as_typed_elsewhere(cha
         reminder_text(START, START - timedelta(minutes=15), LJ, channel, False, HOSTILE),
         start_text(START, LJ, channel, False, HOSTILE),
         followup_text(START, LJ, channel, False, HOSTILE),
+        need_text(2, START, LJ, channel, False, HOSTILE),
     ]
     for text in texts:
         if channel is Channel.DISCORD:
@@ -236,8 +244,9 @@ def test_the_title_is_in_every_message_escaped_on_discord_as_typed_elsewhere(cha
 
 
 def test_without_a_title_the_messages_read_as_before() -> None:
-    assert start_text(START, LJ, Channel.TELEGRAM, False).startswith("🎮 We are starting now (21:00 CET)")
+    assert start_text(START, LJ, Channel.TELEGRAM, False).startswith("🎮 We are starting now, at 21:00 CET")
     assert followup_text(START, LJ, Channel.TELEGRAM, False).startswith("👋 We started at 21:00 CET")
+    assert need_text(2, START, LJ, Channel.TELEGRAM, False).startswith("🙋 Tonight's game needs 2 more players")
     assert reminder_text(START, START - timedelta(minutes=15), LJ, Channel.SIGNAL, False).startswith(
         "⏰ Game night kicks off in 15 minutes"
     )

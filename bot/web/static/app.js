@@ -15,6 +15,7 @@ const JOB_NAMES = {
   send_reminder_2045: "Reminder",
   send_start_2100: "Start ping",
   voice_check_2100: "Voice check and follow-ups",
+  send_need: "We need more players",
 };
 const viewerZone = Intl.DateTimeFormat().resolvedOptions().timeZone;
 
@@ -425,6 +426,20 @@ async function cancelCampaign(button) {
   });
 }
 
+async function askForMore(event) {
+  event.preventDefault();
+  const campaign = state.campaign;
+  if (!campaign) return;
+  const form = event.currentTarget;
+  await busy(form.querySelector("button"), async () => {
+    const count = Number($("need-count").value);
+    const answer = await api("POST", `${PROMOTIONS}/campaigns/${campaign.id}/need`, {count});
+    say(answer.messaged
+      ? `Asked ${answer.messaged} ${answer.messaged === 1 ? "player" : "players"} to join campaign ${campaign.id}.`
+      : "Nobody else is available or maybe tonight who was not asked already.");
+  });
+}
+
 // -- the campaign, live --------------------------------------------------------------------
 
 const FINISHED = new Set(["sent", "partial", "failed", "followup_sent", "cancelled"]);
@@ -443,6 +458,9 @@ function renderCampaign(campaign) {
   const d = campaign.delivery;
   $("campaign-delivery").textContent =
     `sent ${d.sent} · skipped ${d.skipped} · failed ${d.failed} · unknown ${d.unknown}`;
+  const a = campaign.rsvp;
+  const asked = campaign.need.asked ? ` · asked for more ${campaign.need.asked}, joined ${campaign.need.joined}` : "";
+  $("campaign-answers").textContent = `in ${a.in} · running late ${a.late} · can't tonight ${a.out}${asked}`;
   $("campaign-jobs").replaceChildren(...campaign.jobs.map((job) => {
     const item = element("li", `${JOB_NAMES[job.job_type] || job.job_type} at `);
     item.dataset.job = job.job_type;
@@ -451,7 +469,12 @@ function renderCampaign(campaign) {
     if (job.attempts > 1) item.append(document.createTextNode(` (attempt ${job.attempts} of ${job.max_attempts})`));
     return item;
   }));
-  show("cancel-campaign", Boolean(state.access && state.access.can_promote) && !FINISHED.has(campaign.status));
+  const promoter = Boolean(state.access && state.access.can_promote);
+  show("cancel-campaign", promoter && !FINISHED.has(campaign.status));
+  // Asking makes sense until the voice check runs; a dry run reaches only its promoter.
+  const voiceCheck = campaign.jobs.find((job) => job.job_type === "voice_check_2100");
+  show("need-form", promoter && !campaign.dry_run && campaign.status !== "cancelled" &&
+    Boolean(voiceCheck) && voiceCheck.status === "pending");
 }
 
 function stopWatching() {
@@ -542,6 +565,7 @@ function wire() {
     $("schedule").focus();
   });
   $("cancel-campaign").addEventListener("click", (event) => cancelCampaign(event.currentTarget));
+  $("need-form").addEventListener("submit", askForMore);
   $("campaign-title").tabIndex = -1;
 }
 

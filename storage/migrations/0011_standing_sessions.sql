@@ -1,4 +1,4 @@
--- 0010: standing weekly sessions, each decided per date by a durable `standing_decision` job that belongs to no campaign.
+-- 0011: standing weekly sessions, each decided per date by a durable `standing_decision` job that belongs to no campaign.
 
 CREATE TABLE standing_sessions (
     id                INTEGER PRIMARY KEY,

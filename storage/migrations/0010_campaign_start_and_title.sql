@@ -1,4 +1,4 @@
--- 0009: a campaign keeps the start time it was scheduled for and an optional title, which its messages, summary and status show.
+-- 0010: a campaign keeps the start time it was scheduled for and an optional title, which its messages, summary and status show.
 
 -- The local wall-clock start as asked (HH:MM); NULL for campaigns scheduled before it was kept.
 ALTER TABLE campaigns ADD COLUMN start_time TEXT
