@@ -225,6 +225,7 @@ def is_status_read(response: Response) -> bool:
 
 
 def _campaign_id(page: Page) -> int:
+    expect(page.locator("#notice")).to_contain_text(re.compile(r"Campaign \d+ is scheduled"))
     found = re.search(r"Campaign (\d+) is scheduled", page.locator("#notice").inner_text())
     assert found
     return int(found.group(1))
