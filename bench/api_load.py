@@ -154,6 +154,7 @@ async def serve(db_path: Path, conn: Connection) -> None:
     engine = engine_for(settings, db, SystemClock(), senders={})
     deps = ApiDeps(
         promote=engine.promote,
+        standing=engine.standing,
         need=engine.need,
         players=engine.players,
         linking=engine.linking,

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import aiohttp
 
+from bench.api_load import NoGateway
 from bot.api import ApiDeps, StaticMembership, bound_port, create_app, start_api, stop_api
 from bot.api.connections import CONNECTIONS
 from bot.app import engine_for
@@ -40,9 +41,9 @@ async def serve(db_path: Path, conn: Connection) -> None:
     db = await Database.open(db_path)
     engine = engine_for(settings, db, SystemClock(), senders={})
     deps = ApiDeps(
-        promote=engine.promote, need=engine.need, players=engine.players, linking=engine.linking,
-        sessions=engine.web_sessions,
-        membership=StaticMembership(), clock=engine.clock,
+        promote=engine.promote, standing=engine.standing, need=engine.need, players=engine.players,
+        linking=engine.linking, sessions=engine.web_sessions, membership=StaticMembership(), clock=engine.clock,
+        readiness=NoGateway(), metrics=engine.metrics, changes=db.changes,
     )
     app = create_app(deps, settings)
     runner = await start_api(app, "127.0.0.1", 0)

@@ -87,6 +87,7 @@ def promotion_config(settings: Settings) -> PromotionConfig:
         global_cooldown=p.global_cooldown,
         max_attempts=p.max_attempts,
         dry_run_daily_limit=p.dry_run_daily_limit,
+        standing_decision_lead=timedelta(minutes=p.standing_decision_minutes),
     )
 
 
@@ -331,6 +332,7 @@ async def _api(
     )
     deps = ApiDeps(
         promote=engine.promote,
+        standing=engine.standing,
         need=engine.need,
         players=engine.players,
         linking=engine.linking,

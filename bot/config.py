@@ -130,6 +130,8 @@ class PromotionSettings(_Section):
     # Send-by deadlines: the start ping and the follow-ups go out at most this many minutes after
     # their due time (the reminder only before the start); later ones are skipped, not sent late.
     max_lateness_minutes: int = Field(30, ge=1, le=24 * 60)
+    # A standing session is decided this many minutes before its start (its date's reminder is later).
+    standing_decision_minutes: int = Field(30, ge=0, le=24 * 60)
     # Concurrent sends per channel within one job.
     send_concurrency: int = Field(16, ge=1, le=256)
 

@@ -1,8 +1,11 @@
 """`python -m bot demo`: an offline rehearsal of a whole campaign against the built-in emulators.
 
 Everything a user does goes through real interactions (slash commands, buttons, Telegram
-/start, a Signal code), and the real bot talks to the emulators over loopback. The evening is
-compressed: reminder and start fall due seconds after scheduling, the voice check 10 s later.
+/start, a Signal code), and the real bot talks to the emulators over loopback. Nobody schedules
+the evening: the promoter adds a standing weekly session for the coming minute, and at that minute
+the bot counts the players and creates the campaign by itself. The evening is compressed: the bot's
+clock leaps to a few seconds before that minute instead of waiting for it, the session is decided at
+its start, the reminder and the start ping fall due seconds after, the voice check 10 s later.
 
 With `--serve` the world keeps running afterwards and the bot's page can be visited: signing in
 goes through the Discord emulator's authorize page, where a visitor picks any member to be.
@@ -16,7 +19,7 @@ import signal
 import tempfile
 import time
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -33,8 +36,18 @@ from bot.sandbox.stack import (
     SandboxStack,
 )
 from cogs.availability import CONSENT_NO, CONSENT_YES
+from services.clock import LeapingClock
 from services.messages import RSVP_LABELS
-from services.models import Campaign, CampaignStatus, DeliveryStatus, JobStatus, JobType, RsvpAnswer, SendLogEntry
+from services.models import (
+    Campaign,
+    CampaignStatus,
+    DeliveryStatus,
+    JobStatus,
+    JobType,
+    RsvpAnswer,
+    SendLogEntry,
+    Weekday,
+)
 from services.rsvp import discord_custom_id, telegram_callback_data
 
 T = TypeVar("T")
@@ -43,6 +56,12 @@ ZONE = ZoneInfo(ZONE_NAME)
 BASE_ID = 810_000_000_000_000_000
 TELEGRAM_CHAT_BASE = 700_000
 VOICE_CHECK_DELAY_SECONDS = 10  # the sandbox's voice_check_delay_seconds
+# The standing session: decided at its start (the demo's standing_decision_minutes), for the coming minute.
+STANDING = {**COMPRESSED_EVENING, "standing_decision_minutes": 0}
+STANDING_TITLE = "Raid night"
+STANDING_QUORUM = 5
+AHEAD_OF_THE_MINUTE = timedelta(seconds=5)  # time to add the session before its minute comes
+DECISION_BOUND_SECONDS = 30
 JOB_NAMES = {JobType.REMINDER: "reminder", JobType.START: "start ping", JobType.VOICE_CHECK: "follow-up"}
 # How each message begins (services/messages.py), to tell them apart in the players' inboxes.
 MESSAGE_MARKS = {"⏰": "reminder", "🎮": "start ping", "👋": "follow-up"}
@@ -81,26 +100,29 @@ async def run_demo(*, serve: bool = False) -> int:
 async def _run(workdir: Path, *, serve: bool) -> int:
     began = time.monotonic()
     # Times in the past shift to now + 10 s / now + 20 s (as the schedule rule has it): a compressed evening.
-    stack = SandboxStack(workdir, promotion=COMPRESSED_EVENING, login=serve)
+    stack = SandboxStack(workdir, promotion=STANDING, login=serve)
+    clock = LeapingClock()
     members = [Member(PROMOTER_ID, "rally", nick="Rally (promoter)", promoter=True)]
     members += [Member(BASE_ID + i, name.lower(), nick=name) for i, (name, *_rest) in enumerate(PLAYERS)]
     await stack.start(members)
     try:
         _say("== Rallypoint demo: an evening against the built-in Discord, Telegram and Signal emulators")
         _say(
-            "   (the evening is compressed: the reminder goes out 10 s after scheduling, the start ping 10 s "
-            f"later, the voice check {VOICE_CHECK_DELAY_SECONDS} s after that)"
+            "   (the evening is compressed: the bot's clock leaps to just before the standing session's minute, "
+            "the session is decided at its start, the reminder goes out 10 s later, the start ping 10 s after "
+            f"that, the voice check {VOICE_CHECK_DELAY_SECONDS} s after that)"
         )
-        async with started(stack.settings()) as app:
+        async with started(stack.settings(), clock) as app:
             await stack.discord.wait_for_commands(GUILD_ID, timeout=20)
             await stack.discord.wait_for_bot(timeout=20)
             await asyncio.wait_for(app.bot.wait_until_ready(), timeout=20)
             _say(f"bot connected, slash commands synced ({time.monotonic() - began:.1f}s)")
             await _players_set_up(stack)
-            await _promote(stack, app)
+            await _preview(stack, clock)
+            await _standing_session(stack, app, clock)
             await _answer_the_reminder(stack, app)
             campaign = await _wait_for_evening(app)
-            _received(stack)
+            _received(stack, clock)
             await _outcomes(app, campaign)
             await _website_view(app)
             if serve:
@@ -176,24 +198,46 @@ async def _link_signal(stack: SandboxStack, user_id: int, number: str) -> None:
         raise RuntimeError(f"Signal verification failed: {answer.get('content')!r}")
 
 
-async def _promote(stack: SandboxStack, app: Running) -> None:
+async def _preview(stack: SandboxStack, clock: LeapingClock) -> None:
     _say("\n-- the promoter runs /promote preview include_available:true")
     preview = await _slash(stack, PROMOTER_ID, "promote preview", include_available=True)
-    for embed in preview.get("embeds", []):
-        for f in embed.get("fields", []):
-            _say(render(f"   {f['name']}: {f['value']}").replace("\n", "\n      "))
-    _say("\n-- /promote schedule include_available:true, then Confirm")
-    record = await stack.discord.invoke_slash(
-        GUILD_ID, PROMOTER_ID, "promote schedule", {"include_available": True}
+    _say_embeds(preview, clock.now())
+
+
+async def _standing_session(stack: SandboxStack, app: Running, clock: LeapingClock) -> None:
+    """Add a weekly session for the coming minute; at that minute the bot decides by itself."""
+    minute = clock.leap_before_a_minute(AHEAD_OF_THE_MINUTE).astimezone(ZONE)
+    weekday = Weekday.of(minute.date())
+    options = {
+        "weekday": weekday.value, "start": f"{minute:%H:%M}", "quorum": STANDING_QUORUM, "include_available": True,
+        "title": STANDING_TITLE,
+    }
+    _say(
+        "\n-- nobody schedules tonight: the promoter adds a standing weekly session instead\n"
+        f"   /promote standing add {' '.join(f'{k}:{v}' for k, v in options.items())}"
     )
-    message = await record.wait_message(timeout=10)
-    click = await stack.discord.click_button(GUILD_ID, PROMOTER_ID, message, "rp:schedule:confirm")
-    await click.wait_response(timeout=10)
-    confirmed = click.last_embeds() or []
-    for embed in confirmed:
-        _say(f"   {embed.get('title')}")
+    _say_embeds(await _slash(stack, PROMOTER_ID, "promote standing add", **options), clock.now())
+    _say(f"\n-- waiting for {minute:%H:%M}, when the session is decided (a few seconds away)")
+    deadline = time.monotonic() + DECISION_BOUND_SECONDS
+    while time.monotonic() < deadline:
+        campaign = await app.engine.campaign_store.live_for_date(minute.date())
+        if campaign is not None:
+            break
+        await asyncio.sleep(0.5)
+    else:
+        raise RuntimeError("the standing session did not decide in time")
+    _say(f"   {minute:%H:%M}: enough players are up for it, so the bot created campaign {campaign.id} by itself")
+    _say("   /promote standing list:")
+    _say_embeds(await _slash(stack, PROMOTER_ID, "promote standing list"), clock.now())
+
+
+def _say_embeds(message: dict[str, Any], now: datetime) -> None:
+    for embed in message.get("embeds", []):
+        for line in (embed.get("title"), embed.get("description")):
+            if line:
+                _say(render(f"   {line}", now).replace("\n", "\n   "))
         for f in embed.get("fields", []):
-            _say(render(f"   {f['name']}: {f['value']}"))
+            _say(render(f"   {f['name']}: {f['value']}", now).replace("\n", "\n      "))
 
 
 async def _answer_the_reminder(stack: SandboxStack, app: Running) -> None:
@@ -272,17 +316,14 @@ def _signal_number(index: int) -> str:
     return f"+3864011{index:04d}"
 
 
-def render(text: str, now: datetime | None = None) -> str:
+def render(text: str, now: datetime) -> str:
     """Text as Discord shows it: `<t:UNIX:STYLE>` stamps become times in the demo's zone."""
-    now = now or datetime.now(UTC)
-
     def stamp(match: re.Match[str]) -> str:
         when = datetime.fromtimestamp(int(match.group(1)), ZONE)
         style = match.group(2) or "f"
         if style == "R":
             seconds = round((when - now).total_seconds())
-            amount = abs(seconds)
-            unit = f"{amount} second{'s' if amount != 1 else ''}" if amount < 90 else f"{round(amount / 60)} minutes"
+            unit = _duration(abs(seconds))
             return f"in {unit}" if seconds >= 0 else f"{unit} ago"
         formats = {"t": "%H:%M", "T": "%H:%M:%S", "d": "%d.%m.%Y", "D": "%d %B %Y", "F": "%A, %d %B %Y %H:%M"}
         return when.strftime(formats.get(style, "%d %B %Y %H:%M"))
@@ -290,7 +331,19 @@ def render(text: str, now: datetime | None = None) -> str:
     return _DISCORD_STAMP.sub(stamp, text)
 
 
-def _received(stack: SandboxStack) -> None:
+# Relative stamps in Discord's own steps: seconds, then minutes, hours, days.
+_UNITS = ((90, 1, "second"), (90 * 60, 60, "minute"), (36 * 3600, 3600, "hour"), (None, 86400, "day"))
+
+
+def _duration(seconds: int) -> str:
+    for below, size, name in _UNITS:
+        if below is None or seconds < below:
+            amount = round(seconds / size)
+            return f"{amount} {name}{'s' if amount != 1 else ''}"
+    raise AssertionError("the last unit has no bound")
+
+
+def _received(stack: SandboxStack, clock: LeapingClock) -> None:
     """Each campaign text the players received, once, as they saw it, with who got it where."""
     promoter = [m.get("content") or "" for m in stack.discord.dm_messages(PROMOTER_ID)]
     inboxes: list[tuple[str, str, Iterable[str]]] = [("Rally", "Discord", promoter)]
@@ -305,7 +358,7 @@ def _received(stack: SandboxStack) -> None:
     for name, channel, texts in inboxes:
         for text in texts:
             if any(mark in text for mark in MESSAGE_MARKS):
-                seen.setdefault(render(text), []).append(f"{name} ({channel})")
+                seen.setdefault(render(text, clock.now()), []).append(f"{name} ({channel})")
     _say("\n-- what the players received, each text once (Discord shows the time stamp in the reader's own zone)")
     for text, readers in sorted(seen.items(), key=lambda item: _order(item[0])):
         kind = next(kind for mark, kind in MESSAGE_MARKS.items() if mark in text)
@@ -313,7 +366,7 @@ def _received(stack: SandboxStack) -> None:
         _say(f"      to {', '.join(readers)}")
     for post in stack.discord.channel_messages(FOLLOWUP_CHANNEL_ID):
         _say("   the summary in #game-night:")
-        _say("      " + render(post.get("content") or "").replace("\n", "\n      "))
+        _say("      " + render(post.get("content") or "", clock.now()).replace("\n", "\n      "))
 
 
 def _order(text: str) -> int:
@@ -367,6 +420,11 @@ async def _website_view(app: Running) -> None:
         body = await response.json()
     c = body["campaign"]
     _say(f"\n-- the website's view: GET /api/availability/promotions/campaign → {response.status}")
+    standing = c["standing_session"]
+    _say(
+        f"   “{c['title']}”, from standing session {standing['id']} ({standing['weekday']} {standing['start_time']}), "
+        f"started by {c['initiator']}"
+    )
     _say(f"   status {c['status']}, {c['recipient_count']} recipients, delivery {c['delivery']}, answers {c['rsvp']}")
     for job in c["jobs"]:
         _say(f"   {job['job_type']}: {job['status']} (attempt {job['attempts']}/{job['max_attempts']})")

@@ -93,6 +93,7 @@ class AvailabilityCog(commands.Cog):
     def __init__(self, bot: RallypointBot, engine: Engine) -> None:
         self.bot = bot
         self.players: PlayerService = engine.players
+        self.standing = engine.standing
 
     async def cog_load(self) -> None:
         self.bot.add_view(BoardView(self))
@@ -116,13 +117,17 @@ class AvailabilityCog(commands.Cog):
 
     @availability.command(name="board", description="Post tonight's board with one button per status")
     async def board(self, interaction: discord.Interaction) -> None:
+        await interaction.response.send_message(embed=await self._board(), view=BoardView(self))
+
+    async def _board(self) -> discord.Embed:
+        """Today's board, with what is on tonight: the evening promoted, or a standing session to come."""
         board = await self.players.board()
-        await interaction.response.send_message(embed=board_embed(board), view=BoardView(self))
+        evening = await self.standing.evening(board.day)
+        return board_embed(board, evening, self.bot.settings.promotion.zone)
 
     async def press(self, interaction: discord.Interaction, status: PlayerStatus) -> None:
         result = await self.players.set_status(actor_from(interaction, self.bot.settings.discord.guild_id), status)
-        board = await self.players.board()
-        await interaction.response.edit_message(embed=board_embed(board), view=BoardView(self))
+        await interaction.response.edit_message(embed=await self._board(), view=BoardView(self))
         if result.ask_consent:  # the board is public: the question goes to the presser alone
             await interaction.followup.send(ASK_CONSENT, view=ConsentView(self), ephemeral=True)
 

@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, time
 from typing import Any
 
 import discord
 
 from services.errors import InvalidInput, RallypointError
 from services.models import Actor
+from services.quiet_hours import parse_hhmm
 from services.schedule import parse_iso_date
 
 log = logging.getLogger(__name__)
@@ -22,6 +23,16 @@ def actor_from(interaction: discord.Interaction, guild_id: int) -> Actor:
     roles = frozenset(r.id for r in user.roles) if isinstance(user, discord.Member) else frozenset()
     # display_name is the guild nickname, else the global name, else the username.
     return Actor(user.id, member, roles, user.display_name)
+
+
+def parse_time_option(value: str | None, what: str = "start") -> time | None:
+    """An omitted option is None (the service's default); anything given must be HH:MM, as in the API."""
+    if value is None:
+        return None
+    try:
+        return parse_hhmm(value)
+    except ValueError:
+        raise InvalidInput(f"The {what} is a time as HH:MM (24-hour), for example 21:00.") from None
 
 
 def parse_date_option(value: str | None) -> date | None:

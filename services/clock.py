@@ -40,6 +40,32 @@ class SystemClock:
                 await wake.wait()
 
 
+class LeapingClock(SystemClock):
+    """The real clock, `ahead` in front: it only ever leaps forward, as a clock that waited would.
+
+    The demo and the end-to-end tests use it to reach a whole minute (a standing session's start)
+    without waiting for the wall clock to get there.
+    """
+
+    def __init__(self) -> None:
+        self.ahead = timedelta(0)
+
+    def now(self) -> datetime:
+        return super().now() + self.ahead
+
+    def leap(self, by: timedelta) -> None:
+        if by < timedelta(0):
+            raise ValueError("a leaping clock never goes back")
+        self.ahead += by
+
+    def leap_before_a_minute(self, lead: timedelta) -> datetime:
+        """Leap to `lead` before the next whole minute at least `lead` away; return that minute."""
+        now = self.now()
+        minute = (now + lead + timedelta(minutes=1)).replace(second=0, microsecond=0)
+        self.leap(minute - lead - now)
+        return minute
+
+
 class FakeClock:
     """A clock that jumps instead of waiting: a sleep advances time and yields once.
 

@@ -45,7 +45,8 @@ from services.models import (
     RsvpAnswer,
     SnapshotRecipient,
 )
-from services.schedule import send_by
+from services.schedule import local_datetime, send_by
+from services.standing import StandingService
 from storage.campaigns import CampaignStore
 from storage.jobs import JobStore
 from storage.ledger import LedgerStore
@@ -103,7 +104,11 @@ class Dispatcher:
         metrics: Metrics,
         owner: str | None = None,
         rng: random.Random | None = None,
+        standing: StandingService | None = None,
+        wakeup: asyncio.Event | None = None,
     ) -> None:
+        """`standing` runs the standing decisions; `wakeup` is the event that says a job was created
+        (shared with the services that create them, which are built before the dispatcher)."""
         self.campaign_store = campaign_store
         self.job_store = job_store
         self.ledger_store = ledger_store
@@ -118,7 +123,8 @@ class Dispatcher:
         self.metrics = metrics
         self.owner = owner or f"rp-{uuid.uuid4().hex[:12]}"
         self.rng = rng or random.Random()  # noqa: S311 - jitter, not security
-        self._wake = asyncio.Event()
+        self.standing = standing
+        self._wake = wakeup or asyncio.Event()
         self._running: dict[int, asyncio.Task[None]] = {}
         # Held while the loop reads the schedule or claims jobs: shutdown waits for it, so once
         # shutdown has begun nothing is claimed and no query of the loop meets a closed database.
@@ -235,8 +241,11 @@ class Dispatcher:
         if job.attempts >= job.max_attempts:
             # Told before the job is marked failed: a crash in between repeats the DM's claim, not the DM.
             await self._tell_initiator(job, error)
+            if job.job_type is JobType.STANDING_DECISION:
+                # Said in the list, and next week's decision is scheduled all the same.
+                await self._standing().give_up(job, error)
             await self._finish(job, JobStatus.FAILED, error)
-            if job.job_type is JobType.START:
+            if job.job_type is JobType.START and job.campaign_id is not None:
                 await self.campaign_store.set_status(job.campaign_id, CampaignStatus.FAILED)
             log.error("job %d gave up after %d attempts: %s", job.id, job.attempts, error)
             return
@@ -245,13 +254,15 @@ class Dispatcher:
         await self.job_store.retry_later(job.id, self.owner, now + timedelta(seconds=delay), error)
 
     async def _run(self, job: Job) -> JobStatus | None:
-        campaign = await self.campaign_store.get(job.campaign_id)
-        if campaign is None or campaign.status is CampaignStatus.CANCELLED:
+        campaign = await self.campaign_store.get(job.campaign_id) if job.campaign_id is not None else None
+        if job.campaign_id is not None and (campaign is None or campaign.status is CampaignStatus.CANCELLED):
             return JobStatus.CANCELLED
         if job.attempts > job.max_attempts:
             # A job whose runs keep dying (the process is killed each time) ends here.
             await self._fail_or_retry(job, INTERRUPTED_ATTEMPTS)
             return None
+        if campaign is None:
+            return await self._decide(job)
         jobs = {j.job_type: j for j in await self.campaign_store.jobs(campaign.id)}
         start_at = jobs[JobType.START].due_at
         deadline = send_by(job.job_type, start_at, jobs[JobType.VOICE_CHECK].due_at, self.config.max_lateness)
@@ -296,15 +307,16 @@ class Dispatcher:
         zone = self.config.zone
         # The newest call's count: a second "need" of the evening asks for what is still missing.
         wanted = (await self.need_store.latest_count(campaign.id) or 1) if job.job_type is JobType.NEED else 0
+        title = campaign.title
 
         def text_for(channel: Channel) -> str:
             if job.job_type is JobType.REMINDER:
-                return reminder_text(start_at, self.clock.now(), zone, channel, campaign.dry_run)
+                return reminder_text(start_at, self.clock.now(), zone, channel, campaign.dry_run, title)
             if job.job_type is JobType.START:
-                return start_text(start_at, zone, channel, campaign.dry_run)
+                return start_text(start_at, zone, channel, campaign.dry_run, title)
             if job.job_type is JobType.NEED:
-                return need_text(wanted, start_at, zone, channel, campaign.dry_run)
-            return followup_text(start_at, zone, channel, campaign.dry_run)
+                return need_text(wanted, start_at, zone, channel, campaign.dry_run, title)
+            return followup_text(start_at, zone, channel, campaign.dry_run, title)
 
         if recipients is None:
             recipients = await self.campaign_store.recipients(campaign.id)
@@ -351,6 +363,7 @@ class Dispatcher:
             followups_sent=followups_sent,
             dry_run=campaign.dry_run,
             start_failed=start_failed,
+            title=campaign.title,
             late=[r.player.display_name for r in late],
             declined=[r.player.display_name for r in declined],
         )
@@ -386,25 +399,58 @@ class Dispatcher:
         else:
             log.warning("campaign %d: no discord.followup_channel_id; summary not posted", campaign.id)
             return
-        if not await self._post_once(key, job, campaign, sender, address, text, what="summary"):
+        if not await self._post_once(
+            key, job, campaign.id, sender, address, text, what="summary", dry_run=campaign.dry_run
+        ):
             log.error("campaign %d: summary could not be posted", campaign.id)
 
+    # -- a standing session's decision ----------------------------------------------------------
+
+    def _standing(self) -> StandingService:
+        if self.standing is None:
+            raise RuntimeError("a standing decision is due, but this dispatcher has no standing sessions")
+        return self.standing
+
+    async def _decide(self, job: Job) -> JobStatus:
+        """Decide a standing session's date (services/standing.py); below quorum, post its one note."""
+        decided = await self._standing().decide(job)
+        if decided.note is not None:
+            channel_id = self.config.followup_channel_id
+            if not channel_id:
+                log.warning("standing decision %d: no discord.followup_channel_id; the note is not posted", job.id)
+            elif not await self._post_once(
+                decided.note.key, job, None, self.poster, str(channel_id), decided.note.text, what="standing note"
+            ):
+                log.error("standing decision %d: its note could not be posted", job.id)
+        return decided.status
+
+    # -- telling whoever started it -------------------------------------------------------------
+
     async def _tell_initiator(self, job: Job, error: str) -> None:
-        """DM the campaign's initiator that this job failed, once per job (its post-ledger key)."""
-        campaign = await self.campaign_store.get(job.campaign_id)
-        if campaign is None:
-            return
+        """DM whoever started the job's evening that the job failed, once per job (its post-ledger key):
+        the campaign's initiator, or the standing session's creator."""
+        if job.campaign_id is None:
+            evening = await self._standing().evening_of(job)
+            if evening is None:
+                return
+            session, day = evening
+            who, owner, dry_run, title = session.creator, None, False, session.title
+            start = local_datetime(day, session.start_time, self.config.zone)
+        else:
+            campaign = await self.campaign_store.get(job.campaign_id)
+            if campaign is None:
+                return
+            who, owner, dry_run, title = campaign.initiator, campaign.id, campaign.dry_run, campaign.title
+            start = (await self._start_time(campaign)) or job.due_at
         text = job_failed_text(
-            job_type=job.job_type,
-            start=(await self._start_time(campaign)) or job.due_at,
-            zone=self.config.zone,
-            attempts=job.attempts,
-            error=error,
-            dry_run=campaign.dry_run,
+            job_type=job.job_type, start=start, zone=self.config.zone, attempts=job.attempts, error=error,
+            dry_run=dry_run, title=title,
         )
-        address = str(campaign.initiator.discord_user_id)
         sender = self.senders.get(Channel.DISCORD)
-        if not await self._post_once(job_failed_key(job.id), job, campaign, sender, address, text, what="job failed"):
+        address = str(who.discord_user_id)
+        if not await self._post_once(
+            job_failed_key(job.id), job, owner, sender, address, text, what="job failed", dry_run=dry_run
+        ):
             log.error("job %d: its initiator could not be told that it failed", job.id)
 
     async def _start_time(self, campaign: Campaign) -> datetime | None:
@@ -414,18 +460,27 @@ class Dispatcher:
         return None
 
     async def _post_once(
-        self, key: str, job: Job, campaign: Campaign, sender: Sender | None, address: str, text: str, *, what: str
+        self,
+        key: str,
+        job: Job,
+        owner: int | None,
+        sender: Sender | None,
+        address: str,
+        text: str,
+        *,
+        what: str,
+        dry_run: bool = False,
     ) -> bool:
-        """Send a Discord post at most once for `key`, whichever campaign (a restart never repeats it);
-        False if it failed."""
-        existing = await self.ledger_store.claim_post(key, campaign.id, self.clock.now())
-        if existing is not None and existing.campaign_id != campaign.id:
+        """Send a Discord post at most once for `key`, whichever campaign (`owner`; None: a standing
+        decision's) posts it: a restart never repeats it. False if it failed."""
+        existing = await self.ledger_store.claim_post(key, owner, self.clock.now())
+        if existing is not None and existing.campaign_id != owner:
             # The key is another campaign's: one public summary per channel and day (rule 7), since
             # a second campaign's would count only its own follow-ups.
             reason = f"{what}: {key} already taken by campaign {existing.campaign_id} ({existing.state})"
-            log.info("campaign %d: %s", campaign.id, reason)
+            log.info("campaign %s: %s", owner, reason)
             await self.ledger_store.record(
-                key=None, campaign_id=campaign.id, job_id=job.id, job_type=job.job_type, outcomes=(),
+                key=None, campaign_id=owner, job_id=job.id, job_type=job.job_type, outcomes=(),
                 extra_attempts=[Attempt(None, Channel.DISCORD, DeliveryStatus.SKIPPED, reason)],
                 now=self.clock.now(),
             )
@@ -433,9 +488,9 @@ class Dispatcher:
         if existing is not None and existing.state is not LedgerState.CLAIMED:
             return existing.state is LedgerState.SENT  # posted (or given up) before a restart
         # Every post goes to Discord, which deduplicates by nonce: an interrupted post is resent.
-        message = OutgoingMessage(Channel.DISCORD, address, text, message_nonce(campaign.id, key, 0))
+        message = OutgoingMessage(Channel.DISCORD, address, text, message_nonce(owner or 0, key, 0))
         tried = Tried(None, ["no Discord sender"]) if sender is None else (
-            await self.fanout.send(sender, message, self._keep_alive(job), dry_run=campaign.dry_run)
+            await self.fanout.send(sender, message, self._keep_alive(job), dry_run=dry_run)
         )
         result = tried.result
         attempts = [Attempt(None, Channel.DISCORD, DeliveryStatus.FAILED, f"{what}: {r}") for r in tried.failures]
@@ -445,7 +500,7 @@ class Dispatcher:
             key,
             state=LedgerState.SENT if result is not None else LedgerState.FAILED,
             provider_message_id=result.provider_message_id if result is not None else None,
-            campaign_id=campaign.id,
+            campaign_id=owner,
             job_id=job.id,
             job_type=job.job_type,
             attempts=attempts,
@@ -472,6 +527,8 @@ class _LeaseKeeper:
                 if not await self.d.job_store.extend_lease(self.job.id, self.d.owner, until):
                     log.warning("job %d: lease lost (taken over, or due again); stopping this run", self.job.id)
                     return False
+            if self.job.campaign_id is None:
+                return True  # a standing decision's note: nothing to cancel it but a lost lease
             # Checked per chunk and per retry, so a cancel stops a long fan-out promptly.
             campaign = await self.d.campaign_store.get(self.job.campaign_id)
             return campaign is not None and campaign.status is not CampaignStatus.CANCELLED

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,6 +21,7 @@ from services.permissions import PromoterPolicy
 from services.players import PlayerService
 from services.promote import PromoteService, PromotionConfig
 from services.rsvp import RsvpService
+from services.standing import StandingConfig, StandingService
 from services.web_sessions import WebSessionService
 from storage.campaigns import CampaignStore
 from storage.db import Database
@@ -31,6 +33,7 @@ from storage.links import LinkStore
 from storage.needs import NeedStore
 from storage.players import PlayerStore
 from storage.rsvps import RsvpStore
+from storage.standing import StandingStore
 from storage.web_sessions import WebSessionStore
 
 
@@ -49,10 +52,12 @@ class Engine:
     rsvp_store: RsvpStore
     need_store: NeedStore
     web_session_store: WebSessionStore
+    standing_store: StandingStore
     players: PlayerService
     promote: PromoteService
     rsvp: RsvpService
     need: NeedService
+    standing: StandingService
     linking: LinkingService
     web_sessions: WebSessionService
     dispatcher: Dispatcher
@@ -102,24 +107,21 @@ def build_engine(
     rsvp_store = RsvpStore(db)
     need_store = NeedStore(db)
     web_session_store = WebSessionStore(db)
+    standing_store = StandingStore(db)
     fanout = Fanout(
         player_store=player_store, ledger_store=ledger_store, senders=senders, cipher=cipher, clock=clock,
         concurrency=send_concurrency, metrics=metrics, rng=rng, flush_interval=flush_interval,
-    )
-    dispatcher = Dispatcher(
-        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, rsvp_store=rsvp_store,
-        need_store=need_store, fanout=fanout,
-        senders=senders, poster=poster, voice=voice, config=dispatch, clock=clock, metrics=metrics, owner=owner,
-        rng=rng,
     )
     players = PlayerService(
         player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store, zone=promotion.zone,
         clock=clock, changes=db.changes, cipher=cipher,
     )
+    # Set when a job is created: the services that create jobs are built before the dispatcher they wake.
+    jobs_created = asyncio.Event()
     promote = PromoteService(
         players=players, player_store=player_store, campaign_store=campaign_store, rsvp_store=rsvp_store,
-        need_store=need_store, config=promotion, policy=policy, channels=frozenset(senders), clock=clock,
-        changes=db.changes, on_jobs_created=dispatcher.wake,
+        need_store=need_store, standing_store=standing_store, config=promotion, policy=policy,
+        channels=frozenset(senders), clock=clock, changes=db.changes, on_jobs_created=jobs_created.set,
     )
     rsvp = RsvpService(
         campaign_store=campaign_store, player_store=player_store, link_store=link_store, rsvp_store=rsvp_store,
@@ -127,7 +129,21 @@ def build_engine(
     )
     need = NeedService(
         promote=promote, player_store=player_store, campaign_store=campaign_store, need_store=need_store,
-        channels=frozenset(senders), max_attempts=promotion.max_attempts, clock=clock, on_jobs_created=dispatcher.wake,
+        channels=frozenset(senders), max_attempts=promotion.max_attempts, clock=clock,
+        on_jobs_created=jobs_created.set,
+    )
+    standing = StandingService(
+        promote=promote, standing_store=standing_store, campaign_store=campaign_store, clock=clock,
+        config=StandingConfig(
+            zone=promotion.zone, decision_lead=promotion.standing_decision_lead, max_lateness=dispatch.max_lateness,
+            max_attempts=promotion.max_attempts,
+        ),
+        on_jobs_created=jobs_created.set,
+    )
+    dispatcher = Dispatcher(
+        campaign_store=campaign_store, job_store=job_store, ledger_store=ledger_store, rsvp_store=rsvp_store,
+        need_store=need_store, fanout=fanout, senders=senders, poster=poster, voice=voice, config=dispatch,
+        clock=clock, metrics=metrics, owner=owner, rng=rng, standing=standing, wakeup=jobs_created,
     )
     linking = LinkingService(
         players=players, link_store=link_store, link_request_store=link_request_store, cipher=cipher, clock=clock,
@@ -138,8 +154,8 @@ def build_engine(
         db=db, player_store=player_store, link_store=link_store, discord_dm_store=discord_dm_store,
         link_request_store=link_request_store, campaign_store=campaign_store, job_store=job_store,
         ledger_store=ledger_store, rsvp_store=rsvp_store, need_store=need_store, web_session_store=web_session_store,
-        players=players, promote=promote, rsvp=rsvp, need=need, linking=linking,
-        web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
+        standing_store=standing_store, players=players, promote=promote, rsvp=rsvp, need=need, standing=standing,
+        linking=linking, web_sessions=WebSessionService(store=web_session_store, clock=clock, changes=db.changes),
         dispatcher=dispatcher,
         senders=senders, clock=clock, cipher=cipher, metrics=metrics,
     )

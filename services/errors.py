@@ -64,6 +64,18 @@ class NoRecipients(RallypointError):
         super().__init__(message)
 
 
+class StandingExists(RallypointError):
+    """Another standing session has that weekday and start: two would compete for one evening."""
+
+    code = "standing_exists"
+    http_status = 409
+
+
+class TooManyStanding(RallypointError):
+    code = "standing_limit"
+    http_status = 409
+
+
 class NotFound(RallypointError):
     code = "not_found"
     http_status = 404

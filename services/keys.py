@@ -40,6 +40,12 @@ def _own_if_dry(key: str, dry_run_campaign_id: int | None) -> str:
     return key if dry_run_campaign_id is None else f"DRYRUN:{dry_run_campaign_id}:{key}"
 
 
+def standing_note_key(session_id: int, day: date) -> str:
+    """The "not enough players" note of standing session `session_id` for `day`: posted once, whatever
+    restarts in between."""
+    return f"STANDING:NOTE:{session_id}:{day.isoformat()}"
+
+
 def job_failed_key(job_id: int) -> str:
     """The DM telling a campaign's initiator that a job failed: one per job, whichever process sends it."""
     return f"ALERT:JOB-FAILED:{job_id}"

@@ -71,39 +71,59 @@ def _answers(channel: Channel) -> str:
     return f"\n{SIGNAL_RSVP_PROMPT}" if channel is Channel.SIGNAL else ""
 
 
-def reminder_text(start: datetime, now: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+def shown_title(title: str | None, channel: Channel) -> str | None:
+    """A campaign's title as `channel` shows it: escaped for Discord, as typed for Telegram and Signal."""
+    if title is None:
+        return None
+    return discord_literal(title) if channel is Channel.DISCORD else title
+
+
+def _lead(title: str | None, channel: Channel, sentence: str) -> str:
+    """`Raid night: we …` with a title, `We …` without."""
+    shown = shown_title(title, channel)
+    return f"{shown}: {sentence}" if shown else sentence[:1].upper() + sentence[1:]
+
+
+def reminder_text(
+    start: datetime, now: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool, title: str | None = None
+) -> str:
     minutes = max(1, round((start - now).total_seconds() / 60))
     prefix = "[dry run] " if dry_run else ""
     return (
-        f"{prefix}⏰ Game night kicks off in {minutes} minute{'s' if minutes != 1 else ''}, "
-        f"at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
+        f"{prefix}⏰ {shown_title(title, channel) or 'Game night'} kicks off in {minutes} "
+        f"minute{'s' if minutes != 1 else ''}, at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
         f"See you in voice!{_answers(channel)}"
     )
 
 
-def start_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+def start_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool, title: str | None = None) -> str:
     prefix = "[dry run] " if dry_run else ""
     return (
-        f"{prefix}🎮 We are starting now, at {local_time_label(start, zone)}{_discord_stamp(start, channel)}. "
-        f"Jump into the voice channel!{_answers(channel)}"
+        f"{prefix}🎮 {_lead(title, channel, 'we are starting now')}, at {local_time_label(start, zone)}"
+        f"{_discord_stamp(start, channel)}. Jump into the voice channel!{_answers(channel)}"
     )
 
 
-def need_text(count: int, start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+def need_text(
+    count: int, start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool, title: str | None = None
+) -> str:
     """"We need N more": the ask to players outside the snapshot, with the answers."""
     prefix = "[dry run] " if dry_run else ""
     players = "player" if count == 1 else "players"
+    evening = shown_title(title, channel) or "Tonight's game"
     return (
-        f"{prefix}🙋 Tonight's game needs {count} more {players}: it starts at "
+        f"{prefix}🙋 {evening} needs {count} more {players}: it starts at "
         f"{local_time_label(start, zone)}{_discord_stamp(start, channel)}. Can you join?{_answers(channel)}"
     )
 
 
-def followup_text(start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool) -> str:
+def followup_text(
+    start: datetime, zone: ZoneInfo, channel: Channel, dry_run: bool, title: str | None = None
+) -> str:
     prefix = "[dry run] " if dry_run else ""
     return (
-        f"{prefix}👋 We started at {local_time_label(start, zone)} and you are not in voice yet. "
-        "Join us when you can!"
+        f"{prefix}👋 {_lead(title, channel, f'we started at {local_time_label(start, zone)}')} "
+        "and you are not in voice yet. Join us when you can!"
     )
 
 
@@ -116,6 +136,7 @@ def summary_text(
     followups_sent: int,
     dry_run: bool,
     start_failed: bool = False,
+    title: str | None = None,
     late: Sequence[str] = (),
     declined: Sequence[str] = (),
     limit: int = DISCORD_LIMIT,
@@ -123,7 +144,8 @@ def summary_text(
     """One message: who is in voice, who said they are late or cannot come, whom we wait on, and
     follow-ups sent out of those waited on; fits `limit`."""
     prefix = "[dry run] " if dry_run else ""
-    head = f"{prefix}📋 Voice check for the {local_time_label(start, zone)} start"
+    evening = f"{discord_literal(title)}, " if title else ""
+    head = f"{prefix}📋 Voice check for {evening}the {local_time_label(start, zone)} start"
     if start_failed:
         tail = "The start ping failed, so no follow-ups were sent."
     else:
@@ -132,11 +154,18 @@ def summary_text(
     # Share the room left among the name lists; each list ends with "and N more" if cut.
     room = limit - len(head) - len(tail) - 40 * len(lists)
     lines = []
-    for i, (title, names) in enumerate(lists):
+    for i, (label, names) in enumerate(lists):
         shown = _name_list([discord_literal(n) for n in names], room // (len(lists) - i))
         room -= len(shown)
-        lines.append(f"{title} ({len(names)}): {shown}")
+        lines.append(f"{label} ({len(names)}): {shown}")
     return "\n".join([head, *lines, tail])[:limit]
+
+
+def below_quorum_text(label: str, eligible: int, quorum: int, title: str | None = None) -> str:
+    """The one note a standing session below its quorum posts: `Not enough players for Tuesday 21:00: 3 of 6
+    looking` (to the follow-up channel, on Discord)."""
+    what = f"{discord_literal(title)} ({label})" if title else label
+    return f"Not enough players for {what}: {eligible} of {quorum} looking. No pings go out for it."
 
 
 def _name_list(names: Sequence[str], room: int) -> str:
@@ -179,6 +208,7 @@ _JOB_IN_WORDS = {
     JobType.REMINDER: "the reminder",
     JobType.START: "the start ping",
     JobType.VOICE_CHECK: "the voice check",
+    JobType.STANDING_DECISION: "the decision whether to promote",
     JobType.NEED: "the \"we need more\" message",
 }
 
@@ -204,12 +234,16 @@ def failure_in_words(error: str) -> str:
 
 
 def job_failed_text(
-    *, job_type: JobType, start: datetime, zone: ZoneInfo, attempts: int, error: str, dry_run: bool
+    *, job_type: JobType, start: datetime, zone: ZoneInfo, attempts: int, error: str, dry_run: bool,
+    title: str | None = None,
 ) -> str:
-    """The DM to a campaign's initiator when one of its jobs ends `failed` (sent once per job)."""
+    """The DM to a campaign's initiator (or a standing session's creator) when one of its jobs ends
+    `failed` (sent once per job)."""
     prefix = "[dry run] " if dry_run else ""
+    joint = " " if job_type is JobType.STANDING_DECISION else " of "
+    evening = discord_literal(title) if title else "your game night"
     return (
-        f"{prefix}⚠️ {_JOB_IN_WORDS[job_type].capitalize()} of your game night at {local_time_label(start, zone)} "
+        f"{prefix}⚠️ {_JOB_IN_WORDS[job_type].capitalize()}{joint}{evening} at {local_time_label(start, zone)} "
         f"failed after {attempts} attempt{'s' if attempts != 1 else ''}: {failure_in_words(error)}. "
         "Please tell whoever runs the bot."
     )

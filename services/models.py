@@ -58,6 +58,8 @@ class JobType(enum.StrEnum):
     VOICE_CHECK = "voice_check_2100"
     # "We need N more": asks players outside the snapshot; outside the campaign's order (seq -1).
     NEED = "send_need"
+    # Not a campaign's: decides whether a standing session's evening is promoted (and creates it).
+    STANDING_DECISION = "standing_decision"
 
 
 # The jobs every campaign gets at creation, in the order they run.
@@ -72,6 +74,45 @@ class RsvpAnswer(enum.StrEnum):
     IN = "in"  # I'm in
     LATE = "late"  # running late
     OUT = "out"  # can't tonight
+
+
+class Weekday(enum.StrEnum):
+    """A standing session's day, in the promotion timezone; in `date.weekday()` order."""
+
+    MON = "mon"
+    TUE = "tue"
+    WED = "wed"
+    THU = "thu"
+    FRI = "fri"
+    SAT = "sat"
+    SUN = "sun"
+
+    @property
+    def number(self) -> int:
+        """0 for Monday … 6 for Sunday, as `date.weekday()` counts."""
+        return list(Weekday).index(self)
+
+    @property
+    def label(self) -> str:
+        return _WEEKDAY_LABELS[self.number]
+
+    @classmethod
+    def of(cls, day: date) -> Weekday:
+        return list(cls)[day.weekday()]
+
+
+_WEEKDAY_LABELS: Final = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+
+
+class DecisionOutcome(enum.StrEnum):
+    """What a standing session's decision did for one date."""
+
+    CREATED = "created"  # at quorum: the campaign was created, as its creator would have
+    BELOW_QUORUM = "below_quorum"  # too few: one note to the follow-up channel, nothing else
+    REFUSED = "refused"  # at quorum, but creating the campaign was refused (a limit); logged
+    TAKEN = "taken"  # a campaign of that date was already made by hand: it takes precedence
+    TOO_LATE = "too_late"  # the bot was not running in time to decide (the start ping would be late)
+    FAILED = "failed"  # the decision kept failing until its attempts ran out
 
 
 class DeliveryStatus(enum.StrEnum):
@@ -100,6 +141,14 @@ class CampaignLimit(enum.StrEnum):
     PER_PROMOTER = "per_promoter"  # one campaign per promoter per day
     GLOBAL = "global"  # promotion.global_cooldown: one campaign per day for everyone
     DRY_RUNS = "dry_runs"  # promotion.dry_run_daily_limit dry runs per promoter per day
+    STANDING = "standing"  # a standing session creates one campaign per date
+
+
+class StandingLimit(enum.StrEnum):
+    """Why a standing session was not added."""
+
+    SLOT = "slot"  # another session has that weekday and time
+    COUNT = "count"  # the server has as many standing sessions as it allows
 
 
 class PermissionTier(enum.StrEnum):
@@ -204,6 +253,9 @@ class Preview:
     dry_run: bool = False
     # Players with a wanted status left out because they never turned promotions on.
     not_opted_in: int = 0
+    title: str | None = None
+    include_available: bool = False
+    include_maybe: bool = False
 
     @property
     def recipient_count(self) -> int:
@@ -256,12 +308,17 @@ class Campaign:
     recipient_count: int
     channels_summary: ChannelsSummary
     created_at: datetime
+    # The wall-clock start it was scheduled for (None: scheduled before campaigns kept it; the start
+    # job's due time says when), its title, and the standing session that created it.
+    start_time: time | None = None
+    title: str | None = None
+    standing_session_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class Job:
     id: int
-    campaign_id: int
+    campaign_id: int | None  # None: a standing decision, which belongs to no campaign (yet)
     job_type: JobType
     seq: int
     run_at: datetime
@@ -299,9 +356,9 @@ class LedgerEntry:
 
 @dataclass(frozen=True, slots=True)
 class PostClaim:
-    """A post (the voice-check summary) that was claimed already, by `campaign_id`."""
+    """A post (the voice-check summary) that was claimed already, by `campaign_id` (None: no campaign's)."""
 
-    campaign_id: int
+    campaign_id: int | None
     state: LedgerState
 
 
@@ -523,8 +580,14 @@ class CampaignStatusView:
     campaign: Campaign
     delivery: dict[DeliveryStatus, int]
     jobs: tuple[Job, ...]
+    standing: StandingSession | None = None  # the standing session that created it
     rsvp: dict[RsvpAnswer, int] = field(default_factory=lambda: {a: 0 for a in RsvpAnswer})
     need: NeedCounts = NeedCounts()
+
+    @property
+    def start(self) -> datetime | None:
+        """When the evening starts (the start job's due time)."""
+        return next((j.due_at for j in self.jobs if j.job_type is JobType.START), None)
 
 
 # -- RSVP and "we need N more" ------------------------------------------------------------------
@@ -566,3 +629,67 @@ class NeedAsked:
     campaign: Campaign
     count: int
     messaged: int
+
+
+# -- standing sessions -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StandingSession:
+    """An evening that happens every week when enough players are up for it, without an organiser."""
+
+    id: int
+    weekday: Weekday
+    start_time: time
+    quorum: int
+    include_available: bool
+    include_maybe: bool
+    title: str | None
+    creator: Player
+    created_at: datetime
+    removed_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Occurrence:
+    """One date of a standing session: its local date, its start and when it is decided."""
+
+    day: date
+    start: datetime
+    decide_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class StandingDecision:
+    """A standing session's decision for one date: pending (`outcome` None) or what it did."""
+
+    job_id: int
+    session_id: int
+    session_date: date
+    due_at: datetime
+    job_status: JobStatus
+    outcome: DecisionOutcome | None = None
+    eligible: int | None = None  # the players counted, against the session's quorum
+    campaign_id: int | None = None  # the campaign created, or the one that took precedence
+    detail: str = ""  # in words, for the promoters' list (a refusal's reason, say)
+    decided_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Evening:
+    """What is on for a day: the campaign promoted (and when it starts), else the standing sessions whose
+    decision for that day is still to come."""
+
+    day: date
+    campaign: Campaign | None = None
+    start: datetime | None = None
+    standing: tuple[StandingView, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StandingView:
+    """A standing session with its next decision (None once removed) and its latest outcome."""
+
+    session: StandingSession
+    next: StandingDecision | None
+    last: StandingDecision | None

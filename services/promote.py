@@ -1,4 +1,4 @@
-"""Preview, create, status and cancel of a promotion campaign (rules 1-6, 10)."""
+"""Preview, create, status and cancel of a promotion campaign (rules 1-6, 10), at any start and with a title."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from services.clock import Clock
-from services.errors import CampaignExists, NoRecipients, NotFound, NotPromoter, TooManyRequests
+from services.errors import CampaignExists, InvalidInput, NoRecipients, NotFound, NotPromoter, TooManyRequests
 from services.models import (
     Actor,
     Campaign,
@@ -26,12 +26,14 @@ from services.models import (
 from services.permissions import PromoterPolicy, can_promote
 from services.players import PlayerService
 from services.recipients import dry_run_recipients, select_recipients, wanted_statuses
-from services.schedule import campaign_date, compute_schedule
+from services.schedule import campaign_date, compute_schedule, local_datetime, reminder_lead
+from services.sessions import clean_title
 from storage.campaigns import CampaignStore
 from storage.changes import Changes, Memo
 from storage.needs import NeedStore
 from storage.players import PlayerStore
 from storage.rsvps import RsvpStore
+from storage.standing import StandingStore
 
 log = logging.getLogger(__name__)
 
@@ -45,10 +47,17 @@ class PromotionConfig:
     global_cooldown: bool
     max_attempts: int
     dry_run_daily_limit: int = 5  # per promoter; 0 turns dry runs off
+    # How long before a standing session's start its decision runs (promotion.standing_decision_minutes).
+    standing_decision_lead: timedelta = timedelta(minutes=30)
 
     @property
     def timezone(self) -> str:
         return self.zone.key
+
+    @property
+    def lead(self) -> timedelta:
+        """How long before any start its reminder goes: the configured times' difference."""
+        return reminder_lead(self.reminder_at, self.start_at)
 
 
 class PromoteService:
@@ -60,6 +69,7 @@ class PromoteService:
         campaign_store: CampaignStore,
         rsvp_store: RsvpStore,
         need_store: NeedStore,
+        standing_store: StandingStore,
         config: PromotionConfig,
         policy: PromoterPolicy,
         channels: frozenset[Channel],
@@ -73,6 +83,7 @@ class PromoteService:
         self.campaign_store = campaign_store
         self.rsvp_store = rsvp_store
         self.need_store = need_store
+        self.standing_store = standing_store
         self.config = config
         self.policy = policy
         self.channels = channels | {Channel.DISCORD}
@@ -99,16 +110,23 @@ class PromoteService:
 
     async def preview(
         self, actor: Actor, *, include_available: bool = False, include_maybe: bool = False,
-        dry_run: bool = False,
+        dry_run: bool = False, start_at: time | None = None, title: str | None = None,
     ) -> Preview:
         initiator = await self.promoter(actor)
-        return await self._preview(initiator, include_available, include_maybe, dry_run)
+        return await self.preview_for(
+            initiator, include_available=include_available, include_maybe=include_maybe, dry_run=dry_run,
+            start_at=start_at, title=_title(title),
+        )
 
-    async def _preview(
-        self, initiator: Player, include_available: bool, include_maybe: bool, dry_run: bool
+    async def preview_for(
+        self, initiator: Player, *, include_available: bool = False, include_maybe: bool = False,
+        dry_run: bool = False, start_at: time | None = None, title: str | None = None, day: date | None = None,
     ) -> Preview:
+        """The campaign `initiator` would create for `day` (default today), starting at `start_at` (default
+        the configured start); the caller has checked who the initiator may be."""
         now = self.clock.now()
-        day = campaign_date(now, self.config.zone)
+        day = day or campaign_date(now, self.config.zone)
+        start_at = start_at or self.config.start_at
         not_opted_in = 0
         if dry_run:
             recipients = tuple(dry_run_recipients(initiator, await self.player_store.availability(initiator.id, day)))
@@ -118,20 +136,23 @@ class PromoteService:
                 lambda: self._select(day, include_available, include_maybe),
             )
         schedule = compute_schedule(
-            now, self.config.zone, self.config.reminder_at, self.config.start_at,
-            self.config.voice_check_delay,
+            now, self.config.zone, start_at, self.config.lead, self.config.voice_check_delay, day=day
         )
+        planned_reminder = local_datetime(day, start_at, self.config.zone) - self.config.lead
         return Preview(
             campaign_date=day,
             timezone=self.config.timezone,
             schedule=schedule,
-            reminder_time=self.config.reminder_at,
-            start_time=self.config.start_at,
+            reminder_time=planned_reminder.astimezone(self.config.zone).time(),
+            start_time=start_at,
             recipients=recipients,
             channels_summary=ChannelsSummary.of(recipients),
             unavailable_channels=frozenset(Channel) - self.channels,
             dry_run=dry_run,
             not_opted_in=not_opted_in,
+            title=title,
+            include_available=include_available,
+            include_maybe=include_maybe,
         )
 
     async def _select(
@@ -149,26 +170,39 @@ class PromoteService:
 
     async def create(
         self, actor: Actor, *, include_available: bool = False, include_maybe: bool = False,
-        dry_run: bool = False,
+        dry_run: bool = False, start_at: time | None = None, title: str | None = None,
     ) -> CampaignCreated:
         """Snapshot recipients and schedule the three jobs in one transaction."""
         initiator = await self.promoter(actor)
-        preview = await self._preview(initiator, include_available, include_maybe, dry_run)
+        preview = await self.preview_for(
+            initiator, include_available=include_available, include_maybe=include_maybe, dry_run=dry_run,
+            start_at=start_at, title=_title(title),
+        )
+        return await self.create_from(initiator, preview)
+
+    async def create_from(
+        self, initiator: Player, preview: Preview, *, standing_session_id: int | None = None
+    ) -> CampaignCreated:
+        """Create the campaign `preview` describes, as `initiator` (rules 5 and 6 apply); the caller has
+        checked who the initiator may be. A standing session's decision creates its campaigns here."""
         if not preview.recipients:
             raise NoRecipients()
         created = await self.campaign_store.create(
             day=preview.campaign_date,
             initiator=initiator,
-            dry_run=dry_run,
+            dry_run=preview.dry_run,
             global_guard=self.config.global_cooldown,
-            include_available=include_available,
-            include_maybe=include_maybe,
+            include_available=preview.include_available,
+            include_maybe=preview.include_maybe,
             timezone=self.config.timezone,
             recipients=list(preview.recipients),
             schedule=preview.schedule,
             max_attempts=self.config.max_attempts,
             now=self.clock.now(),
             dry_run_limit=self.config.dry_run_daily_limit,
+            start_time=preview.start_time,
+            title=preview.title,
+            standing_session_id=standing_session_id,
         )
         if created is CampaignLimit.DRY_RUNS:
             limit = self.config.dry_run_daily_limit
@@ -177,15 +211,18 @@ class PromoteService:
                 if limit else "Dry runs are turned off on this server."
             )
             raise TooManyRequests(message, self._seconds_to_midnight())
+        if created is CampaignLimit.STANDING:
+            raise CampaignExists(f"That standing session already has its campaign on {preview.campaign_date}.")
         if created is CampaignLimit.GLOBAL:
             raise CampaignExists("Tonight's session has already been promoted (one campaign per day).")
         if created is CampaignLimit.PER_PROMOTER:
             raise CampaignExists("You have already promoted a session today.")
         campaign, jobs = created
         log.info(
-            "campaign %d created by player %d for %s: %d recipients%s",
+            "campaign %d created by player %d for %s: %d recipients%s%s",
             campaign.id, initiator.id, campaign.campaign_date, campaign.recipient_count,
-            " (dry run)" if dry_run else "",
+            " (dry run)" if preview.dry_run else "",
+            f" (standing session {standing_session_id})" if standing_session_id is not None else "",
         )
         self._on_jobs_created()
         return CampaignCreated(campaign, preview.schedule, tuple(jobs))
@@ -220,9 +257,12 @@ class PromoteService:
     async def _view(self, campaign: Campaign) -> CampaignStatusView:
         delivery = await self.campaign_store.delivery_counts(campaign.id)
         jobs = await self.campaign_store.jobs(campaign.id)
+        standing = None
+        if campaign.standing_session_id is not None:
+            standing = await self.standing_store.get(campaign.standing_session_id)
         rsvp = await self.rsvp_store.counts(campaign.id)
         need = await self.need_store.counts(campaign.id)
-        return CampaignStatusView(campaign, delivery, tuple(jobs), rsvp, need)
+        return CampaignStatusView(campaign, delivery, tuple(jobs), standing=standing, rsvp=rsvp, need=need)
 
     async def in_reach(self, initiator: Player, campaign_id: int | None = None) -> Campaign | None:
         """The campaign a promoter acts on: `campaign_id`'s, else the one whose jobs are not all
@@ -252,3 +292,10 @@ class PromoteService:
         if updated is None:
             raise RuntimeError("row vanished right after being written")
         return await self._view(updated)
+
+
+def _title(value: str | None) -> str | None:
+    try:
+        return clean_title(value)
+    except ValueError as exc:
+        raise InvalidInput(str(exc)) from None

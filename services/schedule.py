@@ -85,19 +85,21 @@ def reminder_lead(reminder_at: time, start_at: time) -> timedelta:
 def compute_schedule(
     now: datetime,
     zone: ZoneInfo,
-    reminder_at: time,
     start_at: time,
+    lead: timedelta,
     voice_check_delay: timedelta,
+    *,
+    day: date | None = None,
 ) -> CampaignSchedule:
-    """Compute reminder, start and voice-check instants for today's campaign (rule 4).
+    """Compute reminder, start and voice-check instants for the campaign of `day` (default: today, rule 3),
+    starting at wall-clock `start_at`, with the reminder `lead` before it (rule 4).
 
-    Only the start is read off the wall clock; the reminder comes the configured lead before that
-    instant. Read off the wall clock too, a reminder in a DST gap would fall after the start, and
-    one in a fold 75 minutes before it.
+    Only the start is read off the wall clock; the reminder comes the lead before that instant. Read
+    off the wall clock too, a reminder in a DST gap would fall after the start, and one in a fold 75
+    minutes before it. Times already past move to just after `now`.
     """
-    day = campaign_date(now, zone)
-    start = local_datetime(day, start_at, zone)
-    reminder = start - reminder_lead(reminder_at, start_at)
+    start = local_datetime(day or campaign_date(now, zone), start_at, zone)
+    reminder = start - lead
     if reminder <= now:
         reminder = now + PAST_REMINDER_SHIFT
     if start <= now:

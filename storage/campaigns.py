@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
-from datetime import date, datetime
+from datetime import date, datetime, time
 
 from services.models import (
     JOB_ORDER,
@@ -22,7 +22,7 @@ from services.models import (
     Recipient,
     SnapshotRecipient,
 )
-from storage.db import Database, Transaction, from_db_time, to_db_time
+from storage.db import Database, Transaction, from_db_time, to_db_hhmm, to_db_time
 from storage.players import player_from_row
 
 _CAMPAIGN_SELECT = """
@@ -46,6 +46,9 @@ def _campaign(row: sqlite3.Row) -> Campaign:
             row["count_discord"], row["count_telegram"], row["count_signal"]
         ),
         created_at=from_db_time(row["created_at"]),
+        start_time=time.fromisoformat(row["start_time"]) if row["start_time"] else None,
+        title=row["title"],
+        standing_session_id=row["standing_session_id"],
     )
 
 
@@ -90,11 +93,15 @@ class CampaignStore:
         max_attempts: int,
         now: datetime,
         dry_run_limit: int | None = None,
+        start_time: time | None = None,
+        title: str | None = None,
+        standing_session_id: int | None = None,
     ) -> tuple[Campaign, list[Job]] | CampaignLimit:
         """Insert the campaign, its recipient snapshot and its three jobs in one transaction.
 
         Rule 6 is the database's: when a partial unique index refuses the campaign, nothing is
-        written and the guard that matched is returned. A dry run beyond the initiator's
+        written and the guard that matched is returned (a standing session's second campaign of a
+        date is refused the same way, as `CampaignLimit.STANDING`). A dry run beyond the initiator's
         `dry_run_limit` of the day (cancelled ones count) is refused the same way; the count and the
         insert share one write transaction (BEGIN IMMEDIATE), so concurrent creates cannot both slip
         under it.
@@ -113,8 +120,9 @@ class CampaignStore:
                 """
                 INSERT INTO campaigns (campaign_date, initiator_player_id, status, dry_run,
                     global_slot, include_available, include_maybe, timezone, recipient_count,
-                    count_discord, count_telegram, count_signal, created_at)
-                VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    count_discord, count_telegram, count_signal, created_at, start_time, title,
+                    standing_session_id)
+                VALUES (?, ?, 'scheduled', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 ON CONFLICT DO NOTHING
                 RETURNING id
                 """,
@@ -131,10 +139,13 @@ class CampaignStore:
                     summary.telegram,
                     summary.signal,
                     to_db_time(now),
+                    to_db_hhmm(start_time) if start_time is not None else None,
+                    title,
+                    standing_session_id,
                 ),
             )
             if row is None:
-                return await _limit_that_matched(tx, day, initiator.id)
+                return await _limit_that_matched(tx, day, initiator.id, standing_session_id)
             campaign_id = int(row["id"])
             await tx.executemany(
                 """
@@ -176,6 +187,26 @@ class CampaignStore:
             row = await tx.fetchone(
                 _CAMPAIGN_SELECT + " WHERE c.campaign_date = ? ORDER BY c.dry_run, c.id DESC LIMIT 1",
                 (day.isoformat(),),
+            )
+        return _campaign(row) if row else None
+
+    async def live_for_date(self, day: date) -> Campaign | None:
+        """The newest real campaign of `day` that is not cancelled: the evening that is promoted."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                _CAMPAIGN_SELECT
+                + " WHERE c.campaign_date = ? AND c.dry_run = 0 AND c.status <> 'cancelled'"
+                " ORDER BY c.id DESC LIMIT 1",
+                (day.isoformat(),),
+            )
+        return _campaign(row) if row else None
+
+    async def of_standing(self, session_id: int, day: date) -> Campaign | None:
+        """The campaign standing session `session_id` created for `day`, if any (at most one)."""
+        async with self.db.read() as tx:
+            row = await tx.fetchone(
+                _CAMPAIGN_SELECT + " WHERE c.standing_session_id = ? AND c.campaign_date = ?",
+                (session_id, day.isoformat()),
             )
         return _campaign(row) if row else None
 
@@ -277,8 +308,18 @@ class CampaignStore:
         return counts
 
 
-async def _limit_that_matched(tx: Transaction, day: date, initiator_id: int) -> CampaignLimit:
-    """Which of the two unique indexes (migration 0008) refused a campaign (the promoter's own first)."""
+async def _limit_that_matched(
+    tx: Transaction, day: date, initiator_id: int, standing_session_id: int | None
+) -> CampaignLimit:
+    """Which unique index refused a campaign: a standing session's own (migration 0011), else the two of
+    rule 6 (migration 0008), the promoter's own first."""
+    if standing_session_id is not None:
+        made = await tx.fetchone(
+            "SELECT 1 FROM campaigns WHERE standing_session_id = ? AND campaign_date = ?",
+            (standing_session_id, day.isoformat()),
+        )
+        if made is not None:
+            return CampaignLimit.STANDING
     mine = await tx.fetchone(
         """
         SELECT 1 FROM campaigns

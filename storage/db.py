@@ -17,7 +17,7 @@ import sqlite3
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -95,6 +95,11 @@ def to_db_time(value: datetime) -> str:
 
 def from_db_time(value: str) -> datetime:
     return datetime.fromisoformat(value)
+
+
+def to_db_hhmm(value: time) -> str:
+    """Store a wall-clock time as "HH:MM" text (`time.fromisoformat` reads it back)."""
+    return value.strftime("%H:%M")
 
 
 def json_ids(ids: Iterable[int]) -> str:

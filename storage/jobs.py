@@ -9,20 +9,25 @@ from services.models import Job, JobStatus
 from storage.campaigns import job_from_row
 from storage.db import Database, from_db_time, json_ids, to_db_time
 
-# A job is runnable when it is due and every earlier job of its campaign is over: the voice
-# check never starts before the start job has finished. A job with a negative seq ("we need N
-# more") stands outside that order: it waits for nothing and holds nothing up.
-_RUNNABLE = """
+# A job may run once every earlier job of its campaign is over (the voice check never starts before
+# the start job has finished) and its campaign is not cancelled. A job with a negative seq ("we need N
+# more") stands outside that order: it waits for nothing and holds nothing up. A standing decision has
+# no campaign.
+_IN_TURN = """
+    NOT EXISTS (SELECT 1 FROM jobs e
+                 WHERE e.campaign_id = j.campaign_id AND e.seq >= 0 AND e.seq < j.seq
+                   AND e.status IN ('pending', 'running'))
+    AND NOT EXISTS (SELECT 1 FROM campaigns c WHERE c.id = j.campaign_id AND c.status = 'cancelled')
+"""
+# A job is runnable when it is due (or its lease expired) and in turn.
+_RUNNABLE = f"""
     (   (j.status = 'pending' AND j.run_at <= :now)
      OR (j.status = 'running' AND j.lease_until <= :now))
-    AND NOT EXISTS (SELECT 1 FROM jobs e
-                     WHERE e.campaign_id = j.campaign_id AND e.seq >= 0 AND e.seq < j.seq
-                       AND e.status IN ('pending', 'running'))
-    AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
+    AND {_IN_TURN}
 """
-# Real campaigns' jobs are claimed before dry runs', so a pile of rehearsals never holds a real
-# job back by a claim round.
-_CLAIM_ORDER = "(SELECT dry_run FROM campaigns c WHERE c.id = j.campaign_id), j.run_at, j.seq"
+# Real campaigns' jobs (and standing decisions, which may create one) are claimed before dry runs',
+# so a pile of rehearsals never holds a real job back by a claim round.
+_CLAIM_ORDER = "coalesce((SELECT dry_run FROM campaigns c WHERE c.id = j.campaign_id), 0), j.run_at, j.seq, j.id"
 
 
 class JobStore:
@@ -69,20 +74,16 @@ class JobStore:
         """
         async with self.db.read() as tx:
             row = await tx.fetchone(
-                """
+                f"""
                 SELECT min(t) AS t FROM (
                     SELECT min(j.run_at) AS t FROM jobs j
-                     WHERE j.status = 'pending'
-                       AND NOT EXISTS (SELECT 1 FROM jobs e
-                                        WHERE e.campaign_id = j.campaign_id AND e.seq >= 0 AND e.seq < j.seq
-                                          AND e.status IN ('pending', 'running'))
-                       AND (SELECT status FROM campaigns c WHERE c.id = j.campaign_id) <> 'cancelled'
+                     WHERE j.status = 'pending' AND {_IN_TURN}
                     UNION ALL
                     SELECT min(j.lease_until) FROM jobs j
                      WHERE j.status = 'running'
                        AND j.id NOT IN (SELECT value FROM json_each(:exclude))
                 )
-                """,
+                """,  # noqa: S608 - a constant fragment, values are bound
                 {"exclude": json_ids(exclude)},
             )
         return from_db_time(row["t"]) if row and row["t"] else None

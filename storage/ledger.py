@@ -148,7 +148,7 @@ class LedgerStore:
         self,
         *,
         key: str | None,
-        campaign_id: int,
+        campaign_id: int | None,
         job_id: int,
         job_type: JobType,
         outcomes: Sequence[DeliveryOutcome],
@@ -177,10 +177,12 @@ class LedgerStore:
             if log_rows:
                 await tx.executemany(_INSERT_LOG, log_rows)
 
-    # -- posts that are not to a player (the summary) -----------------------------------------
+    # -- posts that are not to a player (the summary, a standing session's note) --------------
 
-    async def claim_post(self, key: str, campaign_id: int, now: datetime) -> PostClaim | None:
-        """Claim a post key; return None if newly claimed, else who holds it and how far they got."""
+    async def claim_post(self, key: str, campaign_id: int | None, now: datetime) -> PostClaim | None:
+        """Claim a post key; return None if newly claimed, else who holds it and how far they got.
+
+        `campaign_id` None: a post of no campaign (a standing decision's note)."""
         async with self.db.transaction() as tx:
             row = await tx.fetchone(
                 """
@@ -203,7 +205,7 @@ class LedgerStore:
         *,
         state: LedgerState,
         provider_message_id: str | None,
-        campaign_id: int,
+        campaign_id: int | None,
         job_id: int,
         job_type: JobType,
         attempts: Sequence[Attempt],
@@ -293,7 +295,7 @@ _INSERT_LOG = """
 
 
 def _log_row(
-    at: str, campaign_id: int, job_id: int, job_type: JobType, a: Attempt
+    at: str, campaign_id: int | None, job_id: int, job_type: JobType, a: Attempt
 ) -> tuple[object, ...]:
     return (at, campaign_id, job_id, job_type.value, a.player_id, a.channel.value, a.status.value,
             a.reason, a.provider_message_id, int(a.final))

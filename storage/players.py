@@ -19,7 +19,7 @@ from services.models import (
     Profile,
     QuietHours,
 )
-from storage.db import Database, from_db_time, json_ids, to_db_time
+from storage.db import Database, from_db_time, json_ids, to_db_hhmm, to_db_time
 
 
 def player_from_row(row: sqlite3.Row) -> Player:
@@ -58,11 +58,6 @@ def _preferences(
         timezone=timezone,
         promotions_chosen=chosen,
     )
-
-
-def _hhmm(value: time) -> str:
-    """Quiet-hour bounds are stored as "HH:MM" text (`time.fromisoformat` reads them back)."""
-    return value.strftime("%H:%M")
 
 
 _NO_CHANNELS: frozenset[Channel] = frozenset()
@@ -223,8 +218,8 @@ class PlayerStore:
                     int(prefs.allow_promotions),
                     to_db_time(now) if prefs.promotions_chosen else None,
                     prefs.preferred_channel.value,
-                    _hhmm(quiet.start) if quiet else None,
-                    _hhmm(quiet.end) if quiet else None,
+                    to_db_hhmm(quiet.start) if quiet else None,
+                    to_db_hhmm(quiet.end) if quiet else None,
                     prefs.timezone,
                     to_db_time(now),
                 ),

@@ -24,6 +24,7 @@ from services.models import Actor
 from services.need import NeedService
 from services.players import PlayerService
 from services.promote import PromoteService
+from services.standing import StandingService
 from services.web_sessions import WebSessionService
 from storage.changes import Changes
 
@@ -84,6 +85,7 @@ class ReadinessProbe(Protocol):
 @dataclass(frozen=True, slots=True)
 class ApiDeps:
     promote: PromoteService
+    standing: StandingService
     need: NeedService
     players: PlayerService
     linking: LinkingService  # refuses (409 unavailable) when Telegram or Signal is not set up

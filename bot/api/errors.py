@@ -34,8 +34,10 @@ from services.errors import (
     NotLinked,
     NotPromoter,
     RallypointError,
+    StandingExists,
     TooLate,
     TooManyRequests,
+    TooManyStanding,
     Unavailable,
     WrongCode,
 )
@@ -233,3 +235,8 @@ CODE_EXPIRED = documented(CodeExpired)
 CODE_LOCKED = documented(CodeLocked)
 WRONG_CODE = documented(WrongCode, "Wrong code; 4 tries left.")
 TOO_MANY_STREAMS = documented(TooManyStreams)
+STANDING_EXISTS = documented(StandingExists, "There is already a standing session on Tuesday 21:00.")
+STANDING_LIMIT = documented(
+    TooManyStanding, "This server has 25 standing sessions, as many as it allows; remove one first."
+)
+STANDING_NOT_FOUND = documented(NotFound, "There is no standing session 7.")

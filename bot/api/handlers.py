@@ -6,7 +6,7 @@ anything stored; the player's profile is created (services' `player_for`) only o
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
 from aiohttp import web
@@ -16,7 +16,16 @@ from bot.api.conditional import ANSWERS, Answer
 from bot.api.deps import DEPS, OPENAPI, SETTINGS, actor_of, package_version
 from bot.api.events import stream_answers
 from services.metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE
-from services.models import UNSET, CampaignStatusView, Channel, PlayerStatus, PreferencesView, RsvpAnswer
+from services.models import (
+    UNSET,
+    CampaignStatusView,
+    Channel,
+    PlayerStatus,
+    PreferencesView,
+    RsvpAnswer,
+    StandingDecision,
+    StandingView,
+)
 from services.models import QuietHours as DomainQuietHours
 from services.quiet_hours import format_hhmm, parse_hhmm
 
@@ -175,6 +184,10 @@ async def link_confirm(request: web.Request, body: m.LinkConfirmRequest) -> m.Li
     return m.LinkConfirmResponse()
 
 
+def _time(value: str | None) -> time | None:
+    return parse_hhmm(value) if value is not None else None
+
+
 async def unlink(request: web.Request, body: m.UnlinkRequest) -> m.PreferencesResponse:
     deps, actor = request.app[DEPS], actor_of(request)
     await deps.linking.unlink(actor, Channel(body.channel))
@@ -183,7 +196,8 @@ async def unlink(request: web.Request, body: m.UnlinkRequest) -> m.PreferencesRe
 
 async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewResponse:
     result = await request.app[DEPS].promote.preview(
-        actor_of(request), include_available=query.include_available, include_maybe=query.include_maybe
+        actor_of(request), include_available=query.include_available, include_maybe=query.include_maybe,
+        start_at=_time(query.start_time), title=query.title,
     )
     end = None if query.limit is None else query.offset + query.limit
     return m.PreviewResponse(
@@ -191,6 +205,7 @@ async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewRespo
         timezone=result.timezone,
         reminder_time=format_hhmm(result.reminder_time),
         start_time=format_hhmm(result.start_time),
+        title=result.title,
         recipient_count=result.recipient_count,
         not_opted_in=result.not_opted_in,
         channels_summary=m.ChannelsSummaryModel(**result.channels_summary.as_dict()),
@@ -206,11 +221,14 @@ async def preview(request: web.Request, query: m.PreviewQuery) -> m.PreviewRespo
 async def create_campaign(request: web.Request, body: m.CreateCampaignRequest) -> m.CampaignCreatedResponse:
     deps = request.app[DEPS]
     dry_run = body.dry_run if body.dry_run is not None else request.app[SETTINGS].promotion.dry_run_default
+    given = body.model_fields_set
     created = await deps.promote.create(
         actor_of(request),
         include_available=body.include_available,
         include_maybe=body.include_maybe,
         dry_run=dry_run,
+        start_at=_time(body.start_time) if "start_time" in given else None,
+        title=body.title if "title" in given else None,
     )
     zone = _zone(request)
     campaign = created.campaign
@@ -226,17 +244,27 @@ async def create_campaign(request: web.Request, body: m.CreateCampaignRequest) -
             voice_check=created.schedule.voice_check.astimezone(zone),
         ),
         dry_run=campaign.dry_run,
+        title=campaign.title,
     )
 
 
 def _campaign(view: CampaignStatusView, zone: ZoneInfo) -> m.CampaignView:
-    c = view.campaign
+    c, s = view.campaign, view.standing
     return m.CampaignView(
         id=c.id,
         campaign_date=c.campaign_date,
         status=c.status,
         dry_run=c.dry_run,
         initiator=c.initiator.display_name,
+        title=c.title,
+        start_time=format_hhmm(c.start_time) if c.start_time is not None else None,
+        standing_session=(
+            m.StandingRef(
+                id=s.id, weekday=s.weekday, start_time=format_hhmm(s.start_time), removed=s.removed_at is not None
+            )
+            if s is not None
+            else None
+        ),
         recipient_count=c.recipient_count,
         channels_summary=m.ChannelsSummaryModel(**c.channels_summary.as_dict()),
         delivery=m.DeliveryCounts(**{s.value: n for s, n in view.delivery.items()}),
@@ -290,6 +318,63 @@ async def cancel_campaign(
 async def need_more(request: web.Request, path: m.CampaignPath, body: m.NeedRequest) -> m.NeedResponse:
     asked = await request.app[DEPS].need.ask(actor_of(request), body.count, path.campaign_id)
     return m.NeedResponse(messaged=asked.messaged)
+
+
+def _decision(decision: StandingDecision | None, zone: ZoneInfo) -> m.DecisionView | None:
+    if decision is None:
+        return None
+    return m.DecisionView(
+        session_date=decision.session_date,
+        decide_at=decision.due_at.astimezone(zone),
+        status=decision.job_status,
+        outcome=decision.outcome,
+        eligible=decision.eligible,
+        campaign_id=decision.campaign_id,
+        detail=decision.detail,
+        decided_at=decision.decided_at.astimezone(zone) if decision.decided_at is not None else None,
+    )
+
+
+def _standing(view: StandingView, zone: ZoneInfo) -> m.StandingSessionView:
+    s = view.session
+    return m.StandingSessionView(
+        id=s.id,
+        weekday=s.weekday,
+        start_time=format_hhmm(s.start_time),
+        quorum=s.quorum,
+        include_available=s.include_available,
+        include_maybe=s.include_maybe,
+        title=s.title,
+        created_by=s.creator.display_name,
+        created_at=s.created_at.astimezone(zone),
+        removed_at=s.removed_at.astimezone(zone) if s.removed_at is not None else None,
+        next_decision=_decision(view.next, zone),
+        last_decision=_decision(view.last, zone),
+    )
+
+
+async def standing_sessions(request: web.Request) -> m.StandingListResponse:
+    views = await request.app[DEPS].standing.sessions(actor_of(request))
+    zone = _zone(request)
+    return m.StandingListResponse(standing=[_standing(v, zone) for v in views])
+
+
+async def add_standing_session(request: web.Request, body: m.StandingSessionRequest) -> m.StandingSessionView:
+    view = await request.app[DEPS].standing.add(
+        actor_of(request),
+        weekday=body.weekday,
+        start_at=parse_hhmm(body.start_time),
+        quorum=body.quorum,
+        include_available=body.include_available,
+        include_maybe=body.include_maybe,
+        title=body.title if "title" in body.model_fields_set else None,
+    )
+    return _standing(view, _zone(request))
+
+
+async def remove_standing_session(request: web.Request, path: m.StandingPath) -> m.StandingSessionView:
+    view = await request.app[DEPS].standing.remove(actor_of(request), path.session_id)
+    return _standing(view, _zone(request))
 
 
 async def openapi(request: web.Request) -> web.Response:

@@ -31,16 +31,19 @@ from services.linking import CODE_INPUT_PATTERN, MAX_CODE_INPUT
 from services.models import (
     CampaignStatus,
     Channel,
+    DecisionOutcome,
     JobStatus,
     JobType,
     PlayerStatus,
     PreferredChannel,
+    Weekday,
 )
 from services.need import MAX_NEED
 from services.phone import E164_INPUT_PATTERN, MAX_INPUT, normalize_e164
 from services.players import FUTURE_DAYS, PAST_DAYS
 from services.quiet_hours import parse_hhmm
 from services.schedule import iana_timezones, parse_iso_date, validate_timezone
+from services.sessions import MAX_QUORUM, MAX_TITLE, TITLE_PATTERN, TITLE_RULE, clean_title
 
 MAX_SQLITE_INT: Final = 2**63 - 1
 MAX_PAGE: Final = 1000
@@ -93,6 +96,17 @@ def _hhmm(value: str) -> str:
     return value
 
 
+def _json_integer(value: Any) -> Any:
+    # A JSON integer (3, or 3.0, which JSON Schema counts as one); never true or "3".
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError("expected a whole number")
+    if isinstance(value, float):
+        if not value.is_integer():
+            raise ValueError("expected a whole number")
+        return int(value)
+    return value
+
+
 def _drop_default(schema: dict[str, Any]) -> None:
     # An omitted field means "leave unchanged", not "set to null": the document must not say null.
     schema.pop("default", None)
@@ -120,6 +134,39 @@ HHMM = Annotated[
     str,
     AfterValidator(_hhmm),
     WithJsonSchema({"type": "string", "pattern": HHMM_PATTERN, "examples": ["22:30", "07:00"]}),
+]
+StartTime = Annotated[
+    str,
+    AfterValidator(_hhmm),
+    WithJsonSchema({
+        "type": "string",
+        "pattern": HHMM_PATTERN,
+        "description": "HH:MM (24-hour), a wall-clock time in the promotion timezone.",
+        "examples": ["21:00", "22:30"],
+    }),
+]
+Title = Annotated[
+    str,
+    AfterValidator(clean_title),
+    WithJsonSchema({
+        "type": "string",
+        "minLength": 1,
+        "maxLength": MAX_TITLE,
+        "pattern": TITLE_PATTERN,
+        "description": f"The evening's name, in every message: {TITLE_RULE}.",
+        "examples": ["Raid night"],
+    }),
+]
+Quorum = Annotated[
+    int,
+    BeforeValidator(_json_integer),
+    Field(ge=1, le=MAX_QUORUM),
+    WithJsonSchema({
+        "type": "integer",
+        "minimum": 1,
+        "maximum": MAX_QUORUM,
+        "description": "How many players a campaign would reach at the decision for it to be created.",
+    }),
 ]
 
 
@@ -197,10 +244,16 @@ class PreviewQuery(_Request):
     include_maybe: QueryBool = False
     limit: PageLimit | None = None
     offset: PageOffset = 0
+    start_time: StartTime | None = Field(None, description="Default: the configured start.")
+    title: Title | None = None
 
 
 class CampaignPath(_Request):
     campaign_id: int = Field(ge=1, le=MAX_SQLITE_INT)
+
+
+class StandingPath(_Request):
+    session_id: int = Field(ge=1, le=MAX_SQLITE_INT)
 
 
 class SetStatusRequest(_Request):
@@ -272,6 +325,23 @@ class CreateCampaignRequest(_Request):
     include_available: StrictBool = False
     include_maybe: StrictBool = False
     dry_run: StrictBool = _omittable("Default: the configured promotion.dry_run_default.")
+    start_time: StartTime = _omittable(
+        "Default: the configured start. The reminder keeps the configured lead before it; a time already "
+        "past today moves to just after now."
+    )
+    title: Title = _omittable("Default: no title.")
+
+
+class StandingSessionRequest(_Request):
+    """A weekly session: on `weekday` at `start_time` (promotion timezone), promoted when `quorum` players
+    are up for it at the decision, as the caller would promote it."""
+
+    weekday: Weekday
+    start_time: StartTime
+    quorum: Quorum
+    include_available: StrictBool = False
+    include_maybe: StrictBool = False
+    title: Title = _omittable("Default: no title.")
 
 
 class EmptyRequest(_Request):
@@ -406,6 +476,7 @@ class PreviewResponse(_Response):
     timezone: str
     reminder_time: str
     start_time: str
+    title: str | None
     recipient_count: int
     not_opted_in: int = Field(
         description="players with a wanted status left out because they never turned promotions on"
@@ -428,6 +499,7 @@ class CampaignCreatedResponse(_Response):
     channels_summary: ChannelsSummaryModel
     scheduled_times: ScheduledTimes
     dry_run: bool
+    title: str | None
 
 
 class DeliveryCounts(_Response):
@@ -466,6 +538,15 @@ class JobView(_Response):
     max_attempts: int
 
 
+class StandingRef(_Response):
+    """The standing session a campaign came from."""
+
+    id: int
+    weekday: Weekday
+    start_time: str
+    removed: bool = Field(description="removed since: it is decided no more")
+
+
 class CampaignView(_Response):
     """Aggregates only: no recipient list, no contact handles (rule 10)."""
 
@@ -473,7 +554,13 @@ class CampaignView(_Response):
     campaign_date: date
     status: CampaignStatus
     dry_run: bool
-    initiator: str = Field(description="the initiator's display name")
+    initiator: str = Field(description="the initiator's display name (a standing session's: its creator)")
+    title: str | None
+    start_time: str | None = Field(
+        description="HH:MM as scheduled; null for campaigns scheduled before start times were kept "
+        "(the start job's run_at says when)"
+    )
+    standing_session: StandingRef | None = Field(description="the standing session that created it, if one did")
     recipient_count: int
     channels_summary: ChannelsSummaryModel
     delivery: DeliveryCounts
@@ -484,3 +571,39 @@ class CampaignView(_Response):
 
 class CampaignStatusResponse(_Response):
     campaign: CampaignView | None
+
+
+class DecisionView(_Response):
+    """A standing session's decision for one date: still to come (`outcome` null), or what it did."""
+
+    session_date: date
+    decide_at: datetime
+    status: JobStatus
+    outcome: DecisionOutcome | None = Field(
+        description="created: at quorum, the campaign was created; below_quorum: one note went to the follow-up "
+        "channel; refused: creating it was refused (a limit); taken: a campaign of that day made by hand took "
+        "precedence; too_late: the bot was not running in time; failed: the decision kept failing"
+    )
+    eligible: int | None = Field(description="the players counted against the quorum")
+    campaign_id: int | None = Field(description="the campaign created, or the one that took precedence")
+    detail: str = Field(description="what happened, in words")
+    decided_at: datetime | None
+
+
+class StandingSessionView(_Response):
+    id: int
+    weekday: Weekday
+    start_time: str
+    quorum: int
+    include_available: bool
+    include_maybe: bool
+    title: str | None
+    created_by: str = Field(description="the creator's display name: campaigns are created as them")
+    created_at: datetime
+    removed_at: datetime | None
+    next_decision: DecisionView | None
+    last_decision: DecisionView | None
+
+
+class StandingListResponse(_Response):
+    standing: list[StandingSessionView] = Field(description="in week order (Monday first), then by time")

@@ -182,6 +182,24 @@ OPERATIONS: tuple[Operation, ...] = (
         errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.NO_SUCH_CAMPAIGN, e.NEED_DRY_RUN, e.NEED_TOO_LATE),
     ),
     Operation(
+        "GET", f"{_PROMOTIONS}/standing", "listStandingSessions",
+        "The standing weekly sessions, each with its next decision and its latest outcome (promoters).",
+        h.standing_sessions, (m.StandingListResponse,), errors=(e.NOT_LINKED, e.NOT_PROMOTER),
+    ),
+    Operation(
+        "POST", f"{_PROMOTIONS}/standing", "addStandingSession",
+        "Add a standing weekly session; its first decision is the first one still ahead (promoters).",
+        h.add_standing_session, (m.StandingSessionView,), status=201, body=m.StandingSessionRequest,
+        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.STANDING_EXISTS, e.STANDING_LIMIT),
+    ),
+    Operation(
+        "DELETE", f"{_PROMOTIONS}/standing/{{session_id}}", "removeStandingSession",
+        "Remove a standing session: its pending decisions never run; campaigns it created stay (promoters).",
+        h.remove_standing_session, (m.StandingSessionView,), path_params=m.StandingPath,
+        route=f"{_PROMOTIONS}/standing/{{session_id:[0-9]+}}",
+        errors=(e.NOT_LINKED, e.NOT_PROMOTER, e.STANDING_NOT_FOUND),
+    ),
+    Operation(
         "GET", "/api/openapi.json", "getOpenApi", "This document.", h.openapi, (), public=True,
     ),
 )

@@ -260,6 +260,7 @@ async def api_client(
     readiness = SetReadiness()
     deps = ApiDeps(
         promote=h.engine.promote,
+        standing=h.engine.standing,
         need=h.engine.need,
         players=h.engine.players,
         linking=h.engine.linking,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bot.api.routes import OPERATIONS
@@ -13,7 +15,8 @@ PROTECTED = [op for op in OPERATIONS if not op.public]
 
 
 def concrete(path: str) -> str:
-    return path.replace("{campaign_id}", "1")
+    """The path with every parameter filled in (`{campaign_id}`, `{session_id}`, …)."""
+    return re.sub(r"\{\w+\}", "1", path)
 
 
 @pytest.fixture

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -23,6 +24,8 @@ PREVIEW = f"{AV}/promotions/preview"
 CREATE = f"{AV}/promotions/campaigns"
 STATUS = f"{AV}/promotions/campaign"
 CANCEL = f"{AV}/promotions/campaigns/1/cancel"
+STANDING = f"{AV}/promotions/standing"
+SESSION = {"weekday": "tue", "start_time": "21:00", "quorum": 3}
 NEED = f"{AV}/promotions/campaigns/1/need"
 BAD = "invalid_input"
 JSON = "invalid_json"
@@ -147,12 +150,29 @@ CASES = [
     case("GET", PREVIEW, 400, BAD, "query.limit", params={"limit": "50.0"}),
     case("GET", PREVIEW, 400, BAD, "query.offset", params={"offset": "-1"}),
     case("GET", PREVIEW, 400, BAD, "query.offset", params={"offset": "9" * 30}),
+    case("GET", PREVIEW, 400, BAD, "query.start_time", params={"start_time": "24:00"}),
+    case("GET", PREVIEW, 400, BAD, "query.start_time", params={"start_time": "9:30"}),
+    case("GET", PREVIEW, 400, BAD, "query.title", params={"title": "a\nb"}),
+    case("GET", PREVIEW, 400, BAD, "query.title", params={"title": "x" * 101}),
     # -- create
     case("POST", CREATE, 400, BAD, "body.dry_run", json={"dry_run": "true"}),
     case("POST", CREATE, 400, BAD, "body.include_maybe", json={"include_maybe": 1}),
     case("POST", CREATE, 400, BAD, "body.dry_run", json={"dry_run": None}),
     case("POST", CREATE, 400, BAD, "body.force", json={"force": True}),
     case("POST", CREATE, 400, BAD, "body", json=[]),
+    case("POST", CREATE, 400, BAD, "body.start_time", json={"start_time": "21:60"}),
+    case("POST", CREATE, 400, BAD, "body.start_time", json={"start_time": "21:00 "}),
+    case("POST", CREATE, 400, BAD, "body.start_time", json={"start_time": 2100}),
+    case("POST", CREATE, 400, BAD, "body.start_time", json={"start_time": None}),
+    case("POST", CREATE, 400, BAD, "body.start_time", json={"start_time": "２１:００"}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": ""}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": "   "}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": "x" * 101}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": "two\nlines"}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": "zero\u0000byte"}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": "line\u2028separator"}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": 5}),
+    case("POST", CREATE, 400, BAD, "body.title", json={"title": None}),
     case("POST", CREATE, 400, JSON, "not valid JSON", data=b"{,}"),
     # -- status
     case("GET", STATUS, 400, BAD, "query.date", params={"date": "yesterday"}),
@@ -165,6 +185,28 @@ CASES = [
     case("POST", f"{AV}/promotions/campaigns/{10**30}/cancel", 400, BAD, "path.campaign_id"),
     case("POST", CANCEL, 400, BAD, "body.reason", json={"reason": "x"}),
     case("POST", CANCEL, 400, JSON, "not valid JSON", data=b"please"),
+    # -- standing sessions
+    case("POST", STANDING, 400, BAD, "body.weekday", json={**SESSION, "weekday": "tuesday"}),
+    case("POST", STANDING, 400, BAD, "body.weekday", json={**SESSION, "weekday": 1}),
+    case("POST", STANDING, 400, BAD, "body.weekday", json={"start_time": "21:00", "quorum": 3}),
+    case("POST", STANDING, 400, BAD, "body.start_time", json={**SESSION, "start_time": "7pm"}),
+    case("POST", STANDING, 400, BAD, "body.start_time", json={"weekday": "tue", "quorum": 3}),
+    case("POST", STANDING, 400, BAD, "body.quorum", json={**SESSION, "quorum": 0}),
+    case("POST", STANDING, 400, BAD, "body.quorum", json={**SESSION, "quorum": 1001}),
+    case("POST", STANDING, 400, BAD, "body.quorum", json={**SESSION, "quorum": 2.5}),
+    case("POST", STANDING, 400, BAD, "body.quorum", json={**SESSION, "quorum": True}),
+    case("POST", STANDING, 400, BAD, "body.quorum", json={**SESSION, "quorum": "3"}),
+    case("POST", STANDING, 400, BAD, "body.quorum", json={**SESSION, "quorum": 10**30}),
+    case("POST", STANDING, 400, BAD, "body.include_maybe", json={**SESSION, "include_maybe": "yes"}),
+    case("POST", STANDING, 400, BAD, "body.title", json={**SESSION, "title": "\t"}),
+    case("POST", STANDING, 400, BAD, "body.title", json={**SESSION, "title": "x" * 101}),
+    case("POST", STANDING, 400, BAD, "body.creator", json={**SESSION, "creator": "someone else"}),
+    case("POST", STANDING, 400, JSON, "not valid JSON", data=b""),
+    case("DELETE", f"{STANDING}/0", 400, BAD, "path.session_id"),
+    case("DELETE", f"{STANDING}/{10**30}", 400, BAD, "path.session_id"),
+    case("DELETE", f"{STANDING}/abc", 404, "not_found"),
+    case("DELETE", f"{STANDING}/7", 404, "not_found", "There is no standing session 7."),
+    case("DELETE", STANDING, 405, "method_not_allowed"),
     # -- need
     case("POST", NEED, 400, BAD, "body.count", json={"count": 0}),
     case("POST", NEED, 400, BAD, "body.count", json={"count": 51}),
@@ -209,7 +251,7 @@ POSTS = [op for op in OPERATIONS if op.method == "POST"]
 @pytest.mark.parametrize("op", POSTS, ids=lambda op: op.operation_id)
 async def test_a_body_over_64_kib_is_413(api: Api, op) -> None:
     before = await api.dump()
-    path = op.path.replace("{campaign_id}", "1")
+    path = re.sub(r"\{\w+\}", "1", op.path)
     padding = "x" * (MAX_BODY_BYTES + 1)
     status, body = await api.post(path, data=json.dumps({"status": "LOOKING", "pad": padding}))
     assert (status, body["error"]["code"]) == (413, "payload_too_large")

@@ -104,8 +104,8 @@ async def test_status_after_the_evening_holds_aggregates_only(api: Api) -> None:
     assert status == 200
     campaign = body["campaign"]
     assert set(campaign) == {
-        "id", "campaign_date", "status", "dry_run", "initiator", "recipient_count", "channels_summary",
-        "delivery", "rsvp", "need", "jobs",
+        "id", "campaign_date", "status", "dry_run", "initiator", "title", "start_time", "standing_session",
+        "recipient_count", "channels_summary", "delivery", "rsvp", "need", "jobs",
     }
     assert campaign["rsvp"] == {"in": 0, "late": 0, "out": 0} and campaign["need"] == {"asked": 0, "joined": 0}
     assert campaign["id"] == created["campaign_id"]

@@ -282,6 +282,7 @@ async def test_preview_lists_who_would_be_reached_and_how(api: Api) -> None:
         "timezone": "Europe/Ljubljana",
         "reminder_time": "20:45",
         "start_time": "21:00",
+        "title": None,
         "recipient_count": 3,
         "not_opted_in": 1,  # Gal is LOOKING but never turned promotions on
         "channels_summary": {"discord": 1, "telegram": 1, "signal": 1},
@@ -318,6 +319,7 @@ async def test_create_answers_201_with_the_schedule_in_the_promotion_timezone(ap
             "voice_check": "2026-11-24T21:00:30+01:00",
         },
         "dry_run": False,
+        "title": None,
     }
     status, again = await api.post("/api/availability/promotions/campaigns", json={})
     assert (status, again["error"]["code"]) == (409, "campaign_exists")
@@ -377,6 +379,9 @@ DOCUMENTED_OPERATIONS = {
     ("get", "/api/availability/promotions/campaign/events"),
     ("post", "/api/availability/promotions/campaigns/{campaign_id}/cancel"),
     ("post", "/api/availability/promotions/campaigns/{campaign_id}/need"),
+    ("get", "/api/availability/promotions/standing"),
+    ("post", "/api/availability/promotions/standing"),
+    ("delete", "/api/availability/promotions/standing/{session_id}"),
     ("get", "/api/openapi.json"),
 }
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import discord
 import pytest
 
-from cogs.promote import ConfirmSchedule
+from cogs.promote import ConfirmSchedule, Evening
 from services.linking import LinkingService
 from services.models import Actor
 from tests.cogs.fakes import bot_stub, interaction, member, only_reply, settings, strict, user
@@ -55,7 +55,7 @@ async def test_members_are_members_and_users_are_not() -> None:
 
 async def test_the_bot_stub_refuses_a_view_that_cannot_persist() -> None:
     bot = bot_stub(settings())
-    view = ConfirmSchedule(None, Actor(1, True), False, False, False)  # type: ignore[arg-type]
+    view = ConfirmSchedule(None, Actor(1, True), Evening())  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="not persistent"):
         bot.add_view(view)
 

@@ -117,9 +117,17 @@ def test_the_demo_tells_the_evening_once_and_plainly(demo: ServedDemo) -> None:
         assert noise not in everything, noise
     assert sum("compressed" in line for line in out.splitlines()) == 1
 
+    # Nobody schedules the evening: a standing session decides at its minute, and its title is in every text.
+    standing = section(out, "waiting for")
+    assert "enough players are up for it, so the bot created campaign 1 by itself" in standing[0]
+    decided = r"Last decision \(\d{4}-\d\d-\d\d\): campaign 1 created \(\d+ of 5\)"
+    assert any(re.search(decided, line) for line in standing)
+    assert any(re.search(r"Next: \d{4}-\d\d-\d\d, decided at .* \(in 7 days\)", line) for line in standing)
+
     received = section(out, "what the players received")
     texts = [line.split(": ", 1)[1] for line in received if line.strip().startswith(tuple(f"{j}: “" for j in JOBS))]
     assert texts and len(texts) == len(set(texts))  # each text once
+    assert all("Raid night" in text for text in texts), texts
     for job in JOBS:
         assert any(line.strip().startswith(f"{job}: “") for line in received), job
     readers = [r for line in received if line.strip().startswith("to ") for r in line.strip()[3:].split(", ")]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sqlite3
 from datetime import UTC, date, datetime
-from pathlib import Path
 
 import pytest
 
@@ -33,19 +32,6 @@ DAY = date(2026, 11, 24)
 KEY = "PROMOTE:T-15:2026-11-24"
 
 
-@pytest.fixture
-async def db(tmp_path: Path):
-    database = await Database.open(tmp_path / "s.sqlite3")
-    yield database
-    await database.close()
-
-
-@pytest.fixture
-async def unmigrated(tmp_path: Path):
-    """A database with no schema yet: the test of a migration applies those before it first."""
-    database = await Database.open(tmp_path / "old.sqlite3", migrate=False)
-    yield database
-    await database.close()
 
 
 # -- consent and quiet hours: what the preferences table accepts --------------------------------
@@ -209,26 +195,46 @@ async def test_a_send_recorded_after_its_campaign_was_cancelled_and_replaced_is_
     assert (await ledger.entries(KEY, [who["eve"].id]))[who["eve"].id].state == "sent"
 
 
+async def _campaign_of_0007(db: Database, initiator: Player, to: Player) -> tuple[int, int]:
+    """A campaign with its recipient and reminder job as the schema before 0008 held it: (campaign id, job id).
+
+    Written as rows: today's CampaignStore writes columns later migrations added.
+    """
+    async with db.transaction() as tx:
+        campaign_id = await tx.insert(
+            "INSERT INTO campaigns (campaign_date, initiator_player_id, status, dry_run, include_available,"
+            " include_maybe, timezone, recipient_count, count_discord, count_telegram, count_signal, created_at)"
+            " VALUES (?, ?, 'scheduled', 0, 0, 0, 'UTC', 1, 1, 0, 0, ?)",
+            (DAY.isoformat(), initiator.id, NOW.isoformat()),
+        )
+        await tx.execute(
+            "INSERT INTO campaign_recipients (campaign_id, player_id, status, selected_channel)"
+            " VALUES (?, ?, 'LOOKING', 'discord')",
+            (campaign_id, to.id),
+        )
+        job_id = await tx.insert(
+            "INSERT INTO jobs (campaign_id, job_type, seq, run_at, due_at, status, max_attempts)"
+            " VALUES (?, 'send_reminder_2045', 0, ?, ?, 'pending', 5)",
+            (campaign_id, NOW.isoformat(), NOW.isoformat()),
+        )
+    return campaign_id, job_id
+
+
 async def test_migration_0008_counts_cancelled_campaigns_that_delivered(unmigrated: Database) -> None:
     db = unmigrated
     await db.migrate(up_to=7)
     campaigns, _, who = await _setup(db)
     # Ana's campaign delivered, then was cancelled; Bor's delivered and was cancelled, then he made another.
-    ana_first = await _create(campaigns, who["ana"], to=who["eve"])
-    bor_first = await _create(campaigns, who["bor"], to=who["eve"])
-    assert isinstance(ana_first, Campaign) and isinstance(bor_first, Campaign)
-    for campaign in (ana_first, bor_first):
+    for name in ("ana", "bor"):
+        campaign_id, job_id = await _campaign_of_0007(db, who[name], who["eve"])
         async with db.transaction() as tx:  # the old schema had no trigger: write what it wrote
-            job = await tx.fetchone("SELECT id FROM jobs WHERE campaign_id = ? AND seq = 0", (campaign.id,))
-            assert job is not None
             await tx.execute(
                 "INSERT INTO ledger (player_id, key, campaign_id, job_id, state, channel, claimed_at, finished_at)"
                 " VALUES (?, ?, ?, ?, 'sent', 'discord', ?, ?)",
-                (who["eve"].id, f"{KEY}:{campaign.id}", campaign.id, job["id"], NOW.isoformat(), NOW.isoformat()),
+                (who["eve"].id, f"{KEY}:{campaign_id}", campaign_id, job_id, NOW.isoformat(), NOW.isoformat()),
             )
-        await campaigns.cancel(campaign.id, NOW)
-    bor_again = await _create(campaigns, who["bor"], to=who["eve"])
-    assert isinstance(bor_again, Campaign)
+        await campaigns.cancel(campaign_id, NOW)
+    await _campaign_of_0007(db, who["bor"], who["eve"])
 
     await db.migrate()  # must not trip over Bor's two campaigns
 

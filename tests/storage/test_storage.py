@@ -25,12 +25,6 @@ NOW = datetime(2026, 11, 24, 12, 0, tzinfo=UTC)
 DAY = date(2026, 11, 24)
 
 
-@pytest.fixture
-async def db(tmp_path):
-    database = await Database.open(tmp_path / "s.sqlite3")
-    yield database
-    await database.close()
-
 
 async def test_migrations_are_numbered_and_applied_once(tmp_path) -> None:
     migrations = load_migrations()

@@ -56,6 +56,10 @@ NOTES: dict[str, str] = {
     "discord.invalid_requests_pause_at": "While paused, Telegram and Signal go on; Discord sends wait until "
     "older answers leave the 10-minute window.",
     "promotion.max_lateness_minutes": "See the send-by deadlines in docs/delivery.md.",
+    "promotion.standing_decision_minutes": "At quorum it creates the campaign (its reminder keeps the usual "
+    "lead), below it posts one note to `discord.followup_channel_id`. 0: decided at the start itself. Each "
+    "date's decision is scheduled ahead and keeps its time: a change applies from the date after the one "
+    "already scheduled. See docs/design.md.",
     "storage.path": "SQLite database file (WAL mode: `-wal` and `-shm` files appear beside it). A relative "
     "path is relative to the working directory; the directory is created if missing.",
     "api.enabled": "Serve the HTTP API (false: the bot runs without it).",

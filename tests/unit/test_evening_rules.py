@@ -90,7 +90,7 @@ def test_the_reminder_precedes_the_start_by_the_lead_in_any_zone(
     now = datetime.combine(DST_DAY, time(9, 0), tzinfo=zone)
     lead = reminder_lead(parse_hhmm(reminder_at), parse_hhmm(start_at))
 
-    schedule = compute_schedule(now, zone, parse_hhmm(reminder_at), parse_hhmm(start_at), timedelta(seconds=30))
+    schedule = compute_schedule(now, zone, parse_hhmm(start_at), lead, timedelta(seconds=30))
 
     assert schedule.start == start
     assert schedule.start - schedule.reminder == lead
@@ -102,7 +102,8 @@ def test_the_reminder_precedes_the_start_by_the_lead_in_any_zone(
 def test_a_past_reminder_still_shifts_to_now_in_a_jumping_zone() -> None:
     zone = synthetic_zone("Synthetic/Evening", (H, "A"), [_change(20, 0, H, 2 * H)])
     now = _utc(18, 50)  # 19:50 local: the reminder (18:45 UTC) is past, the start (19:00 UTC) is not
-    schedule = compute_schedule(now, zone, time(20, 45), time(21, 0), timedelta(seconds=30))
+    lead = reminder_lead(time(20, 45), time(21, 0))
+    schedule = compute_schedule(now, zone, time(21, 0), lead, timedelta(seconds=30))
     assert schedule.reminder == now + timedelta(seconds=10)
     assert schedule.start == _utc(19, 0)
 

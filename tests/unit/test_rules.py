@@ -25,7 +25,7 @@ from services.permissions import PromoterPolicy, can_promote
 from services.quiet_hours import in_quiet_hours, parse_hhmm
 from services.recipients import dry_run_recipients, select_recipients
 from services.routing import fallback_chain
-from services.schedule import campaign_date, compute_schedule, validate_timezone
+from services.schedule import campaign_date, compute_schedule, reminder_lead, validate_timezone
 
 LJ = ZoneInfo("Europe/Ljubljana")
 T, S, D = Channel.TELEGRAM, Channel.SIGNAL, Channel.DISCORD
@@ -180,18 +180,18 @@ DELAY = timedelta(seconds=30)
     ],
 )
 def test_schedule_is_local_and_dst_correct(now_utc, reminder_utc, start_utc) -> None:
-    s = compute_schedule(now_utc, LJ, time(20, 45), time(21, 0), DELAY)
+    s = compute_schedule(now_utc, LJ, time(21, 0), reminder_lead(time(20, 45), time(21, 0)), DELAY)
     assert (s.reminder, s.start, s.voice_check) == (reminder_utc, start_utc, start_utc + DELAY)
 
 
 def test_schedule_across_a_dst_gap_at_the_configured_time() -> None:
     # 02:30 does not exist on spring-forward night in Ljubljana: it becomes 03:30 CEST (01:30 UTC).
     now = datetime(2026, 3, 28, 23, 30, tzinfo=UTC)  # 00:30 local on the 29th
-    s = compute_schedule(now, LJ, time(2, 15), time(2, 30), DELAY)
+    s = compute_schedule(now, LJ, time(2, 30), reminder_lead(time(2, 15), time(2, 30)), DELAY)
     assert s.start == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
     # On fall-back night 02:30 happens twice; the first occurrence (CEST, UTC+2) wins.
     now = datetime(2026, 10, 24, 22, 30, tzinfo=UTC)  # 00:30 local on the 25th
-    s = compute_schedule(now, LJ, time(2, 15), time(2, 30), DELAY)
+    s = compute_schedule(now, LJ, time(2, 30), reminder_lead(time(2, 15), time(2, 30)), DELAY)
     assert s.start == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
 
 
@@ -204,7 +204,7 @@ def test_schedule_across_a_dst_gap_at_the_configured_time() -> None:
 )
 def test_past_times_shift(now_local, reminder_shift, start_shift) -> None:
     now = datetime.combine(date(2026, 11, 24), now_local, tzinfo=LJ)
-    s = compute_schedule(now, LJ, time(20, 45), time(21, 0), DELAY)
+    s = compute_schedule(now, LJ, time(21, 0), reminder_lead(time(20, 45), time(21, 0)), DELAY)
     assert s.reminder == now + timedelta(seconds=reminder_shift)
     if now_local >= time(21, 0):
         assert s.start == now + timedelta(seconds=start_shift)
