@@ -6,9 +6,11 @@ concurrency and prints, per endpoint, requests/s and p50/p99 latency, each as a 
 baseline measured in the same run.
 
 What a polling page costs: the campaign status (answered from the cache of answers, and as 304 to
-If-None-Match), and the preview with `limit=50` over 2,000 eligible players — from the cache, and
-computed afresh each time (a new `offset` per request, so every request misses the cache and reads
-the database, as after every change).
+If-None-Match), and the preview with `limit=50` over 2,000 eligible players — from the cache; a new
+page each time (a new `offset` per request: every answer is built anew, from the one selection of
+recipients kept until the next change); and with a change before every request (each client has a
+player set their status, then asks the preview: the selection is read and chosen anew after every
+change, and the previews that fall between the same two changes share it).
 
 Run with `.venv/bin/python -m bench.api_load [--players N] [--requests N] [--concurrency C]`.
 """
@@ -22,7 +24,7 @@ import platform
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from multiprocessing.connection import Connection
@@ -48,6 +50,7 @@ LOOKING_EVERY = 5  # of 10,000 players, 2,000 look tonight (all open to promotio
 PAGE = 50
 STATUS_TARGET = 0.5  # of the constant handler's throughput (issue 17)
 PREVIEW_TARGET = 200.0  # requests/s with limit=50 at 2,000 eligible
+AFTER_CHANGE_REQUESTS = 200  # each pays for a full selection: fewer, or the run takes minutes
 
 
 def looking(player_id: int) -> bool:
@@ -198,13 +201,17 @@ async def drive(
     *,
     params: Callable[[int], dict[str, str]] = lambda i: {},
     expect: int = 200,
+    before: Callable[[int], Awaitable[None]] | None = None,
 ) -> Figures:
-    """Send `count` GETs (the i-th with `params(i)`) with `concurrency` in flight; each must answer `expect`."""
+    """Send `count` GETs (the i-th with `params(i)`, after `before(i)`) with `concurrency` in flight; each
+    must answer `expect`. Throughput counts the GETs alone over the whole time, `before` included."""
     latencies: list[float] = []
     pending = iter(range(count))
 
     async def worker() -> None:
         for i in pending:
+            if before is not None:
+                await before(i)
             started = time.perf_counter()
             async with session.get(url, headers=headers, params=params(i)) as response:
                 await response.read()
@@ -217,6 +224,16 @@ async def drive(
     elapsed = time.perf_counter() - started
     cuts = statistics.quantiles(latencies, n=100)
     return Figures(count, elapsed, cuts[49] * 1000, cuts[98] * 1000)
+
+
+async def change_a_status(session: aiohttp.ClientSession, api: str, i: int) -> None:
+    """A player who is not looking flips between AVAILABLE and MAYBE: a write, as any status change is."""
+    player = LOOKING_EVERY * i + 1  # never one of the looking players (every fifth)
+    headers = {"Authorization": f"Bearer {TOKEN}", "X-Discord-User-Id": str(player)}
+    body = {"status": ("AVAILABLE", "MAYBE")[i % 2]}
+    async with session.post(f"{api}/api/availability", headers=headers, json=body) as response:
+        if response.status != 200:
+            raise RuntimeError(f"status change answered {response.status}: {await response.text()}")
 
 
 def line(name: str, figures: Figures, baseline: Figures | None) -> str:
@@ -268,19 +285,27 @@ async def measure(api_port: int, baseline_port: int, requests: int, preview_requ
         print(line("GET /api/availability/promotions/campaign, If-None-Match (304)", unchanged, baseline))
         cached = await drive(session, preview_url, headers, preview_requests, concurrency, params=lambda i: page)
         print(line(f"GET /api/availability/promotions/preview?limit={PAGE} ({eligible:,} eligible)", cached, baseline))
-        # A new offset each time: every request misses the cache and computes the preview anew.
-        afresh = await drive(
+        # A new offset each time: every answer is built anew, from the selection kept since the last change.
+        paged = await drive(
             session, preview_url, headers, preview_requests, concurrency,
             params=lambda i: {"limit": str(PAGE), "offset": str(i)},
         )
-        print(line(f"GET /api/availability/promotions/preview?limit={PAGE}, computed afresh", afresh, baseline))
+        print(line(f"GET /api/availability/promotions/preview?limit={PAGE}, a new page each time", paged, baseline))
+        # A change before every request: the worst case, each preview reads and chooses anew.
+        changed = await drive(
+            session, preview_url, headers, AFTER_CHANGE_REQUESTS, concurrency, params=lambda i: page,
+            before=lambda i: change_a_status(session, api, i),
+        )
+        after_change = f"GET /api/availability/promotions/preview?limit={PAGE}, after a change each time"
+        print(line(after_change, changed, baseline))
         full = await drive(session, preview_url, headers, preview_requests, concurrency)
         print(line(f"GET /api/availability/promotions/preview (all {eligible:,} entries)", full, baseline))
 
         print(verdict("status / constant handler", status.rate / baseline.rate, STATUS_TARGET, ""))
         print(verdict("304 status / constant handler", unchanged.rate / baseline.rate, STATUS_TARGET, ""))
         print(verdict(f"preview limit={PAGE}, req/s", cached.rate, PREVIEW_TARGET, ""))
-        print(verdict(f"preview limit={PAGE} computed afresh, req/s", afresh.rate, PREVIEW_TARGET, ""))
+        print(verdict(f"preview limit={PAGE} a new page each time, req/s", paged.rate, PREVIEW_TARGET, ""))
+        print(verdict(f"preview limit={PAGE} after a change each time, req/s", changed.rate, PREVIEW_TARGET, ""))
 
 
 def main() -> None:

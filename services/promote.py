@@ -21,6 +21,7 @@ from services.models import (
     PermissionTier,
     Player,
     Preview,
+    Recipient,
 )
 from services.permissions import PromoterPolicy, can_promote
 from services.players import PlayerService
@@ -89,6 +90,9 @@ class PromoteService:
         self.clock = clock
         self._on_jobs_created = on_jobs_created
         self._tiers: Memo[int, PermissionTier | None] = Memo(changes)
+        # Who would be promoted (and how many are left out), per day and include toggles: the costly
+        # part of a preview, shared by every page of it and every client until the next change.
+        self._selections: Memo[tuple[date, bool, bool], tuple[tuple[Recipient, ...], int]] = Memo(changes, 16)
 
     async def can_promote(self, actor: Actor) -> bool:
         if not actor.is_member:
@@ -125,17 +129,12 @@ class PromoteService:
         start_at = start_at or self.config.start_at
         not_opted_in = 0
         if dry_run:
-            recipients = dry_run_recipients(initiator, await self.player_store.availability(initiator.id, day))
+            recipients = tuple(dry_run_recipients(initiator, await self.player_store.availability(initiator.id, day)))
         else:
-            statuses = wanted_statuses(include_available, include_maybe)
-            candidates = await self.player_store.candidates(day, statuses)
-            recipients = select_recipients(
-                candidates,
-                include_available=include_available,
-                include_maybe=include_maybe,
-                enabled_channels=self.channels,
+            recipients, not_opted_in = await self._selections.get_or_load(
+                (day, include_available, include_maybe),
+                lambda: self._select(day, include_available, include_maybe),
             )
-            not_opted_in = await self.player_store.not_opted_in(day, statuses)
         schedule = compute_schedule(
             now, self.config.zone, start_at, self.config.lead, self.config.voice_check_delay, day=day
         )
@@ -146,7 +145,7 @@ class PromoteService:
             schedule=schedule,
             reminder_time=planned_reminder.astimezone(self.config.zone).time(),
             start_time=start_at,
-            recipients=tuple(recipients),
+            recipients=recipients,
             channels_summary=ChannelsSummary.of(recipients),
             unavailable_channels=frozenset(Channel) - self.channels,
             dry_run=dry_run,
@@ -155,6 +154,19 @@ class PromoteService:
             include_available=include_available,
             include_maybe=include_maybe,
         )
+
+    async def _select(
+        self, day: date, include_available: bool, include_maybe: bool
+    ) -> tuple[tuple[Recipient, ...], int]:
+        statuses = wanted_statuses(include_available, include_maybe)
+        candidates = await self.player_store.candidates(day, statuses)
+        recipients = select_recipients(
+            candidates,
+            include_available=include_available,
+            include_maybe=include_maybe,
+            enabled_channels=self.channels,
+        )
+        return tuple(recipients), await self.player_store.not_opted_in(day, statuses)
 
     async def create(
         self, actor: Actor, *, include_available: bool = False, include_maybe: bool = False,

@@ -97,8 +97,11 @@ async def test_a_restart_reopens_no_dm_channel_and_new_ones_open_at_their_pace(t
         opened = dict(stack.discord.dm_channel_opens)
         assert sorted(opened) == sorted(discord_players(stack)) and set(opened.values()) == {1}
         open_times = [t for t, route in stack.discord.arrivals if route == OPENS]
-        # 10 a second as they leave the bot; one more for an open delayed on its way to the emulator.
-        assert busiest_second(open_times) <= 11
+        # 10 a second as they leave the bot, 0.1 s apart. Seen at the emulator, a busy machine can bunch a
+        # few that were delayed on their way, so the checks leave room for that and still fail at any
+        # pace much above 10/s: the whole run of opens takes its time, and no second holds many more.
+        assert max(open_times) - min(open_times) >= 0.9 * (len(open_times) - 1) / 10
+        assert busiest_second(open_times) <= 15
 
         await stack.kill()  # after the reminder: every DM channel is known
         await stack.start_due_now(campaign_id)  # the new process starts with the start ping due
