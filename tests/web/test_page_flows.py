@@ -26,6 +26,11 @@ pytestmark = pytest.mark.xdist_group("browser")
 
 PREFS = "/api/availability/promotion-preferences"
 CAMPAIGN = "/api/availability/promotions/campaign"
+CAMPAIGNS = "/api/availability/promotions/campaigns"
+STANDING = "/api/availability/promotions/standing"
+DATE = r"\d{4}-\d\d-\d\d"
+# A time as the page shows it: the viewer's (New York), the community's beside it.
+THEIR_TIME = r"\d\d:\d\d your time \(\d\d:\d\d Europe/Ljubljana\)"
 EVENTS = f"{CAMPAIGN}/events"
 POLL_MS = 5_000  # the page's refresh when it cannot have server-sent events
 # Per width, a player of its own: the tests share one world.
@@ -170,20 +175,22 @@ def test_a_promoter_previews_schedules_a_dry_run_watches_it_run_and_cancels_it(
     phone.snap("preview")
 
     dms_before = len(world.discord_dms(PROMOTER_ID))
+    page.get_by_label("Tonight's title (optional)").fill("Raid night")
     page.get_by_label("Dry run: only I get the messages, on Discord").check()
     page.get_by_role("button", name="Schedule…").click()
-    expect(page.locator("#confirm-text")).to_contain_text("Dry run: only you get")
+    expect(page.locator("#confirm-text")).to_contain_text("Dry run (“Raid night”, start at ")
+    expect(page.locator("#confirm-text")).to_contain_text("only you get")
     page.get_by_role("button", name="Confirm").click()
     expect(page.locator("#notice")).to_contain_text("(dry run)")
     campaign_id = _campaign_id(page)
     headlines = [tab.locator("#campaign-headline") for tab in (page, watching, asking)]
     reminders = [tab.locator('#campaign-jobs li[data-job="send_reminder_2045"]') for tab in (page, watching, asking)]
-    expect(headlines[0]).to_contain_text(f"dry run {campaign_id} by {PROMOTER_NAME}")
+    expect(headlines[0]).to_contain_text(f"dry run {campaign_id} “Raid night” by {PROMOTER_NAME}")
     expect(reminders[0]).to_contain_text("pending")
     # Times in the viewer's zone (New York), the community's beside them.
     expect(reminders[0]).to_contain_text(re.compile(r"at \d\d:\d\d your time \(\d\d:\d\d Europe/Ljubljana\)"))
     phone.snap("scheduled")
-    expect(headlines[1]).to_contain_text(f"dry run {campaign_id}")  # the desktop tab, by itself
+    expect(headlines[1]).to_contain_text(f"dry run {campaign_id} “Raid night”")  # the desktop tab, by itself
     assert poll(asking).status == 200
     expect(headlines[2]).to_contain_text(f"dry run {campaign_id}")
     expect(headlines[2]).to_contain_text("scheduled")
@@ -296,11 +303,32 @@ def test_a_promoter_schedules_for_real_asks_for_more_players_and_sees_the_answer
     world.player_says("Ida", "AVAILABLE")
     page = sign_in(visit, PROMOTER_NAME)
     expect(page.locator("#preview-recipients")).to_contain_text("Fran")
+    # Its own start and title (the start is in the community's time; one already past moves to now).
+    page.get_by_label("Start", exact=True).fill("23:45")
+    page.get_by_label("Tonight's title (optional)").fill("Late raid")
+    page.get_by_label("Tonight's title (optional)").press("Tab")  # a change is taken when the field is left
+    expect(page.locator("#preview-times")).to_contain_text("“Late raid”, ")
     page.get_by_role("button", name="Schedule…").click()
-    expect(page.locator("#confirm-text")).to_have_text(re.compile(r"Ping \d+ players? tonight \(Discord \d+ · "))
-    page.get_by_role("button", name="Confirm").click()
+    expect(page.locator("#confirm-text")).to_have_text(
+        re.compile(r"Ping \d+ players? tonight \(Discord \d+ · .*; “Late raid”, start at \d\d:\d\d\)\?")
+    )
+    with page.expect_request(lambda r: r.method == "POST" and yarl.URL(r.url).path == CAMPAIGNS) as sent:
+        page.get_by_role("button", name="Confirm").click()
+    assert sent.value.post_data_json == {
+        "include_available": False,
+        "include_maybe": False,
+        "dry_run": False,
+        "start_time": "23:45",
+        "title": "Late raid",
+    }
     campaign_id = _campaign_id(page)
-    expect(page.locator("#campaign-headline")).to_contain_text(f"campaign {campaign_id} by {PROMOTER_NAME}")
+    expect(page.locator("#campaign-headline")).to_contain_text(
+        f"campaign {campaign_id} “Late raid” by {PROMOTER_NAME}"
+    )
+    campaign = world.api("GET", CAMPAIGN, PROMOTER_ID)["campaign"]
+    assert campaign["title"] == "Late raid"
+    start = next(job["run_at"] for job in campaign["jobs"] if job["job_type"] == "send_start_2100")
+    expect(page.locator("#campaign-start")).to_contain_text(f"({start[11:16]} Europe/Ljubljana)")
     answers = page.locator("#campaign-answers")
     expect(answers).to_have_text("in 0 · running late 0 · can't tonight 0")
 
@@ -325,3 +353,43 @@ def test_a_promoter_schedules_for_real_asks_for_more_players_and_sees_the_answer
     page.get_by_role("button", name="Cancel this campaign").click()
     expect(page.locator("#campaign-headline")).to_contain_text("cancelled")
     expect(page.locator("#need-form")).to_be_hidden()
+
+
+@pytest.mark.parametrize("width", [pytest.param(PHONE, id="phone")])
+def test_a_promoter_adds_and_removes_a_standing_weekly_session(visit: Visit, world: World, width: Width) -> None:
+    visit.allowed_failures.add(STANDING)  # the second add of the same session is refused: expected
+    page = sign_in(visit, PROMOTER_NAME)
+    sessions = page.locator("#standing-list")
+    expect(sessions).to_have_text("None yet.")
+    page.get_by_label("Every").select_option("tue")
+    page.get_by_label("at", exact=True).fill("21:30")
+    page.get_by_label("Players needed").fill("6")
+    page.get_by_label("those who are available").check()
+    page.get_by_label("Session title (optional)").fill("Tuesday raid")
+    page.get_by_role("button", name="Add standing session").click()
+    expect(page.locator("#notice")).to_have_text(re.compile(rf"Added: Tuesdays at 21:30; first decided on {DATE}\."))
+    entry = sessions.locator("li").filter(has_text="Tuesdays at 21:30")
+    expect(entry).to_contain_text(
+        "Tuesdays at 21:30 “Tuesday raid” (Europe/Ljubljana): needs 6 players (looking, available); added by Rally."
+    )
+    # The decision comes before the start, shown in the viewer's time with the community's beside it.
+    expect(entry).to_contain_text(re.compile(rf"Next: {DATE}, decided at {THEIR_TIME}\."))
+    [stored] = world.api("GET", STANDING, PROMOTER_ID)["standing"]
+    assert (stored["weekday"], stored["start_time"], stored["quorum"], stored["title"]) == (
+        "tue", "21:30", 6, "Tuesday raid"
+    )
+    assert (stored["include_available"], stored["include_maybe"]) == (True, False)
+    visit.snap("standing-added")
+
+    # The same weekday and start once more: the API's refusal is shown, and nothing is added.
+    page.get_by_role("button", name="Add standing session").click()
+    expect(page.locator("#notice")).to_contain_text("already a standing session")
+    expect(sessions.locator("li")).to_have_count(1)
+
+    page.get_by_role("button", name="Remove the Tuesdays at 21:30 session").click()
+    expect(page.locator("#notice")).to_have_text(
+        "Removed the Tuesdays at 21:30 session; a campaign it already created stays."
+    )
+    expect(sessions).to_have_text("None yet.")
+    assert world.api("GET", STANDING, PROMOTER_ID)["standing"] == []
+

@@ -6,11 +6,24 @@
 const AV = "/api/availability";
 const PROMOTIONS = `${AV}/promotions`;
 const CAMPAIGN = `${PROMOTIONS}/campaign`;
+const STANDING = `${PROMOTIONS}/standing`;
 const POLL_MS = 5000; // the fallback when server-sent events cannot be had
 const LINK_POLL_MS = 3000; // while a Telegram link waits for its /start
 const SSE_FAILURES_BEFORE_POLLING = 3;
 const STATUS_NAMES = {LOOKING: "Looking", AVAILABLE: "Available", MAYBE: "Maybe", NOT_PLAYING: "Not playing"};
 const CHANNEL_NAMES = {discord: "Discord", telegram: "Telegram", signal: "Signal"};
+const WEEKDAYS = {
+  mon: "Monday", tue: "Tuesday", wed: "Wednesday", thu: "Thursday", fri: "Friday", sat: "Saturday", sun: "Sunday",
+};
+// What a standing session's last decision did, in words (the API's `detail` adds the figures).
+const OUTCOMES = {
+  created: "promoted",
+  below_quorum: "not enough players",
+  refused: "refused",
+  taken: "a campaign made by hand took the day",
+  too_late: "the bot was not running in time",
+  failed: "failed",
+};
 const JOB_NAMES = {
   send_reminder_2045: "Reminder",
   send_start_2100: "Start ping",
@@ -168,7 +181,12 @@ async function start() {
   }
   show("signed-in", true);
   show("promote", access.can_promote);
-  await Promise.all([loadBoard(), loadPreferences(), access.can_promote ? loadPreview() : null]);
+  show("standing", access.can_promote);
+  await Promise.all([
+    loadBoard(),
+    loadPreferences(),
+    access.can_promote ? loadPreview().then(loadStanding) : null, // the list names the zone the preview says
+  ]);
   watchCampaign();
 }
 
@@ -361,6 +379,19 @@ function includes() {
   return {include_available: $("include-available").checked, include_maybe: $("include-maybe").checked};
 }
 
+// The start and title typed in the form, as the API takes them (left out when not given).
+function evening() {
+  const chosen = {};
+  if ($("start-time").value) chosen.start_time = $("start-time").value;
+  const title = $("title").value;
+  if (title.trim()) chosen.title = title;
+  return chosen;
+}
+
+function quoted(title) {
+  return title ? `“${title}”` : "";
+}
+
 function channelCounts(summary) {
   return Object.entries(CHANNEL_NAMES).map(([key, name]) => `${name} ${summary[key]}`).join(" · ");
 }
@@ -371,8 +402,10 @@ async function loadPreview() {
     include_available: String(wanted.include_available),
     include_maybe: String(wanted.include_maybe),
   });
+  for (const [key, value] of Object.entries(evening())) query.set(key, value);
   const preview = await api("GET", `${PROMOTIONS}/preview?${query}`);
   state.promotionZone = preview.timezone;
+  if (!$("start-time").value) $("start-time").value = preview.start_time; // the configured start, to change
   const people = preview.recipient_count === 1 ? "1 player" : `${preview.recipient_count} players`;
   let summary = `${people} would be pinged: ${channelCounts(preview.channels_summary)}.`;
   if (preview.not_opted_in) {
@@ -380,8 +413,8 @@ async function loadPreview() {
   }
   $("preview-summary").textContent = summary;
   $("preview-times").textContent =
-    `${preview.campaign_date}: reminder at ${preview.reminder_time}, start at ${preview.start_time} ` +
-    `(${preview.timezone}).`;
+    `${preview.title ? `${quoted(preview.title)}, ` : ""}${preview.campaign_date}: reminder at ` +
+    `${preview.reminder_time}, start at ${preview.start_time} (${preview.timezone}).`;
   $("preview-recipients").replaceChildren(...preview.recipients_preview.map((r) => {
     const item = element("li", `${r.display_name} `);
     item.append(element("span", `${STATUS_NAMES[r.status]}, on ${CHANNEL_NAMES[r.selected_channel]}`, "tag"));
@@ -397,10 +430,11 @@ async function askToSchedule(event) {
     await loadPreview();
     const preview = state.pendingConfirm;
     const dry = $("dry-run").checked;
+    const when = `${preview.title ? `${quoted(preview.title)}, ` : ""}start at ${preview.start_time}`;
     $("confirm-text").textContent = dry
-      ? "Dry run: only you get the reminder, the start ping and the follow-up, on Discord."
+      ? `Dry run (${when}): only you get the reminder, the start ping and the follow-up, on Discord.`
       : `Ping ${preview.recipient_count} ${preview.recipient_count === 1 ? "player" : "players"} tonight ` +
-        `(${channelCounts(preview.channels_summary)})?`;
+        `(${channelCounts(preview.channels_summary)}; ${when})?`;
     show("confirm", true);
     $("confirm-yes").focus();
   });
@@ -408,7 +442,8 @@ async function askToSchedule(event) {
 
 async function schedule(button) {
   await busy(button, async () => {
-    const created = await api("POST", `${PROMOTIONS}/campaigns`, {...includes(), dry_run: $("dry-run").checked});
+    const body = {...includes(), ...evening(), dry_run: $("dry-run").checked};
+    const created = await api("POST", `${PROMOTIONS}/campaigns`, body);
     show("confirm", false);
     say(`Campaign ${created.campaign_id} is scheduled${created.dry_run ? " (dry run)" : ""}: reminder at ` +
       `${timeText(created.scheduled_times.reminder)}, start at ${timeText(created.scheduled_times.start)}.`);
@@ -440,6 +475,82 @@ async function askForMore(event) {
   });
 }
 
+// -- standing weekly sessions --------------------------------------------------------------
+
+function decisionText(decision) {
+  if (decision.outcome === null) return "";
+  const what = OUTCOMES[decision.outcome] || decision.outcome;
+  return decision.detail ? `${what}: ${decision.detail}` : what;
+}
+
+function renderStanding(sessions) {
+  const list = $("standing-list");
+  list.replaceChildren(...sessions.map((session) => {
+    const item = element("li");
+    item.dataset.session = String(session.id);
+    const name = `${WEEKDAYS[session.weekday]}s at ${session.start_time}`;
+    const head = element("p");
+    head.append(element("strong", name));
+    if (session.title) head.append(document.createTextNode(` ${quoted(session.title)}`));
+    const counted = ["looking", session.include_available ? "available" : "", session.include_maybe ? "maybe" : ""]
+      .filter(Boolean).join(", ");
+    head.append(document.createTextNode(
+      ` (${state.promotionZone || "community time"}): needs ${session.quorum} ` +
+      `${session.quorum === 1 ? "player" : "players"} (${counted}); added by ${session.created_by}.`,
+    ));
+    item.append(head);
+    if (session.next_decision) {
+      const next = element("p", `Next: ${session.next_decision.session_date}, decided at `, "muted");
+      next.append(timeElement(session.next_decision.decide_at), document.createTextNode("."));
+      item.append(next);
+    }
+    if (session.last_decision) {
+      item.append(element("p", `Last: ${session.last_decision.session_date}, ${decisionText(session.last_decision)}.`,
+        "muted"));
+    }
+    const remove = element("button", "Remove", "quiet");
+    remove.type = "button";
+    remove.setAttribute("aria-label", `Remove the ${name} session`);
+    remove.addEventListener("click", () => removeStanding(remove, session.id, name));
+    item.append(remove);
+    return item;
+  }));
+  if (!sessions.length) list.append(element("li", "None yet.", "muted"));
+}
+
+async function loadStanding() {
+  renderStanding((await api("GET", STANDING)).standing);
+}
+
+async function addStanding(event) {
+  event.preventDefault();
+  const body = {
+    weekday: $("standing-weekday").value,
+    start_time: $("standing-start").value,
+    quorum: Number($("standing-quorum").value),
+    include_available: $("standing-available").checked,
+    include_maybe: $("standing-maybe").checked,
+  };
+  const title = $("standing-title-input").value;
+  if (title.trim()) body.title = title;
+  await busy($("standing-add"), async () => {
+    const added = await api("POST", STANDING, body);
+    await loadStanding();
+    say(`Added: ${WEEKDAYS[added.weekday]}s at ${added.start_time}` +
+      (added.next_decision ? `; first decided on ${added.next_decision.session_date}.` : "."));
+    $("standing-title-input").value = "";
+  });
+}
+
+async function removeStanding(button, id, name) {
+  await busy(button, async () => {
+    await api("DELETE", `${STANDING}/${id}`);
+    await loadStanding();
+    say(`Removed the ${name} session; a campaign it already created stays.`);
+    $("standing-title").focus();
+  });
+}
+
 // -- the campaign, live --------------------------------------------------------------------
 
 const FINISHED = new Set(["sent", "partial", "failed", "followup_sent", "cancelled"]);
@@ -450,10 +561,23 @@ function renderCampaign(campaign) {
   show("campaign-view", Boolean(campaign));
   if (!campaign) return;
   const kind = campaign.dry_run ? "dry run" : "campaign";
+  const title = campaign.title ? ` ${quoted(campaign.title)}` : "";
   $("campaign-headline").replaceChildren(
-    document.createTextNode(`${campaign.campaign_date}, ${kind} ${campaign.id} by ${campaign.initiator}: `),
+    document.createTextNode(`${campaign.campaign_date}, ${kind} ${campaign.id}${title} by ${campaign.initiator}: `),
     element("strong", campaign.status.replace("_", " "), `state ${campaign.status}`),
   );
+  // The start as it was scheduled (a start already past moved to just after the scheduling).
+  const startJob = campaign.jobs.find((job) => job.job_type === "send_start_2100");
+  $("campaign-start").replaceChildren(
+    startJob ? timeElement(startJob.run_at) : document.createTextNode(campaign.start_time || "the configured start"),
+  );
+  const standing = campaign.standing_session;
+  show("campaign-standing-term", Boolean(standing));
+  show("campaign-standing", Boolean(standing));
+  if (standing) {
+    $("campaign-standing").textContent = `${WEEKDAYS[standing.weekday]}s at ${standing.start_time}` +
+      (standing.removed ? " (removed since)" : "");
+  }
   $("campaign-recipients").textContent = `${campaign.recipient_count} (${channelCounts(campaign.channels_summary)})`;
   const d = campaign.delivery;
   $("campaign-delivery").textContent =
@@ -558,6 +682,14 @@ function wire() {
     });
   }
   $("dry-run").addEventListener("change", () => show("confirm", false));
+  for (const id of ["start-time", "title"]) {
+    $(id).addEventListener("change", () => {
+      show("confirm", false);
+      loadPreview().catch(failed);
+    });
+  }
+  $("standing-form").addEventListener("submit", addStanding);
+  $("standing-title").tabIndex = -1;
   $("promote-form").addEventListener("submit", askToSchedule);
   $("confirm-yes").addEventListener("click", (event) => schedule(event.currentTarget));
   $("confirm-back").addEventListener("click", () => {
