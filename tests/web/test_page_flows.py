@@ -3,9 +3,10 @@
 Players sign in through the Discord emulator's authorize page, set their status, opt in, choose how
 they are pinged and link Telegram (a `/start` through the Telegram emulator) and Signal (a code
 through the Signal emulator). A promoter previews, schedules a dry run, watches its jobs run and
-cancels it, in three tabs at once (a phone, a desktop, a desktop that must poll); for a real campaign
-they see the answers and ask for more players. Each step is checked in the page and in what the bot
-really did (its API, the emulators). The tests share one world, so each uses players of its own.
+cancels it, in three tabs at once (a phone, a desktop, a desktop that must poll); they schedule a
+real campaign, ask for more players and see a player's answer arrive. Each step is checked in the
+page and in what the bot really did (its API, the emulators). The tests share one world, so each
+uses players of its own.
 """
 
 from __future__ import annotations
@@ -224,6 +225,7 @@ def is_status_read(response: Response) -> bool:
 
 
 def _campaign_id(page: Page) -> int:
+    expect(page.locator("#notice")).to_contain_text(re.compile(r"Campaign \d+ is scheduled"))
     found = re.search(r"Campaign (\d+) is scheduled", page.locator("#notice").inner_text())
     assert found
     return int(found.group(1))
@@ -285,27 +287,41 @@ def test_the_page_works_by_keyboard_and_shows_where_the_focus_is(visit: Visit, w
 
 
 @pytest.mark.parametrize("width", [pytest.param(DESKTOP, id="desktop")])
-def test_a_promoter_asks_for_more_players_and_sees_the_answers(visit: Visit, world: World, width: Width) -> None:
-    # The last test of the module: a real campaign (the others schedule dry runs), which runs its evening.
+def test_a_promoter_schedules_for_real_asks_for_more_players_and_sees_the_answers(
+    visit: Visit, world: World, width: Width
+) -> None:
+    # A real campaign (the others are dry runs): it reaches Fran and whoever else earlier tests left
+    # looking; asking for more reaches Ida and whoever they left available or maybe.
     world.player_says("Fran", "LOOKING")
-    world.player_says("Ida", "AVAILABLE")  # outside a campaign of the players looking: one to ask
+    world.player_says("Ida", "AVAILABLE")
     page = sign_in(visit, PROMOTER_NAME)
-    dms_before = len(world.discord_dms(PLAYERS["Ida"]))
-    created = world.api("POST", "/api/availability/promotions/campaigns", PROMOTER_ID, {"dry_run": False})
-    campaign_id = created["campaign_id"]
-    expect(page.locator("#campaign-headline")).to_contain_text(f"campaign {campaign_id}")
+    expect(page.locator("#preview-recipients")).to_contain_text("Fran")
+    page.get_by_role("button", name="Schedule…").click()
+    expect(page.locator("#confirm-text")).to_have_text(re.compile(r"Ping \d+ players? tonight \(Discord \d+ · "))
+    page.get_by_role("button", name="Confirm").click()
+    campaign_id = _campaign_id(page)
+    expect(page.locator("#campaign-headline")).to_contain_text(f"campaign {campaign_id} by {PROMOTER_NAME}")
     answers = page.locator("#campaign-answers")
     expect(answers).to_have_text("in 0 · running late 0 · can't tonight 0")
-    # The compressed evening runs the voice check about 23 s after scheduling; the ask comes well before.
+
+    # Until the voice check of a real campaign, a promoter may ask the players outside it.
     page.get_by_label("We need more players: how many?").fill("2")
     page.get_by_role("button", name="Ask players outside the campaign").click()
-    expect(page.locator("#notice")).to_contain_text(re.compile(rf"Asked \d+ players? to join campaign {campaign_id}"))
+    expect(page.locator("#notice")).to_have_text(re.compile(rf"Asked \d+ players? to join campaign {campaign_id}\."))
     asked = world.api("GET", CAMPAIGN, PROMOTER_ID)["campaign"]["need"]["asked"]
     assert asked >= 1
     expect(answers).to_contain_text(f"asked for more {asked}, joined 0")
     expect(page.locator('#campaign-jobs li[data-job="send_need"]')).to_contain_text(": sent", timeout=JOB_WAIT_MS)
-    assert len(world.discord_dms(PLAYERS["Ida"])) == dms_before + 1
-    assert "needs 2 more players" in world.discord_dms(PLAYERS["Ida"])[-1]
+    ask = world.discord_dms(PLAYERS["Ida"])[-1]
+    assert "needs 2 more players" in ask, ask
+
+    # Ida answers "I'm in" on the ask, in her Discord DM: the page shows it without being reloaded.
+    world.press_dm_button(PLAYERS["Ida"], f"rp:rsvp:{campaign_id}:in")
+    expect(answers).to_have_text(f"in 1 · running late 0 · can't tonight 0 · asked for more {asked}, joined 1")
+    assert world.api("GET", CAMPAIGN, PROMOTER_ID)["campaign"]["need"] == {"asked": asked, "joined": 1}
     visit.snap("asked-for-more")
-    # Once the voice check has run it is too late to ask: the form goes away.
-    expect(page.locator("#need-form")).to_be_hidden(timeout=JOB_WAIT_MS)
+
+    # Cancelled, there is nobody left to ask for: the form goes with the cancel button.
+    page.get_by_role("button", name="Cancel this campaign").click()
+    expect(page.locator("#campaign-headline")).to_contain_text("cancelled")
+    expect(page.locator("#need-form")).to_be_hidden()

@@ -145,3 +145,12 @@ class World:
 
     def discord_dms(self, user_id: int) -> list[str]:
         return self.on_loop(lambda: [m.get("content") or "" for m in self.stack.discord.dm_messages(user_id)])
+
+    def press_dm_button(self, user_id: int, custom_id: str) -> None:
+        """The player presses a button on the newest message in their Discord DM that carries it."""
+
+        async def press() -> None:
+            record = await self.stack.discord.press_dm_button(user_id, custom_id)
+            await record.wait_response(CALL_TIMEOUT)
+
+        self.run(press)
