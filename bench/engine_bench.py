@@ -106,17 +106,25 @@ async def bench_create_preview(workdir: Path, players: int = 100_000, eligible: 
     clock = FakeClock(datetime.combine(DAY, dtime(18, 0), tzinfo=ZONE).astimezone(UTC))
     await seed_players(db, players, DAY, clock.now(), looking_every=players // eligible)
     engine = _engine(db, clock)
-    previews = []
+    previews, kept = [], []
     for _ in range(5):
+        # A write first: the selection kept per database version is read and chosen anew, as after
+        # any status change (the figure the target is about).
+        await touch(db)
         t0 = time.perf_counter()
         p = await engine.promote.preview(_actor())
         previews.append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        await engine.promote.preview(_actor())  # nothing changed since: the kept selection
+        kept.append(time.perf_counter() - t0)
+    await touch(db)
     t0 = time.perf_counter()
     created = await engine.promote.create(_actor())
     create = time.perf_counter() - t0
     print(
         f"preview: {p.recipient_count} of {players} players, median {statistics.median(previews) * 1000:.0f} ms "
-        f"(target < 100 ms) = {statistics.median(previews) / 0.100:.2f} of the budget"
+        f"(target < 100 ms) = {statistics.median(previews) / 0.100:.2f} of the budget; "
+        f"unchanged since the last one {statistics.median(kept) * 1000:.1f} ms"
     )
     print(
         f"create: {created.campaign.recipient_count} recipients of {players} players in "
@@ -124,6 +132,12 @@ async def bench_create_preview(workdir: Path, players: int = 100_000, eligible: 
         f"(target < 250 ms) = {create / 0.250:.2f} of the budget"
     )
     await db.close()
+
+
+async def touch(db: Database) -> None:
+    """A write that changes nothing but still counts as a change of the database."""
+    async with db.transaction() as tx:
+        await tx.execute("UPDATE players SET display_name = display_name WHERE id = 1")
 
 
 class CountingDatabase(Database):
@@ -145,7 +159,8 @@ async def bench_scheduler(workdir: Path, jobs: int = 200, spread: float = 8.0) -
     clock = SystemClock()
     now = clock.now()
     await seed_players(db, 1, DAY, now)
-    # One campaign per job so that job order never delays a job: each has one due job.
+    # One campaign per job so that job order never delays a job: each has one due job, its reminder;
+    # its start and voice check (which set the reminder's send-by time) are due an hour later.
     async with db.transaction() as tx:
         for i in range(jobs):
             cid = await tx.insert(
@@ -155,16 +170,24 @@ async def bench_scheduler(workdir: Path, jobs: int = 200, spread: float = 8.0) -
                 (DAY.isoformat(), to_db_time(now)),
             )
             await tx.execute("INSERT INTO campaign_recipients VALUES (?, 1, 'LOOKING', 'discord')", (cid,))
-            due = to_db_time(now + timedelta(seconds=1 + spread * i / jobs))
-            await tx.execute(
+            due = now + timedelta(seconds=1 + spread * i / jobs)
+            later = now + timedelta(hours=1)
+            await tx.executemany(
                 "INSERT INTO jobs (campaign_id, job_type, seq, run_at, due_at, status, max_attempts)"
-                " VALUES (?, 'send_reminder_2045', 0, ?, ?, 'pending', 5)",
-                (cid, due, due),
+                " VALUES (?, ?, ?, ?, ?, 'pending', 5)",
+                [
+                    (cid, job_type, seq, to_db_time(at), to_db_time(at))
+                    for seq, job_type, at in (
+                        (0, "send_reminder_2045", due),
+                        (1, "send_start_2100", later),
+                        (2, "voice_check_2100", later + timedelta(seconds=30)),
+                    )
+                ],
             )
     engine = _engine(db, clock)
     loop_task = asyncio.create_task(_drive(engine))
     await asyncio.sleep(spread + 2.5)
-    # Idle: one job far in the future; count queries while nothing is due.
+    # Idle: the starts an hour away; count queries while nothing is due.
     CountingDatabase.calls = 0
     idle_for = 3.0
     await asyncio.sleep(idle_for)
