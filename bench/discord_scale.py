@@ -43,7 +43,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
@@ -60,6 +60,9 @@ OPENS = "POST /users/@me/channels"
 LIMIT = 45  # discord.global_rate_per_second's default, which the bot runs with here
 OPEN_PACE = 10.0  # discord.dm_open_rate_per_second's default
 WAIT = 600.0  # seconds any one phase may take before the benchmark gives up
+# Campaign A's start: its reminder (the lead of 15 minutes before, so already past: due at once) has
+# until then, minutes more than 5,000 DMs at 45/s and a restart need.
+A_START_AFTER = timedelta(minutes=10)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,9 +155,10 @@ def job_status(db_path: Path, campaign_id: int, job_type: str) -> str:
     return str(row[0]) if row else "?"
 
 
-async def schedule(stack: SandboxStack, promoter: int) -> int:
-    """`/promote schedule`, then Confirm; return the campaign id."""
-    record = await stack.discord.invoke_slash(GUILD_ID, promoter, "promote schedule", {})
+async def schedule(stack: SandboxStack, promoter: int, start: datetime | None = None) -> int:
+    """`/promote schedule` (starting at `start`, else the configured start), then Confirm; return the campaign id."""
+    options = {} if start is None else {"start": start.astimezone(stack.settings().promotion.zone).strftime("%H:%M")}
+    record = await stack.discord.invoke_slash(GUILD_ID, promoter, "promote schedule", options)
     message = await record.wait_message(timeout=60)
     click = await stack.discord.click_button(GUILD_ID, promoter, message, "rp:schedule:confirm")
     await click.wait_response(timeout=60)
@@ -196,8 +200,10 @@ async def main(players_count: int = 5000, closed_share: float = 0.3, new_share: 
             telegram_enabled=False,
             signal_enabled=False,
             promotion={
+                # Both past (but just after midnight): the reminder and the start come seconds after
+                # scheduling; the reminder's lead is the default 15 minutes (see A_START_AFTER).
                 "reminder_time": "00:00",
-                "start_time": "00:00",
+                "start_time": "00:15",
                 "voice_check_delay_seconds": 3600,
                 "job_lease_seconds": 5,
             },
@@ -220,9 +226,11 @@ async def main(players_count: int = 5000, closed_share: float = 0.3, new_share: 
                                first_discord_id=FIRST_DISCORD_ID)
             async with db.transaction() as tx:  # they opted in, on Discord
                 await tx.executemany(
-                    "INSERT INTO preferences (player_id, allow_promotions, preferred_channel, updated_at)"
-                    " VALUES (?, 1, 'discord', ?)",
-                    [(pid, to_db_time(now)) for pid in range(1, players_count + 1)],
+                    "INSERT INTO preferences (player_id, allow_promotions, promotions_chosen_at, preferred_channel,"
+                    " updated_at) VALUES (?, 1, ?, 'discord', ?) ON CONFLICT (player_id) DO UPDATE SET"
+                    " allow_promotions = 1, promotions_chosen_at = excluded.promotions_chosen_at,"
+                    " preferred_channel = 'discord', updated_at = excluded.updated_at",
+                    [(pid, to_db_time(now), to_db_time(now)) for pid in range(1, players_count + 1)],
                 )
             await db.close()
             await open_earlier_channels(stack, db_path, players)
@@ -234,7 +242,8 @@ async def main(players_count: int = 5000, closed_share: float = 0.3, new_share: 
             # -- campaign A: the reminder, killed half-way ------------------------------------------
             await bot.start()
             first = len(discord.arrivals)
-            a = await schedule(stack, PROMOTER_ID)
+            # A reminder may go out only before its start: A starts well after its reminder can end.
+            a = await schedule(stack, PROMOTER_ID, start=datetime.now(UTC) + A_START_AFTER)
             posts_before = discord.requests[POSTS]
             await until(lambda: discord.requests[POSTS] - posts_before >= players_count // 2, WAIT, "half the reminder")
             await bot.kill()

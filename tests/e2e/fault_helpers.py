@@ -58,8 +58,11 @@ VOICE_CHECK_DELAY = timedelta(seconds=PROMOTION["voice_check_delay_seconds"])
 REMINDER_WINDOW = timedelta(seconds=60)  # reminder → start after `reminder_due_in`
 # The evening is compressed to seconds: opening the first DM channels of 80 Discord players at the
 # default 10 per second would take most of the 10 s between reminder and start. Their pace is
-# tested on its own (test_discord_scale_e2e.py).
-DISCORD: dict[str, Any] = {"dm_open_rate_per_second": 40.0}
+# tested on its own (test_discord_scale_e2e.py). The global pace stays further below Discord's 50/s
+# than the default 45: these tests run beside others on a busy machine, whose stalls can bunch a few
+# requests into one second at the emulator; the default itself is held to 50/s by
+# tests/delivery/test_discord_limits.py and measured at scale by the discord_scale benchmark.
+DISCORD: dict[str, Any] = {"dm_open_rate_per_second": 40.0, "global_rate_per_second": 40}
 ZONE = ZoneInfo("Europe/Ljubljana")
 BASE_DISCORD_ID = 830_000_000_000_000_000
 TELEGRAM_CHAT_BASE = 7_300_000
