@@ -155,9 +155,10 @@ def job_status(db_path: Path, campaign_id: int, job_type: str) -> str:
     return str(row[0]) if row else "?"
 
 
-async def schedule(stack: SandboxStack, promoter: int, start: datetime | None = None) -> int:
-    """`/promote schedule` (starting at `start`, else the configured start), then Confirm; return the campaign id."""
-    options = {} if start is None else {"start": start.astimezone(stack.settings().promotion.zone).strftime("%H:%M")}
+async def schedule(stack: SandboxStack, promoter: int, start: str | None = None) -> int:
+    """`/promote schedule` (starting at `start`, HH:MM, else the configured start), then Confirm; return the
+    campaign id."""
+    options = {} if start is None else {"start": start}
     record = await stack.discord.invoke_slash(GUILD_ID, promoter, "promote schedule", options)
     message = await record.wait_message(timeout=60)
     click = await stack.discord.click_button(GUILD_ID, promoter, message, "rp:schedule:confirm")
@@ -243,7 +244,8 @@ async def main(players_count: int = 5000, closed_share: float = 0.3, new_share: 
             await bot.start()
             first = len(discord.arrivals)
             # A reminder may go out only before its start: A starts well after its reminder can end.
-            a = await schedule(stack, PROMOTER_ID, start=datetime.now(UTC) + A_START_AFTER)
+            a_start = (datetime.now(UTC) + A_START_AFTER).astimezone(settings.promotion.zone)
+            a = await schedule(stack, PROMOTER_ID, start=a_start.strftime("%H:%M"))
             posts_before = discord.requests[POSTS]
             await until(lambda: discord.requests[POSTS] - posts_before >= players_count // 2, WAIT, "half the reminder")
             await bot.kill()
